@@ -1,0 +1,211 @@
+//! `fnmatch(pattern, string, 0)` as glibc implements it in the C locale:
+//! `*`, `?`, bracket expressions with `!`/`^` negation, ranges and POSIX
+//! classes, and backslash escapes. No flags: `/` and leading `.` are ordinary.
+
+/// Returns true when `text` matches the glob `pattern` (flags 0).
+pub fn fnmatch(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0usize, 0usize);
+    // Position after the last `*` seen and the text position it is retried from.
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    while p < pattern.len() && pattern[p] == b'*' {
+                        p += 1;
+                    }
+                    if p == pattern.len() {
+                        return true;
+                    }
+                    star = Some((p, t));
+                    continue;
+                }
+                b'?' if t < text.len() => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                b'[' if t < text.len() => match bracket(pattern, p, text[t]) {
+                    Bracket::Match(next) => {
+                        p = next;
+                        t += 1;
+                        continue;
+                    }
+                    Bracket::NoMatch => {}
+                    Bracket::Literal if text[t] == b'[' => {
+                        p += 1;
+                        t += 1;
+                        continue;
+                    }
+                    Bracket::Literal => {}
+                },
+                b'\\' if p + 1 < pattern.len() => {
+                    if t < text.len() && text[t] == pattern[p + 1] {
+                        p += 2;
+                        t += 1;
+                        continue;
+                    }
+                }
+                c if t < text.len() && c == text[t] => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        } else if t == text.len() {
+            return true;
+        }
+        // Mismatch: let the last `*` swallow one more byte, if there is one.
+        match star {
+            Some((sp, st)) if st < text.len() => {
+                star = Some((sp, st + 1));
+                p = sp;
+                t = st + 1;
+            }
+            _ => return false,
+        }
+    }
+}
+
+enum Bracket {
+    /// The byte is in the set; the pattern continues at this index.
+    Match(usize),
+    NoMatch,
+    /// No closing `]`: the `[` is an ordinary character.
+    Literal,
+}
+
+/// Matches byte `c` against the bracket expression starting at `pattern[open] == b'['`.
+fn bracket(pattern: &[u8], open: usize, c: u8) -> Bracket {
+    let mut i = open + 1;
+    let negate = matches!(pattern.get(i), Some(b'!') | Some(b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let Some(&b) = pattern.get(i) else {
+            return Bracket::Literal;
+        };
+        if b == b']' && !first {
+            i += 1;
+            break;
+        }
+        first = false;
+        if b == b'[' && pattern.get(i + 1) == Some(&b':') {
+            if let Some((class_end, name)) = class_name(pattern, i + 2) {
+                match class_matches(name, c) {
+                    Some(hit) => matched |= hit,
+                    None => return Bracket::NoMatch,
+                }
+                i = class_end;
+                continue;
+            }
+        }
+        let (lo, after_lo) = match escaped(pattern, i) {
+            Some(v) => v,
+            None => return Bracket::Literal,
+        };
+        if pattern.get(after_lo) == Some(&b'-') && pattern.get(after_lo + 1).is_some_and(|&n| n != b']') {
+            let Some((hi, after_hi)) = escaped(pattern, after_lo + 1) else {
+                return Bracket::Literal;
+            };
+            if lo <= c && c <= hi {
+                matched = true;
+            }
+            i = after_hi;
+        } else {
+            if lo == c {
+                matched = true;
+            }
+            i = after_lo;
+        }
+    }
+    if matched != negate { Bracket::Match(i) } else { Bracket::NoMatch }
+}
+
+/// One possibly backslash-escaped byte inside a bracket expression.
+fn escaped(pattern: &[u8], i: usize) -> Option<(u8, usize)> {
+    match pattern.get(i)? {
+        b'\\' => pattern.get(i + 1).map(|&b| (b, i + 2)),
+        &b => Some((b, i + 1)),
+    }
+}
+
+/// Finds `name:]` starting at `start`; returns the index after `]` and the name.
+fn class_name(pattern: &[u8], start: usize) -> Option<(usize, &[u8])> {
+    let rest = pattern.get(start..)?;
+    let end = rest.windows(2).position(|w| w == b":]")?;
+    Some((start + end + 2, &rest[..end]))
+}
+
+fn class_matches(name: &[u8], c: u8) -> Option<bool> {
+    Some(match name {
+        b"alnum" => c.is_ascii_alphanumeric(),
+        b"alpha" => c.is_ascii_alphabetic(),
+        b"blank" => c == b' ' || c == b'\t',
+        b"cntrl" => c.is_ascii_control(),
+        b"digit" => c.is_ascii_digit(),
+        b"graph" => c.is_ascii_graphic(),
+        b"lower" => c.is_ascii_lowercase(),
+        b"print" => c.is_ascii_graphic() || c == b' ',
+        b"punct" => c.is_ascii_punctuation(),
+        b"space" => matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c),
+        b"upper" => c.is_ascii_uppercase(),
+        b"xdigit" => c.is_ascii_hexdigit(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fnmatch;
+
+    fn m(p: &str, t: &str) -> bool {
+        fnmatch(p.as_bytes(), t.as_bytes())
+    }
+
+    #[test]
+    fn literals_and_wildcards() {
+        assert!(m("abc", "abc"));
+        assert!(!m("abc", "abd"));
+        assert!(!m("abc", "abcd"));
+        assert!(m("a*", "a"));
+        assert!(m("a*c", "abbbc"));
+        assert!(m("*", ""));
+        assert!(m("a?c", "abc"));
+        assert!(!m("a?c", "ac"));
+        assert!(m("pci:v00008086d*sv*sd*bc02sc00i*", "pci:v00008086d0000100Esv0000sd0000bc02sc00i00"));
+        assert!(m("*a*b*c", "xxaybzzc"));
+        assert!(!m("*a*b*c", "xxaybzzd"));
+        assert!(m("a/b*", "a/b/c"));
+        assert!(m("*", ".hidden"));
+    }
+
+    #[test]
+    fn brackets() {
+        assert!(m("[abc]", "b"));
+        assert!(!m("[abc]", "d"));
+        assert!(m("[a-c]x", "bx"));
+        assert!(m("[!a-c]", "d"));
+        assert!(m("[^a-c]", "d"));
+        assert!(!m("[!a-c]", "a"));
+        assert!(m("[]]", "]"));
+        assert!(m("[!]]", "a"));
+        assert!(m("[a-]", "-"));
+        assert!(m("[[:digit:]]x", "7x"));
+        assert!(!m("[[:alpha:]]", "7"));
+        assert!(m("[", "["));
+        assert!(m("a[b", "a[b"));
+        assert!(m("dmi*:rvn[Ll][Ee][Nn]*", "dmi:bvn:rvnLENOVO"));
+    }
+
+    #[test]
+    fn escapes() {
+        assert!(m("a\\*", "a*"));
+        assert!(!m("a\\*", "ab"));
+        assert!(m("[\\]]", "]"));
+    }
+}

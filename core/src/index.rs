@@ -1,0 +1,464 @@
+//! Zero-copy reader for kmod's binary indexes (`modules.*.bin`).
+//!
+//! The file is a Patricia trie of big-endian words; see
+//! `shared/notes/kmod-formats.md`. Both depmod layouts (post-order, kmod ≤ 33,
+//! and pre-order, kmod ≥ 34) are read, since the reader only follows offsets.
+//! Every read is bounds-checked; recursion is bounded by [`MAX_DEPTH`] and each
+//! lookup by a node budget equal to the file size, so hostile files cost
+//! bounded time and stack.
+
+use crate::error::{Error, Result};
+use crate::fnmatch::fnmatch;
+
+const MAGIC: u32 = 0xB007_F457;
+const FLAG_PREFIX: u32 = 0x8000_0000;
+const FLAG_VALUES: u32 = 0x4000_0000;
+const FLAG_CHILDS: u32 = 0x2000_0000;
+const OFFSET_MASK: u32 = 0x0FFF_FFFF;
+
+/// Deepest trie walk accepted (real indexes are well under 100 levels).
+pub const MAX_DEPTH: usize = 256;
+/// Longest wildcard pattern suffix gathered during a wildcard search.
+pub const MAX_PATTERN: usize = 1024;
+
+/// One value stored under a key: the payload and its priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Value<'a> {
+    /// Lower sorts first (the owning module's rank in `modules.order`).
+    pub priority: u32,
+    /// The value bytes, without the NUL.
+    pub value: &'a [u8],
+}
+
+/// A validated view over one index file.
+#[derive(Debug, Clone, Copy)]
+pub struct Index<'a> {
+    data: &'a [u8],
+    root: u32,
+}
+
+/// A decoded node: borrowed prefix, child table and value area.
+struct Node<'a> {
+    prefix: &'a [u8],
+    first: u8,
+    last: u8,
+    children: &'a [u8],
+    value_count: u32,
+    values: &'a [u8],
+}
+
+impl<'a> Node<'a> {
+    fn child_word(&self, ch: u8) -> u32 {
+        if self.children.is_empty() || ch < self.first || ch > self.last {
+            return 0;
+        }
+        let i = usize::from(ch - self.first) * 4;
+        be32(&self.children[i..i + 4])
+    }
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Iterates the values of one node in file order.
+struct Values<'a> {
+    rest: &'a [u8],
+    left: u32,
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = Value<'a>;
+    fn next(&mut self) -> Option<Value<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // Node::parse validated the whole value area.
+        let priority = be32(&self.rest[..4]);
+        let nul = self.rest[4..].iter().position(|&b| b == 0)?;
+        let value = &self.rest[4..4 + nul];
+        self.rest = &self.rest[4 + nul + 1..];
+        Some(Value { priority, value })
+    }
+}
+
+/// Inserts `v` the way libkmod does: before the first value whose priority is
+/// not lower, so equal priorities come out newest first.
+pub fn insert_by_priority<'a, const N: usize>(
+    out: &mut heapless::Vec<Value<'a>, N>,
+    v: Value<'a>,
+) -> Result<()> {
+    let pos = out.iter().position(|x| x.priority >= v.priority).unwrap_or(out.len());
+    out.insert(pos, v).map_err(|_| Error::Capacity("index values"))
+}
+
+impl<'a> Index<'a> {
+    /// Checks the header and returns a reader.
+    pub fn new(data: &'a [u8]) -> Result<Self> {
+        if data.len() < 12 {
+            return Err(Error::IndexTooShort);
+        }
+        let magic = be32(&data[0..4]);
+        if magic != MAGIC {
+            return Err(Error::BadMagic(magic));
+        }
+        let version = be32(&data[4..8]);
+        if version >> 16 != 2 {
+            return Err(Error::BadVersion(version));
+        }
+        Ok(Index { data, root: be32(&data[8..12]) })
+    }
+
+    fn string_at(&self, off: usize) -> Result<(&'a [u8], usize)> {
+        let tail = self.data.get(off..).ok_or(Error::OffsetOutOfBounds(off as u32))?;
+        let nul = tail.iter().position(|&b| b == 0).ok_or(Error::MissingNul(off as u32))?;
+        Ok((&tail[..nul], off + nul + 1))
+    }
+
+    fn node(&self, word: u32) -> Result<Option<Node<'a>>> {
+        let start = (word & OFFSET_MASK) as usize;
+        if start == 0 {
+            return Ok(None);
+        }
+        let oob = || Error::OffsetOutOfBounds(start as u32);
+        if start >= self.data.len() {
+            return Err(oob());
+        }
+        let mut off = start;
+        let mut prefix: &'a [u8] = &[];
+        if word & FLAG_PREFIX != 0 {
+            let (p, next) = self.string_at(off)?;
+            prefix = p;
+            off = next;
+        }
+        let (mut first, mut last, mut children): (u8, u8, &'a [u8]) = (0, 0, &[]);
+        if word & FLAG_CHILDS != 0 {
+            let fl = self.data.get(off..off + 2).ok_or_else(oob)?;
+            (first, last) = (fl[0], fl[1]);
+            if first > last {
+                return Err(Error::BadChildRange(start as u32));
+            }
+            let n = (usize::from(last - first) + 1) * 4;
+            children = self.data.get(off + 2..off + 2 + n).ok_or_else(oob)?;
+            off += 2 + n;
+        }
+        let (mut value_count, mut values): (u32, &'a [u8]) = (0, &[]);
+        if word & FLAG_VALUES != 0 {
+            let c = self.data.get(off..off + 4).ok_or_else(oob)?;
+            value_count = be32(c);
+            off += 4;
+            // Each value needs at least 5 bytes (priority + NUL).
+            if value_count as usize > (self.data.len() - off.min(self.data.len())) / 5 {
+                return Err(Error::BadValueCount(start as u32));
+            }
+            let mut end = off;
+            for _ in 0..value_count {
+                let (_, next) = self.string_at(end.checked_add(4).ok_or_else(oob)?)?;
+                end = next;
+            }
+            values = &self.data[off..end];
+        }
+        Ok(Some(Node { prefix, first, last, children, value_count, values }))
+    }
+
+    fn values(node: &Node<'a>) -> Values<'a> {
+        Values { rest: node.values, left: node.value_count }
+    }
+
+    /// Exact lookup: the first value stored under `key`, as libkmod's
+    /// `index_search` returns it.
+    pub fn exact(&self, key: &[u8]) -> Result<Option<&'a [u8]>> {
+        let mut word = self.root;
+        let mut i = 0usize;
+        for _ in 0..=key.len() + 1 {
+            let Some(node) = self.node(word)? else {
+                return Ok(None);
+            };
+            let rest = &key[i..];
+            if rest.len() < node.prefix.len() || &rest[..node.prefix.len()] != node.prefix {
+                return Ok(None);
+            }
+            i += node.prefix.len();
+            if i == key.len() {
+                return Ok(Self::values(&node).next().map(|v| v.value));
+            }
+            word = node.child_word(key[i]);
+            i += 1;
+        }
+        Err(Error::TooDeep)
+    }
+
+    /// Wildcard lookup: every value whose stored key, read as an fnmatch
+    /// pattern, matches `key`; ordered by priority exactly as libkmod's
+    /// `index_searchwild` orders them.
+    pub fn wildcard<const N: usize>(
+        &self,
+        key: &[u8],
+        out: &mut heapless::Vec<Value<'a>, N>,
+    ) -> Result<()> {
+        let mut budget = self.data.len();
+        let mut pattern: heapless::Vec<u8, MAX_PATTERN> = heapless::Vec::new();
+        let mut word = self.root;
+        let mut i = 0usize;
+        for _ in 0..=key.len() + 1 {
+            let Some(node) = self.node(word)? else {
+                return Ok(());
+            };
+            spend(&mut budget)?;
+            for (j, &ch) in node.prefix.iter().enumerate() {
+                if matches!(ch, b'*' | b'?' | b'[') {
+                    return self.collect_all(&node, j, &mut pattern, &key[(i + j).min(key.len())..], out, &mut budget, 0);
+                }
+                if key.get(i + j) != Some(&ch) {
+                    return Ok(());
+                }
+            }
+            i += node.prefix.len();
+            for wild in [b'*', b'?', b'['] {
+                if let Some(child) = self.node(node.child_word(wild))? {
+                    push(&mut pattern, wild)?;
+                    self.collect_all(&child, 0, &mut pattern, &key[i..], out, &mut budget, 0)?;
+                    pattern.pop();
+                }
+            }
+            if i == key.len() {
+                for v in Self::values(&node) {
+                    insert_by_priority(out, v)?;
+                }
+                return Ok(());
+            }
+            word = node.child_word(key[i]);
+            i += 1;
+        }
+        Err(Error::TooDeep)
+    }
+
+    /// Visits the whole subtree below `node` (from prefix byte `skip`),
+    /// adding the values of every key whose pattern matches `subkey`.
+    #[allow(clippy::too_many_arguments)]
+    fn collect_all<const N: usize>(
+        &self,
+        node: &Node<'a>,
+        skip: usize,
+        pattern: &mut heapless::Vec<u8, MAX_PATTERN>,
+        subkey: &[u8],
+        out: &mut heapless::Vec<Value<'a>, N>,
+        budget: &mut usize,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::TooDeep);
+        }
+        let pushed = node.prefix.len() - skip;
+        for &ch in &node.prefix[skip..] {
+            push(pattern, ch)?;
+        }
+        if !node.children.is_empty() {
+            for ch in node.first..=node.last {
+                let Some(child) = self.node(node.child_word(ch))? else {
+                    continue;
+                };
+                spend(budget)?;
+                push(pattern, ch)?;
+                self.collect_all(&child, 0, pattern, subkey, out, budget, depth + 1)?;
+                pattern.pop();
+            }
+        }
+        if node.value_count > 0 && fnmatch(pattern, subkey) {
+            for v in Self::values(node) {
+                insert_by_priority(out, v)?;
+            }
+        }
+        pattern.truncate(pattern.len() - pushed);
+        Ok(())
+    }
+
+    /// Calls `f(key, value)` for every stored value, in trie order
+    /// (what `modprobe -c` dumps).
+    pub fn for_each(&self, f: &mut dyn FnMut(&[u8], Value<'a>)) -> Result<()> {
+        let mut budget = self.data.len();
+        let mut key: heapless::Vec<u8, MAX_PATTERN> = heapless::Vec::new();
+        if let Some(root) = self.node(self.root)? {
+            self.dump(&root, &mut key, f, &mut budget, 0)?;
+        }
+        Ok(())
+    }
+
+    fn dump(
+        &self,
+        node: &Node<'a>,
+        key: &mut heapless::Vec<u8, MAX_PATTERN>,
+        f: &mut dyn FnMut(&[u8], Value<'a>),
+        budget: &mut usize,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::TooDeep);
+        }
+        spend(budget)?;
+        for &ch in node.prefix {
+            push(key, ch)?;
+        }
+        for v in Self::values(node) {
+            f(key, v);
+        }
+        if !node.children.is_empty() {
+            for ch in node.first..=node.last {
+                if let Some(child) = self.node(node.child_word(ch))? {
+                    push(key, ch)?;
+                    self.dump(&child, key, f, budget, depth + 1)?;
+                    key.pop();
+                }
+            }
+        }
+        key.truncate(key.len() - node.prefix.len());
+        Ok(())
+    }
+}
+
+fn push(buf: &mut heapless::Vec<u8, MAX_PATTERN>, b: u8) -> Result<()> {
+    buf.push(b).map_err(|_| Error::TooLong("index key"))
+}
+
+fn spend(budget: &mut usize) -> Result<()> {
+    *budget = budget.checked_sub(1).ok_or(Error::NodeBudget)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The golden vector from shared/notes/kmod-formats.md (pre-order layout).
+    pub(crate) fn golden() -> heapless::Vec<u8, 256> {
+        let hex = "b007f45700020001 2000000c 616f 2000004a 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 e000006c \
+                   7374 c0000054 c0000060 6b00 00000001 00000000 4100 6500 00000001 00000001 4200 \
+                   6e00 6365 c0000086 00000000 40000092 00000001 00000002 4300 \
+                   6500 00000001 00000003 4400 00000001 00000004 4500";
+        let mut v = heapless::Vec::new();
+        let digits: heapless::Vec<u8, 512> = hex.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
+        for pair in digits.chunks(2) {
+            let s = core::str::from_utf8(pair).unwrap();
+            v.push(u8::from_str_radix(s, 16).unwrap()).unwrap();
+        }
+        v
+    }
+
+    #[test]
+    fn golden_vector_exact() {
+        let data = golden();
+        assert_eq!(data.len(), 156);
+        let idx = Index::new(&data).unwrap();
+        assert_eq!(idx.exact(b"ask").unwrap(), Some(&b"A"[..]));
+        assert_eq!(idx.exact(b"ate").unwrap(), Some(&b"B"[..]));
+        assert_eq!(idx.exact(b"on").unwrap(), Some(&b"C"[..]));
+        assert_eq!(idx.exact(b"once").unwrap(), Some(&b"D"[..]));
+        assert_eq!(idx.exact(b"one").unwrap(), Some(&b"E"[..]));
+        assert_eq!(idx.exact(b"o").unwrap(), None);
+        assert_eq!(idx.exact(b"as").unwrap(), None);
+        assert_eq!(idx.exact(b"asks").unwrap(), None);
+        assert_eq!(idx.exact(b"").unwrap(), None);
+        let mut all: heapless::Vec<(heapless::String<8>, u32), 8> = heapless::Vec::new();
+        idx.for_each(&mut |k, v| {
+            let mut s = heapless::String::new();
+            s.push_str(core::str::from_utf8(k).unwrap()).unwrap();
+            all.push((s, v.priority)).unwrap();
+        })
+        .unwrap();
+        let keys: heapless::Vec<&str, 8> = all.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(&keys[..], &["ask", "ate", "on", "once", "one"]);
+    }
+
+    #[test]
+    fn golden_vector_wildcard_is_exact_without_patterns() {
+        let data = golden();
+        let idx = Index::new(&data).unwrap();
+        let mut out: heapless::Vec<Value, 8> = heapless::Vec::new();
+        idx.wildcard(b"once", &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].value, b"D");
+        assert_eq!(out[0].priority, 3);
+    }
+
+    #[test]
+    fn header_errors() {
+        assert_eq!(Index::new(&[0; 11]).unwrap_err(), Error::IndexTooShort);
+        let mut d = golden();
+        d[0] = 0;
+        assert!(matches!(Index::new(&d), Err(Error::BadMagic(_))));
+        let mut d = golden();
+        d[5] = 3;
+        assert!(matches!(Index::new(&d), Err(Error::BadVersion(_))));
+    }
+
+    #[test]
+    fn truncations_never_panic() {
+        let data = golden();
+        for len in 12..data.len() {
+            let idx = Index::new(&data[..len]).unwrap();
+            for key in [&b"ask"[..], b"ate", b"on", b"once", b"one", b"x"] {
+                let _ = idx.exact(key);
+                let mut out: heapless::Vec<Value, 8> = heapless::Vec::new();
+                let _ = idx.wildcard(key, &mut out);
+            }
+            let _ = idx.for_each(&mut |_, _| {});
+        }
+    }
+
+    #[test]
+    fn every_byte_flip_is_bounded() {
+        let data = golden();
+        for i in 8..data.len() {
+            for bit in 0..8 {
+                let mut d = data.clone();
+                d[i] ^= 1 << bit;
+                let idx = Index::new(&d).unwrap();
+                for key in [&b"ask"[..], b"once", b"one", b"zz"] {
+                    let _ = idx.exact(key);
+                    let mut out: heapless::Vec<Value, 8> = heapless::Vec::new();
+                    let _ = idx.wildcard(key, &mut out);
+                }
+                let _ = idx.for_each(&mut |_, _| {});
+            }
+        }
+    }
+
+    #[test]
+    fn self_loop_is_an_error() {
+        // Root at 12 with a '*' child pointing back at itself.
+        let mut d: heapless::Vec<u8, 64> = heapless::Vec::new();
+        d.extend_from_slice(&[0xb0, 0x07, 0xf4, 0x57, 0, 2, 0, 1, 0x20, 0, 0, 12]).unwrap();
+        d.extend_from_slice(&[b'*', b'*', 0x20, 0, 0, 12]).unwrap();
+        let idx = Index::new(&d).unwrap();
+        let mut out: heapless::Vec<Value, 8> = heapless::Vec::new();
+        assert!(idx.wildcard(b"abc", &mut out).is_err());
+        assert!(idx.for_each(&mut |_, _| {}).is_err());
+        // Exact lookups of keys made of the arc byte stay bounded by the key.
+        assert_eq!(idx.exact(b"***").unwrap(), None);
+    }
+
+    #[test]
+    fn absurd_value_count() {
+        let mut d: heapless::Vec<u8, 64> = heapless::Vec::new();
+        d.extend_from_slice(&[0xb0, 0x07, 0xf4, 0x57, 0, 2, 0, 1, 0x40, 0, 0, 12]).unwrap();
+        d.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, b'A', 0]).unwrap();
+        let idx = Index::new(&d).unwrap();
+        assert!(matches!(idx.exact(b""), Err(Error::BadValueCount(_))));
+    }
+
+    #[test]
+    fn equal_priorities_come_out_newest_first() {
+        let mut out: heapless::Vec<Value, 4> = heapless::Vec::new();
+        insert_by_priority(&mut out, Value { priority: 0, value: b"a" }).unwrap();
+        insert_by_priority(&mut out, Value { priority: 0, value: b"b" }).unwrap();
+        insert_by_priority(&mut out, Value { priority: 1, value: b"c" }).unwrap();
+        insert_by_priority(&mut out, Value { priority: 0, value: b"d" }).unwrap();
+        let v: heapless::Vec<&[u8], 4> = out.iter().map(|v| v.value).collect();
+        assert_eq!(&v[..], &[&b"d"[..], b"b", b"a", b"c"]);
+        assert_eq!(
+            insert_by_priority(&mut out, Value { priority: 9, value: b"e" }),
+            Err(Error::Capacity("index values"))
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! earlymod-core: kmod-exact module resolution for early boot, with no heap.
+//!
+//! Zero-copy readers for kmod's indexes, modprobe's lookup order, modprobe.d
+//! and kernel command-line parsing, and the load plan. Every collection is
+//! bounded; a full buffer is an [`Error`], never a panic or a silent cut.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod fnmatch;
+pub mod index;
+
+pub use error::{Error, Result};
