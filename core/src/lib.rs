@@ -11,3 +11,8 @@ pub mod fnmatch;
 pub mod index;
 
 pub use error::{Error, Result};
+pub mod cmdline;
+pub mod config;
+pub mod db;
+pub mod modules_load;
+pub mod name;

@@ -1,0 +1,268 @@
+//! The kernel command line: module options and blacklists as libkmod reads
+//! them (`mod.param=value`, `modprobe.blacklist=a,b`), and the boot
+//! parameters initramfs tools read (`modules_load=`, `rd.modules_load=`,
+//! `rd.driver.pre=`, `rd.driver.blacklist=`).
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::name::underscores;
+
+/// Longest command line read (the kernel's `COMMAND_LINE_SIZE` on x86 is 2048;
+/// libkmod reads up to 4095 bytes).
+pub const MAX_CMDLINE: usize = 4095;
+const MAX_ITEMS: usize = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Ignore,
+    ModName,
+    Param,
+    Value,
+}
+
+/// A recognised `mod.param[=value]` or blacklist entry, as byte ranges.
+#[derive(Clone, Copy)]
+enum Item {
+    Option { name: (usize, usize), param: (usize, usize) },
+    Blacklist { list: (usize, usize) },
+    BadName { name: (usize, usize) },
+}
+
+/// Applies the kernel command line to `cfg` the way libkmod does after
+/// reading the config files: `mod.param=v` appends `options mod param=v`,
+/// `modprobe.blacklist=a,b` appends blacklist entries (not normalized).
+/// `text` is parsed in place (names are normalized, quotes re-placed).
+/// `bad` receives module names that could not be normalized.
+pub fn apply_kernel_cmdline<'a>(cfg: &mut Config<'a>, text: &'a mut [u8], bad: &mut dyn FnMut(&str)) -> Result<()> {
+    let len = text.len().min(MAX_CMDLINE);
+    let text = &mut text[..len];
+    let mut items: heapless::Vec<Item, MAX_ITEMS> = heapless::Vec::new();
+    scan(text, &mut items)?;
+    let text: &'a [u8] = text;
+    let s = |(a, b): (usize, usize)| core::str::from_utf8(&text[a..b]).map_err(|_| Error::NotUtf8);
+    for item in items {
+        match item {
+            Item::Option { name, param } => {
+                let (Ok(n), Ok(p)) = (s(name), s(param)) else { continue };
+                cfg.options.push((n, p)).map_err(|_| Error::Capacity("config options"))?;
+            }
+            Item::Blacklist { list } => {
+                let Ok(l) = s(list) else { continue };
+                for entry in l.split(',') {
+                    cfg.blacklist.push(entry).map_err(|_| Error::Capacity("config blacklist entries"))?;
+                }
+            }
+            Item::BadName { name } => bad(s(name).unwrap_or("?")),
+        }
+    }
+    Ok(())
+}
+
+/// libkmod's `kmod_config_parse_kcmdline` state machine over `b`
+/// (an implicit NUL follows the last byte).
+fn scan(b: &mut [u8], items: &mut heapless::Vec<Item, MAX_ITEMS>) -> Result<()> {
+    let len = b.len();
+    let mut state = State::ModName;
+    let mut quoted = false;
+    let mut quote_start: Option<usize> = None;
+    let (mut modname, mut name_end, mut param, mut value) = (0usize, 0usize, None::<usize>, 0usize);
+    let mut p = 0usize;
+    while p <= len {
+        let c = if p < len { b[p] } else { 0 };
+        let mut complete = false;
+        match c {
+            b'"' => {
+                quoted = !quoted;
+                if quoted && state == State::ModName && p == modname {
+                    quote_start = Some(p);
+                    modname = p + 1;
+                } else if state != State::Value {
+                    state = State::Ignore;
+                }
+            }
+            0 | b' ' | b'\n' | b'\t' | 0x0b | 0x0c | b'\r' => {
+                if quoted && state == State::Value {
+                } else if quoted {
+                    state = State::Ignore;
+                } else if state == State::Value || state == State::Param {
+                    complete = true;
+                } else {
+                    modname = p + 1;
+                    state = State::ModName;
+                    quote_start = None;
+                }
+                if c == 0 && p < len {
+                    // An embedded NUL ends the line, as in C.
+                    if complete {
+                        finish(b, items, quote_start, modname, &mut name_end, param, &mut value, p)?;
+                    }
+                    return Ok(());
+                }
+            }
+            b'.' => {
+                if state == State::ModName {
+                    name_end = p;
+                    param = Some(p + 1);
+                    state = State::Param;
+                } else if state == State::Param {
+                    state = State::Ignore;
+                }
+            }
+            b'=' => {
+                if state == State::Param {
+                    value = p + 1;
+                    state = State::Value;
+                } else if state == State::ModName {
+                    state = State::Ignore;
+                }
+            }
+            _ => {}
+        }
+        if complete {
+            finish(b, items, quote_start, modname, &mut name_end, param, &mut value, p)?;
+            modname = p + 1;
+            state = State::ModName;
+            quote_start = None;
+            param = None;
+        }
+        p += 1;
+    }
+    Ok(())
+}
+
+/// Records one complete `mod.param[=value]` ending at `end`.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    b: &mut [u8],
+    items: &mut heapless::Vec<Item, MAX_ITEMS>,
+    quote_start: Option<usize>,
+    mut modname: usize,
+    name_end: &mut usize,
+    param: Option<usize>,
+    value: &mut usize,
+    end: usize,
+) -> Result<()> {
+    let Some(mut param) = param else { return Ok(()) };
+    if let Some(q) = quote_start.filter(|&q| q < modname) {
+        // "mod.param=a b" → mod.param="a b": shift name and param left over
+        // the opening quote and put it back in front of the value.
+        if *value > modname {
+            b.copy_within(modname..*value, q);
+            *value -= 1;
+            b[*value] = b'"';
+        }
+        modname -= 1;
+        param -= 1;
+        *name_end -= 1;
+    }
+    let name = (modname, *name_end);
+    let param_r = (param, end);
+    let push = |items: &mut heapless::Vec<Item, MAX_ITEMS>, it| items.push(it).map_err(|_| Error::Capacity("kernel command-line entries"));
+    if &b[name.0..name.1] == b"modprobe" && b[param..end].starts_with(b"blacklist=") {
+        push(items, Item::Blacklist { list: (param + 10, end) })?;
+    } else if underscores(&mut b[name.0..name.1]).is_err() {
+        push(items, Item::BadName { name })?;
+    } else {
+        push(items, Item::Option { name, param: param_r })?;
+    }
+    Ok(())
+}
+
+/// Splits a command line into words the way the kernel does: whitespace
+/// separates, double quotes group (and are removed from the key=value view).
+pub fn words(cmdline: &str) -> impl Iterator<Item = &str> {
+    let b = cmdline.as_bytes();
+    let mut i = 0usize;
+    core::iter::from_fn(move || {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return None;
+        }
+        let start = i;
+        let mut quoted = false;
+        while i < b.len() && (quoted || !b[i].is_ascii_whitespace()) {
+            if b[i] == b'"' {
+                quoted = !quoted;
+            }
+            i += 1;
+        }
+        Some(&cmdline[start..i])
+    })
+}
+
+/// `key=value` of a command-line word, quotes around the value removed.
+pub fn key_value(word: &str) -> (&str, Option<&str>) {
+    let word = word.strip_prefix('"').map(|w| w.strip_suffix('"').unwrap_or(w)).unwrap_or(word);
+    match word.split_once('=') {
+        Some((k, v)) => (k, Some(v.trim_matches('"'))),
+        None => (word, None),
+    }
+}
+
+/// The initramfs boot parameters earlymod honours, in command-line order.
+#[derive(Debug, Default)]
+pub struct BootParams<'a> {
+    /// `rd.driver.pre=` modules, loaded first.
+    pub driver_pre: heapless::Vec<&'a str, MAX_ITEMS>,
+    /// `modules_load=` and `rd.modules_load=` modules.
+    pub modules_load: heapless::Vec<&'a str, MAX_ITEMS>,
+    /// `rd.driver.blacklist=` and `modprobe.blacklist=` modules.
+    pub blacklist: heapless::Vec<&'a str, MAX_ITEMS>,
+}
+
+impl<'a> BootParams<'a> {
+    /// Collects the lists from a command line (comma-separated values,
+    /// repeated keys accumulate).
+    pub fn parse(cmdline: &'a str) -> Result<Self> {
+        let mut bp = BootParams::default();
+        for w in words(cmdline) {
+            let (k, Some(v)) = key_value(w) else { continue };
+            let list = match k {
+                "rd.driver.pre" => &mut bp.driver_pre,
+                "modules_load" | "rd.modules_load" | "modules-load" | "rd.modules-load" => &mut bp.modules_load,
+                "rd.driver.blacklist" | "modprobe.blacklist" => &mut bp.blacklist,
+                _ => continue,
+            };
+            for m in v.split(',').filter(|m| !m.is_empty()) {
+                list.push(m).map_err(|_| Error::Capacity("boot parameter modules"))?;
+            }
+        }
+        Ok(bp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply<'a>(cfg: &mut Config<'a>, text: &'a mut [u8]) {
+        apply_kernel_cmdline(cfg, text, &mut |_| {}).unwrap();
+    }
+
+    #[test]
+    fn options_and_blacklist() {
+        let mut t = *b"ro snd-hda-intel.model=x a.b c.d=1 modprobe.blacklist=e1000,nvme x.y.z=1 =q quiet\n";
+        let mut cfg = Config::new();
+        apply(&mut cfg, &mut t);
+        assert_eq!(&cfg.options[..], &[("snd_hda_intel", "model=x"), ("a", "b"), ("c", "d=1")]);
+        assert_eq!(&cfg.blacklist[..], &["e1000", "nvme"]);
+    }
+
+    #[test]
+    fn quotes() {
+        let mut t = *b"\"parport.dyndbg=file drivers/x.c +mpf\" m.p=\"a b\" n.\"q\"=1\n";
+        let mut cfg = Config::new();
+        apply(&mut cfg, &mut t);
+        assert_eq!(&cfg.options[..], &[("parport", "dyndbg=\"file drivers/x.c +mpf\""), ("m", "p=\"a b\"")]);
+    }
+
+    #[test]
+    fn boot_params() {
+        let bp = BootParams::parse("rd.driver.pre=a,b modules_load=c rd.modules_load=\"d,e\" rd.driver.blacklist=f").unwrap();
+        assert_eq!(&bp.driver_pre[..], &["a", "b"]);
+        assert_eq!(&bp.modules_load[..], &["c", "d", "e"]);
+        assert_eq!(&bp.blacklist[..], &["f"]);
+    }
+}

@@ -1,0 +1,194 @@
+//! The module database: the five kmod indexes of one module directory, each
+//! read from its `.bin` file or, when that is absent, from the text file
+//! depmod writes beside it (`modules.dep`, `modules.alias`,
+//! `modules.symbols`, `modules.builtin`), with the same answers.
+
+use crate::error::{Error, Result};
+use crate::fnmatch::fnmatch;
+use crate::index::{Index, Value, insert_by_priority};
+use crate::name::modname_from_path;
+
+/// Where one index's answers come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A binary index.
+    Bin(Index<'a>),
+    /// A binary index that failed validation; every lookup reports this.
+    Corrupt(Error),
+    /// The text file depmod writes beside the `.bin`.
+    Text(&'a [u8]),
+    /// Neither file exists: lookups find nothing (as in kmod).
+    Missing,
+}
+
+impl<'a> Source<'a> {
+    /// Chooses the binary index when present, else the text file.
+    pub fn new(bin: Option<&'a [u8]>, text: Option<&'a [u8]>) -> Self {
+        match (bin, text) {
+            (Some(b), _) => match Index::new(b) {
+                Ok(i) => Source::Bin(i),
+                Err(e) => Source::Corrupt(e),
+            },
+            (None, Some(t)) => Source::Text(t),
+            (None, None) => Source::Missing,
+        }
+    }
+}
+
+/// The indexes of one module directory.
+#[derive(Debug, Clone, Copy)]
+pub struct ModuleDb<'a> {
+    /// `modules.dep.bin` / `modules.dep`.
+    pub dep: Source<'a>,
+    /// `modules.alias.bin` / `modules.alias`.
+    pub alias: Source<'a>,
+    /// `modules.symbols.bin` / `modules.symbols`.
+    pub symbols: Source<'a>,
+    /// `modules.builtin.bin` / `modules.builtin`.
+    pub builtin: Source<'a>,
+    /// `modules.builtin.alias.bin` (depmod writes no text form).
+    pub builtin_alias: Source<'a>,
+}
+
+/// The bound on values returned by one wildcard lookup.
+pub const MAX_MATCHES: usize = 64;
+/// Values of one wildcard lookup, in kmod's order.
+pub type Matches<'a> = heapless::Vec<Value<'a>, MAX_MATCHES>;
+
+fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(|&b| b == b'\n')
+}
+
+fn utf8(b: &[u8]) -> Result<&str> {
+    core::str::from_utf8(b).map_err(|_| Error::NotUtf8)
+}
+
+/// Exact lookup shared by the dep and builtin sources.
+fn exact<'a>(src: &Source<'a>, key: &str, text_key: fn(&'a [u8]) -> Option<&'a [u8]>) -> Result<Option<&'a [u8]>> {
+    match src {
+        Source::Bin(i) => i.exact(key.as_bytes()),
+        Source::Corrupt(e) => Err(*e),
+        Source::Missing => Ok(None),
+        Source::Text(t) => {
+            for line in lines(t) {
+                let Some(path) = text_key(line) else { continue };
+                let Ok(path) = core::str::from_utf8(path) else { continue };
+                if modname_from_path(path).is_ok_and(|n| n == key) {
+                    return Ok(Some(line));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn dep_text_key(line: &[u8]) -> Option<&[u8]> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    Some(&line[..colon])
+}
+
+fn builtin_text_key(line: &[u8]) -> Option<&[u8]> {
+    let line = line.trim_ascii();
+    (!line.is_empty() && line[0] != b'#').then_some(line)
+}
+
+impl<'a> ModuleDb<'a> {
+    /// The `modules.dep` line of module `name` (`path: dep dep ...`).
+    pub fn dep_line(&self, name: &str) -> Result<Option<&'a str>> {
+        exact(&self.dep, name, dep_text_key)?.map(utf8).transpose()
+    }
+
+    /// True when `name` is listed in `modules.builtin`.
+    pub fn is_builtin(&self, name: &str) -> Result<bool> {
+        Ok(exact(&self.builtin, name, builtin_text_key)?.is_some())
+    }
+
+    /// Wildcard lookup of `key` in an alias-shaped source (alias, symbols,
+    /// builtin.alias): every matching pattern's module, in kmod's order.
+    pub fn wildcard(src: &Source<'a>, key: &str, out: &mut Matches<'a>) -> Result<()> {
+        out.clear();
+        match src {
+            Source::Bin(i) => i.wildcard(key.as_bytes(), out),
+            Source::Corrupt(e) => Err(*e),
+            Source::Missing => Ok(()),
+            Source::Text(t) => {
+                // depmod writes one module's aliases together, modules in
+                // priority order: the running module count is the priority.
+                let mut priority = 0u32;
+                let mut prev: &[u8] = &[];
+                for line in lines(t) {
+                    let mut f = line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+                    if f.next() != Some(b"alias") {
+                        continue;
+                    }
+                    let (Some(pattern), Some(module)) = (f.next(), f.next()) else { continue };
+                    if !prev.is_empty() && module != prev {
+                        priority += 1;
+                    }
+                    prev = module;
+                    if fnmatch(pattern, key.as_bytes()) {
+                        insert_by_priority(out, Value { priority, value: module })?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A parsed `modules.dep` line.
+#[derive(Debug, Clone, Copy)]
+pub struct DepLine<'a> {
+    /// The module's path relative to the module directory (or absolute).
+    pub path: &'a str,
+    deps: &'a str,
+}
+
+impl<'a> DepLine<'a> {
+    /// Splits `path: dep dep ...`; `None` without a colon.
+    pub fn parse(line: &'a str) -> Option<Self> {
+        let (path, deps) = line.split_once(':')?;
+        Some(DepLine { path, deps })
+    }
+
+    /// Dependency paths in file order (kmod loads them in reverse).
+    pub fn deps(&self) -> impl DoubleEndedIterator<Item = &'a str> + Clone {
+        self.deps.split([' ', '\t']).filter(|s| !s.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_dep_and_builtin() {
+        let dep = b"kernel/fs/ext4/ext4.ko.xz: kernel/lib/crc16.ko.xz kernel/fs/mbcache.ko.xz\nkernel/sound/snd-hda-intel.ko:\n";
+        let db = ModuleDb {
+            dep: Source::new(None, Some(dep)),
+            alias: Source::Missing,
+            symbols: Source::Missing,
+            builtin: Source::new(None, Some(b"kernel/fs/vfat.ko\n")),
+            builtin_alias: Source::Missing,
+        };
+        let line = db.dep_line("ext4").unwrap().unwrap();
+        let d = DepLine::parse(line).unwrap();
+        assert_eq!(d.path, "kernel/fs/ext4/ext4.ko.xz");
+        let deps: heapless::Vec<&str, 4> = d.deps().rev().collect();
+        assert_eq!(&deps[..], &["kernel/fs/mbcache.ko.xz", "kernel/lib/crc16.ko.xz"]);
+        assert!(db.dep_line("snd_hda_intel").unwrap().is_some());
+        assert!(db.dep_line("crc16").unwrap().is_none());
+        assert!(db.is_builtin("vfat").unwrap());
+        assert!(!db.is_builtin("ext4").unwrap());
+    }
+
+    #[test]
+    fn text_alias_order() {
+        let alias = b"# Aliases\nalias pci:v1234d* a\nalias pci:v1234d0001 a\nalias pci:v1234* b\nalias usb:x c\n";
+        let src = Source::new(None, Some(alias));
+        let mut out = Matches::new();
+        ModuleDb::wildcard(&src, "pci:v1234d0001", &mut out).unwrap();
+        let v: heapless::Vec<(&[u8], u32), 4> = out.iter().map(|v| (v.value, v.priority)).collect();
+        assert_eq!(&v[..], &[(&b"a"[..], 0), (b"a", 0), (b"b", 1)]);
+    }
+}
