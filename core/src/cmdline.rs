@@ -23,9 +23,16 @@ enum State {
 /// A recognised `mod.param[=value]` or blacklist entry, as byte ranges.
 #[derive(Clone, Copy)]
 enum Item {
-    Option { name: (usize, usize), param: (usize, usize) },
-    Blacklist { list: (usize, usize) },
-    BadName { name: (usize, usize) },
+    Option {
+        name: (usize, usize),
+        param: (usize, usize),
+    },
+    Blacklist {
+        list: (usize, usize),
+    },
+    BadName {
+        name: (usize, usize),
+    },
 }
 
 /// Applies the kernel command line to `cfg` the way libkmod does after
@@ -33,7 +40,11 @@ enum Item {
 /// `modprobe.blacklist=a,b` appends blacklist entries (not normalized).
 /// `text` is parsed in place (names are normalized, quotes re-placed).
 /// `bad` receives module names that could not be normalized.
-pub fn apply_kernel_cmdline<'a>(cfg: &mut Config<'a>, text: &'a mut [u8], bad: &mut dyn FnMut(&str)) -> Result<()> {
+pub fn apply_kernel_cmdline<'a>(
+    cfg: &mut Config<'a>,
+    text: &'a mut [u8],
+    bad: &mut dyn FnMut(&str),
+) -> Result<()> {
     let len = text.len().min(MAX_CMDLINE);
     let text = &mut text[..len];
     let mut items: heapless::Vec<Item, MAX_ITEMS> = heapless::Vec::new();
@@ -43,13 +54,19 @@ pub fn apply_kernel_cmdline<'a>(cfg: &mut Config<'a>, text: &'a mut [u8], bad: &
     for item in items {
         match item {
             Item::Option { name, param } => {
-                let (Ok(n), Ok(p)) = (s(name), s(param)) else { continue };
-                cfg.options.push((n, p)).map_err(|_| Error::Capacity("config options"))?;
+                let (Ok(n), Ok(p)) = (s(name), s(param)) else {
+                    continue;
+                };
+                cfg.options
+                    .push((n, p))
+                    .map_err(|_| Error::Capacity("config options"))?;
             }
             Item::Blacklist { list } => {
                 let Ok(l) = s(list) else { continue };
                 for entry in l.split(',') {
-                    cfg.blacklist.push(entry).map_err(|_| Error::Capacity("config blacklist entries"))?;
+                    cfg.blacklist
+                        .push(entry)
+                        .map_err(|_| Error::Capacity("config blacklist entries"))?;
                 }
             }
             Item::BadName { name } => bad(s(name).unwrap_or("?")),
@@ -94,7 +111,16 @@ fn scan(b: &mut [u8], items: &mut heapless::Vec<Item, MAX_ITEMS>) -> Result<()> 
                 if c == 0 && p < len {
                     // An embedded NUL ends the line, as in C.
                     if complete {
-                        finish(b, items, quote_start, modname, &mut name_end, param, &mut value, p)?;
+                        finish(
+                            b,
+                            items,
+                            quote_start,
+                            modname,
+                            &mut name_end,
+                            param,
+                            &mut value,
+                            p,
+                        )?;
                     }
                     return Ok(());
                 }
@@ -119,7 +145,16 @@ fn scan(b: &mut [u8], items: &mut heapless::Vec<Item, MAX_ITEMS>) -> Result<()> 
             _ => {}
         }
         if complete {
-            finish(b, items, quote_start, modname, &mut name_end, param, &mut value, p)?;
+            finish(
+                b,
+                items,
+                quote_start,
+                modname,
+                &mut name_end,
+                param,
+                &mut value,
+                p,
+            )?;
             modname = p + 1;
             state = State::ModName;
             quote_start = None;
@@ -142,7 +177,9 @@ fn finish(
     value: &mut usize,
     end: usize,
 ) -> Result<()> {
-    let Some(mut param) = param else { return Ok(()) };
+    let Some(mut param) = param else {
+        return Ok(());
+    };
     if let Some(q) = quote_start.filter(|&q| q < modname) {
         // "mod.param=a b" → mod.param="a b": shift name and param left over
         // the opening quote and put it back in front of the value.
@@ -157,13 +194,28 @@ fn finish(
     }
     let name = (modname, *name_end);
     let param_r = (param, end);
-    let push = |items: &mut heapless::Vec<Item, MAX_ITEMS>, it| items.push(it).map_err(|_| Error::Capacity("kernel command-line entries"));
+    let push = |items: &mut heapless::Vec<Item, MAX_ITEMS>, it| {
+        items
+            .push(it)
+            .map_err(|_| Error::Capacity("kernel command-line entries"))
+    };
     if &b[name.0..name.1] == b"modprobe" && b[param..end].starts_with(b"blacklist=") {
-        push(items, Item::Blacklist { list: (param + 10, end) })?;
+        push(
+            items,
+            Item::Blacklist {
+                list: (param + 10, end),
+            },
+        )?;
     } else if underscores(&mut b[name.0..name.1]).is_err() {
         push(items, Item::BadName { name })?;
     } else {
-        push(items, Item::Option { name, param: param_r })?;
+        push(
+            items,
+            Item::Option {
+                name,
+                param: param_r,
+            },
+        )?;
     }
     Ok(())
 }
@@ -194,7 +246,10 @@ pub fn words(cmdline: &str) -> impl Iterator<Item = &str> {
 
 /// `key=value` of a command-line word, quotes around the value removed.
 pub fn key_value(word: &str) -> (&str, Option<&str>) {
-    let word = word.strip_prefix('"').map(|w| w.strip_suffix('"').unwrap_or(w)).unwrap_or(word);
+    let word = word
+        .strip_prefix('"')
+        .map(|w| w.strip_suffix('"').unwrap_or(w))
+        .unwrap_or(word);
     match word.split_once('=') {
         Some((k, v)) => (k, Some(v.trim_matches('"'))),
         None => (word, None),
@@ -221,12 +276,15 @@ impl<'a> BootParams<'a> {
             let (k, Some(v)) = key_value(w) else { continue };
             let list = match k {
                 "rd.driver.pre" => &mut bp.driver_pre,
-                "modules_load" | "rd.modules_load" | "modules-load" | "rd.modules-load" => &mut bp.modules_load,
+                "modules_load" | "rd.modules_load" | "modules-load" | "rd.modules-load" => {
+                    &mut bp.modules_load
+                }
                 "rd.driver.blacklist" | "modprobe.blacklist" => &mut bp.blacklist,
                 _ => continue,
             };
             for m in v.split(',').filter(|m| !m.is_empty()) {
-                list.push(m).map_err(|_| Error::Capacity("boot parameter modules"))?;
+                list.push(m)
+                    .map_err(|_| Error::Capacity("boot parameter modules"))?;
             }
         }
         Ok(bp)
@@ -243,10 +301,14 @@ mod tests {
 
     #[test]
     fn options_and_blacklist() {
-        let mut t = *b"ro snd-hda-intel.model=x a.b c.d=1 modprobe.blacklist=e1000,nvme x.y.z=1 =q quiet\n";
+        let mut t =
+            *b"ro snd-hda-intel.model=x a.b c.d=1 modprobe.blacklist=e1000,nvme x.y.z=1 =q quiet\n";
         let mut cfg = Config::new();
         apply(&mut cfg, &mut t);
-        assert_eq!(&cfg.options[..], &[("snd_hda_intel", "model=x"), ("a", "b"), ("c", "d=1")]);
+        assert_eq!(
+            &cfg.options[..],
+            &[("snd_hda_intel", "model=x"), ("a", "b"), ("c", "d=1")]
+        );
         assert_eq!(&cfg.blacklist[..], &["e1000", "nvme"]);
     }
 
@@ -255,12 +317,21 @@ mod tests {
         let mut t = *b"\"parport.dyndbg=file drivers/x.c +mpf\" m.p=\"a b\" n.\"q\"=1\n";
         let mut cfg = Config::new();
         apply(&mut cfg, &mut t);
-        assert_eq!(&cfg.options[..], &[("parport", "dyndbg=\"file drivers/x.c +mpf\""), ("m", "p=\"a b\"")]);
+        assert_eq!(
+            &cfg.options[..],
+            &[
+                ("parport", "dyndbg=\"file drivers/x.c +mpf\""),
+                ("m", "p=\"a b\"")
+            ]
+        );
     }
 
     #[test]
     fn boot_params() {
-        let bp = BootParams::parse("rd.driver.pre=a,b modules_load=c rd.modules_load=\"d,e\" rd.driver.blacklist=f").unwrap();
+        let bp = BootParams::parse(
+            "rd.driver.pre=a,b modules_load=c rd.modules_load=\"d,e\" rd.driver.blacklist=f",
+        )
+        .unwrap();
         assert_eq!(&bp.driver_pre[..], &["a", "b"]);
         assert_eq!(&bp.modules_load[..], &["c", "d", "e"]);
         assert_eq!(&bp.blacklist[..], &["f"]);

@@ -146,7 +146,9 @@ impl<'a> Config<'a> {
                 continue;
             }
             let mut fields = Some(line);
-            let Some(cmd) = token(&mut fields) else { continue };
+            let Some(cmd) = token(&mut fields) else {
+                continue;
+            };
             let cmd: &'a [u8] = cmd;
             let cmd_str = as_str(cmd).unwrap_or("?");
             let ok = match cmd {
@@ -166,7 +168,9 @@ impl<'a> Config<'a> {
                     let m = name_field(&mut fields);
                     match (m, remainder(&mut fields)) {
                         (Some(m), Some(opts)) => {
-                            opts.iter_mut().filter(|b| **b == b'\t').for_each(|b| *b = b' ');
+                            opts.iter_mut()
+                                .filter(|b| **b == b'\t')
+                                .for_each(|b| *b = b' ');
                             let opts: &'a [u8] = opts;
                             match as_str(opts) {
                                 Some(o) => push(&mut self.options, (m, o), "config options")?,
@@ -179,6 +183,9 @@ impl<'a> Config<'a> {
                 b"install" | b"remove" | b"softdep" | b"weakdep" => {
                     let m = name_field(&mut fields);
                     let payload = remainder(&mut fields).and_then(|p| {
+                        if cmd == b"softdep" || cmd == b"weakdep" {
+                            normalize_words(p);
+                        }
                         let p: &'a [u8] = p;
                         as_str(p)
                     });
@@ -202,7 +209,10 @@ impl<'a> Config<'a> {
                 _ => false,
             };
             if !ok {
-                diag(Diag::BadLine { line: linenum, cmd: cmd_str });
+                diag(Diag::BadLine {
+                    line: linenum,
+                    cmd: cmd_str,
+                });
             }
         }
         Ok(())
@@ -229,7 +239,11 @@ impl<'a> Config<'a> {
     }
 
     /// Every options string for `name` or `alias`, in order (empty ones skipped).
-    pub fn options_for<'s>(&'s self, name: &'s str, alias: Option<&'s str>) -> impl Iterator<Item = &'a str> + 's {
+    pub fn options_for<'s>(
+        &'s self,
+        name: &'s str,
+        alias: Option<&'s str>,
+    ) -> impl Iterator<Item = &'a str> + 's {
         self.options
             .iter()
             .filter(move |(m, o)| (*m == name || Some(*m) == alias) && !o.is_empty())
@@ -237,7 +251,20 @@ impl<'a> Config<'a> {
     }
 }
 
-fn push<T, const N: usize>(v: &mut heapless::Vec<T, N>, item: T, what: &'static str) -> Result<bool> {
+/// Normalizes each whitespace-separated module name in place (libkmod
+/// normalizes softdep names when it looks them up; an invalid one is left
+/// as is and rejected at lookup).
+fn normalize_words(p: &mut [u8]) {
+    for w in p.split_mut(|b| b.is_ascii_whitespace()) {
+        let _ = underscores(w);
+    }
+}
+
+fn push<T, const N: usize>(
+    v: &mut heapless::Vec<T, N>,
+    item: T,
+    what: &'static str,
+) -> Result<bool> {
     v.push(item).map_err(|_| Error::Capacity(what))?;
     Ok(true)
 }
@@ -258,13 +285,16 @@ impl<'a> Softdep<'a> {
     fn list(&self, want: &str) -> impl Iterator<Item = &'a str> + 'a {
         let mut mode = "";
         let want_pre = want == "pre:";
-        self.text.split(|c: char| c.is_ascii_whitespace()).filter(|t| !t.is_empty()).filter(move |t| {
-            if *t == "pre:" || *t == "post:" {
-                mode = t;
-                return false;
-            }
-            (mode == "pre:") == want_pre && !mode.is_empty()
-        })
+        self.text
+            .split(|c: char| c.is_ascii_whitespace())
+            .filter(|t| !t.is_empty())
+            .filter(move |t| {
+                if *t == "pre:" || *t == "post:" {
+                    mode = t;
+                    return false;
+                }
+                (mode == "pre:") == want_pre && !mode.is_empty()
+            })
     }
 
     /// Modules to load before, in order.
@@ -331,6 +361,9 @@ mod tests {
             }
         }
         let mut cfg = Config::new();
-        assert_eq!(cfg.parse_file(&mut text[..n], &mut |_| {}), Err(Error::Capacity("install commands")));
+        assert_eq!(
+            cfg.parse_file(&mut text[..n], &mut |_| {}),
+            Err(Error::Capacity("install commands"))
+        );
     }
 }

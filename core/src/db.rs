@@ -64,7 +64,11 @@ fn utf8(b: &[u8]) -> Result<&str> {
 }
 
 /// Exact lookup shared by the dep and builtin sources.
-fn exact<'a>(src: &Source<'a>, key: &str, text_key: fn(&'a [u8]) -> Option<&'a [u8]>) -> Result<Option<&'a [u8]>> {
+fn exact<'a>(
+    src: &Source<'a>,
+    key: &str,
+    text_key: fn(&'a [u8]) -> Option<&'a [u8]>,
+) -> Result<Option<&'a [u8]>> {
     match src {
         Source::Bin(i) => i.exact(key.as_bytes()),
         Source::Corrupt(e) => Err(*e),
@@ -72,7 +76,9 @@ fn exact<'a>(src: &Source<'a>, key: &str, text_key: fn(&'a [u8]) -> Option<&'a [
         Source::Text(t) => {
             for line in lines(t) {
                 let Some(path) = text_key(line) else { continue };
-                let Ok(path) = core::str::from_utf8(path) else { continue };
+                let Ok(path) = core::str::from_utf8(path) else {
+                    continue;
+                };
                 if modname_from_path(path).is_ok_and(|n| n == key) {
                     return Ok(Some(line));
                 }
@@ -117,17 +123,27 @@ impl<'a> ModuleDb<'a> {
                 let mut priority = 0u32;
                 let mut prev: &[u8] = &[];
                 for line in lines(t) {
-                    let mut f = line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+                    let mut f = line
+                        .split(|b| b.is_ascii_whitespace())
+                        .filter(|f| !f.is_empty());
                     if f.next() != Some(b"alias") {
                         continue;
                     }
-                    let (Some(pattern), Some(module)) = (f.next(), f.next()) else { continue };
+                    let (Some(pattern), Some(module)) = (f.next(), f.next()) else {
+                        continue;
+                    };
                     if !prev.is_empty() && module != prev {
                         priority += 1;
                     }
                     prev = module;
                     if fnmatch(pattern, key.as_bytes()) {
-                        insert_by_priority(out, Value { priority, value: module })?;
+                        insert_by_priority(
+                            out,
+                            Value {
+                                priority,
+                                value: module,
+                            },
+                        )?;
                     }
                 }
                 Ok(())
@@ -175,7 +191,10 @@ mod tests {
         let d = DepLine::parse(line).unwrap();
         assert_eq!(d.path, "kernel/fs/ext4/ext4.ko.xz");
         let deps: heapless::Vec<&str, 4> = d.deps().rev().collect();
-        assert_eq!(&deps[..], &["kernel/fs/mbcache.ko.xz", "kernel/lib/crc16.ko.xz"]);
+        assert_eq!(
+            &deps[..],
+            &["kernel/fs/mbcache.ko.xz", "kernel/lib/crc16.ko.xz"]
+        );
         assert!(db.dep_line("snd_hda_intel").unwrap().is_some());
         assert!(db.dep_line("crc16").unwrap().is_none());
         assert!(db.is_builtin("vfat").unwrap());

@@ -44,7 +44,9 @@ impl fmt::Display for Error {
             Error::BadChildRange(o) => write!(f, "bad child range in index node at 0x{o:x}"),
             Error::BadValueCount(o) => write!(f, "absurd value count in index node at 0x{o:x}"),
             Error::TooDeep => f.write_str("index trie too deep (corrupt or hostile index)"),
-            Error::NodeBudget => f.write_str("index lookup exceeded its node budget (loop in index)"),
+            Error::NodeBudget => {
+                f.write_str("index lookup exceeded its node budget (loop in index)")
+            }
             Error::Capacity(what) => write!(f, "too many {what} (bounded buffer full)"),
             Error::TooLong(what) => write!(f, "{what} too long"),
             Error::InvalidAlias => f.write_str("invalid alias (unbalanced ']')"),

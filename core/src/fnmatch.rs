@@ -108,7 +108,9 @@ fn bracket(pattern: &[u8], open: usize, c: u8) -> Bracket {
             Some(v) => v,
             None => return Bracket::Literal,
         };
-        if pattern.get(after_lo) == Some(&b'-') && pattern.get(after_lo + 1).is_some_and(|&n| n != b']') {
+        if pattern.get(after_lo) == Some(&b'-')
+            && pattern.get(after_lo + 1).is_some_and(|&n| n != b']')
+        {
             let Some((hi, after_hi)) = escaped(pattern, after_lo + 1) else {
                 return Bracket::Literal;
             };
@@ -123,7 +125,11 @@ fn bracket(pattern: &[u8], open: usize, c: u8) -> Bracket {
             i = after_lo;
         }
     }
-    if matched != negate { Bracket::Match(i) } else { Bracket::NoMatch }
+    if matched != negate {
+        Bracket::Match(i)
+    } else {
+        Bracket::NoMatch
+    }
 }
 
 /// One possibly backslash-escaped byte inside a bracket expression.
@@ -177,7 +183,10 @@ mod tests {
         assert!(m("*", ""));
         assert!(m("a?c", "abc"));
         assert!(!m("a?c", "ac"));
-        assert!(m("pci:v00008086d*sv*sd*bc02sc00i*", "pci:v00008086d0000100Esv0000sd0000bc02sc00i00"));
+        assert!(m(
+            "pci:v00008086d*sv*sd*bc02sc00i*",
+            "pci:v00008086d0000100Esv0000sd0000bc02sc00i00"
+        ));
         assert!(m("*a*b*c", "xxaybzzc"));
         assert!(!m("*a*b*c", "xxaybzzd"));
         assert!(m("a/b*", "a/b/c"));

@@ -89,8 +89,12 @@ pub fn insert_by_priority<'a, const N: usize>(
     out: &mut heapless::Vec<Value<'a>, N>,
     v: Value<'a>,
 ) -> Result<()> {
-    let pos = out.iter().position(|x| x.priority >= v.priority).unwrap_or(out.len());
-    out.insert(pos, v).map_err(|_| Error::Capacity("index values"))
+    let pos = out
+        .iter()
+        .position(|x| x.priority >= v.priority)
+        .unwrap_or(out.len());
+    out.insert(pos, v)
+        .map_err(|_| Error::Capacity("index values"))
 }
 
 impl<'a> Index<'a> {
@@ -107,12 +111,21 @@ impl<'a> Index<'a> {
         if version >> 16 != 2 {
             return Err(Error::BadVersion(version));
         }
-        Ok(Index { data, root: be32(&data[8..12]) })
+        Ok(Index {
+            data,
+            root: be32(&data[8..12]),
+        })
     }
 
     fn string_at(&self, off: usize) -> Result<(&'a [u8], usize)> {
-        let tail = self.data.get(off..).ok_or(Error::OffsetOutOfBounds(off as u32))?;
-        let nul = tail.iter().position(|&b| b == 0).ok_or(Error::MissingNul(off as u32))?;
+        let tail = self
+            .data
+            .get(off..)
+            .ok_or(Error::OffsetOutOfBounds(off as u32))?;
+        let nul = tail
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(Error::MissingNul(off as u32))?;
         Ok((&tail[..nul], off + nul + 1))
     }
 
@@ -159,11 +172,21 @@ impl<'a> Index<'a> {
             }
             values = &self.data[off..end];
         }
-        Ok(Some(Node { prefix, first, last, children, value_count, values }))
+        Ok(Some(Node {
+            prefix,
+            first,
+            last,
+            children,
+            value_count,
+            values,
+        }))
     }
 
     fn values(node: &Node<'a>) -> Values<'a> {
-        Values { rest: node.values, left: node.value_count }
+        Values {
+            rest: node.values,
+            left: node.value_count,
+        }
     }
 
     /// Exact lookup: the first value stored under `key`, as libkmod's
@@ -208,7 +231,15 @@ impl<'a> Index<'a> {
             spend(&mut budget)?;
             for (j, &ch) in node.prefix.iter().enumerate() {
                 if matches!(ch, b'*' | b'?' | b'[') {
-                    return self.collect_all(&node, j, &mut pattern, &key[(i + j).min(key.len())..], out, &mut budget, 0);
+                    return self.collect_all(
+                        &node,
+                        j,
+                        &mut pattern,
+                        &key[(i + j).min(key.len())..],
+                        out,
+                        &mut budget,
+                        0,
+                    );
                 }
                 if key.get(i + j) != Some(&ch) {
                     return Ok(());
@@ -337,7 +368,8 @@ mod tests {
                    6e00 6365 c0000086 00000000 40000092 00000001 00000002 4300 \
                    6500 00000001 00000003 4400 00000001 00000004 4500";
         let mut v = heapless::Vec::new();
-        let digits: heapless::Vec<u8, 512> = hex.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
+        let digits: heapless::Vec<u8, 512> =
+            hex.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
         for pair in digits.chunks(2) {
             let s = core::str::from_utf8(pair).unwrap();
             v.push(u8::from_str_radix(s, 16).unwrap()).unwrap();
@@ -428,7 +460,8 @@ mod tests {
     fn self_loop_is_an_error() {
         // Root at 12 with a '*' child pointing back at itself.
         let mut d: heapless::Vec<u8, 64> = heapless::Vec::new();
-        d.extend_from_slice(&[0xb0, 0x07, 0xf4, 0x57, 0, 2, 0, 1, 0x20, 0, 0, 12]).unwrap();
+        d.extend_from_slice(&[0xb0, 0x07, 0xf4, 0x57, 0, 2, 0, 1, 0x20, 0, 0, 12])
+            .unwrap();
         d.extend_from_slice(&[b'*', b'*', 0x20, 0, 0, 12]).unwrap();
         let idx = Index::new(&d).unwrap();
         let mut out: heapless::Vec<Value, 8> = heapless::Vec::new();
@@ -441,8 +474,10 @@ mod tests {
     #[test]
     fn absurd_value_count() {
         let mut d: heapless::Vec<u8, 64> = heapless::Vec::new();
-        d.extend_from_slice(&[0xb0, 0x07, 0xf4, 0x57, 0, 2, 0, 1, 0x40, 0, 0, 12]).unwrap();
-        d.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, b'A', 0]).unwrap();
+        d.extend_from_slice(&[0xb0, 0x07, 0xf4, 0x57, 0, 2, 0, 1, 0x40, 0, 0, 12])
+            .unwrap();
+        d.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, b'A', 0])
+            .unwrap();
         let idx = Index::new(&d).unwrap();
         assert!(matches!(idx.exact(b""), Err(Error::BadValueCount(_))));
     }
@@ -450,14 +485,48 @@ mod tests {
     #[test]
     fn equal_priorities_come_out_newest_first() {
         let mut out: heapless::Vec<Value, 4> = heapless::Vec::new();
-        insert_by_priority(&mut out, Value { priority: 0, value: b"a" }).unwrap();
-        insert_by_priority(&mut out, Value { priority: 0, value: b"b" }).unwrap();
-        insert_by_priority(&mut out, Value { priority: 1, value: b"c" }).unwrap();
-        insert_by_priority(&mut out, Value { priority: 0, value: b"d" }).unwrap();
+        insert_by_priority(
+            &mut out,
+            Value {
+                priority: 0,
+                value: b"a",
+            },
+        )
+        .unwrap();
+        insert_by_priority(
+            &mut out,
+            Value {
+                priority: 0,
+                value: b"b",
+            },
+        )
+        .unwrap();
+        insert_by_priority(
+            &mut out,
+            Value {
+                priority: 1,
+                value: b"c",
+            },
+        )
+        .unwrap();
+        insert_by_priority(
+            &mut out,
+            Value {
+                priority: 0,
+                value: b"d",
+            },
+        )
+        .unwrap();
         let v: heapless::Vec<&[u8], 4> = out.iter().map(|v| v.value).collect();
         assert_eq!(&v[..], &[&b"d"[..], b"b", b"a", b"c"]);
         assert_eq!(
-            insert_by_priority(&mut out, Value { priority: 9, value: b"e" }),
+            insert_by_priority(
+                &mut out,
+                Value {
+                    priority: 9,
+                    value: b"e"
+                }
+            ),
             Err(Error::Capacity("index values"))
         );
     }

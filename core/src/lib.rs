@@ -16,3 +16,4 @@ pub mod config;
 pub mod db;
 pub mod modules_load;
 pub mod name;
+pub mod probe;

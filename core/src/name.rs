@@ -23,8 +23,12 @@ pub fn normalize_alias(input: &str, out: &mut AliasBuf) -> Result<()> {
             b'-' => push(out, '_')?,
             b']' => return Err(Error::InvalidAlias),
             b'[' => {
-                let close = b[i..].iter().position(|&c| c == b']').ok_or(Error::InvalidAlias)?;
-                out.push_str(&input[i..=i + close]).map_err(|_| Error::TooLong("alias"))?;
+                let close = b[i..]
+                    .iter()
+                    .position(|&c| c == b']')
+                    .ok_or(Error::InvalidAlias)?;
+                out.push_str(&input[i..=i + close])
+                    .map_err(|_| Error::TooLong("alias"))?;
                 i += close;
             }
             _ => {
@@ -32,7 +36,8 @@ pub fn normalize_alias(input: &str, out: &mut AliasBuf) -> Result<()> {
                 while i + 1 < b.len() && !matches!(b[i + 1], b'-' | b'[' | b']') {
                     i += 1;
                 }
-                out.push_str(&input[start..=i]).map_err(|_| Error::TooLong("alias"))?;
+                out.push_str(&input[start..=i])
+                    .map_err(|_| Error::TooLong("alias"))?;
             }
         }
         i += 1;
@@ -52,7 +57,10 @@ pub fn underscores(s: &mut [u8]) -> Result<()> {
             b'-' => s[i] = b'_',
             b']' => return Err(Error::InvalidAlias),
             b'[' => {
-                i += s[i..].iter().position(|&c| c == b']').ok_or(Error::InvalidAlias)?;
+                i += s[i..]
+                    .iter()
+                    .position(|&c| c == b']')
+                    .ok_or(Error::InvalidAlias)?;
             }
             _ => {}
         }

@@ -1,0 +1,469 @@
+//! modprobe's resolution: the lookup chain that turns a name or alias into
+//! modules, and the probe list (dependencies, softdeps, install commands)
+//! that loads one of them — libkmod 30's `kmod_module_new_from_lookup` and
+//! `kmod_module_probe_insert_module`, reproduced with bounded buffers.
+//!
+//! libkmod keeps one object per (name, alias) pair and marks objects visited
+//! while building a probe list; the quirks that follow from that (a module
+//! reached as a dependency and again through a softdep appears twice) are
+//! reproduced on purpose, since `modprobe -D` output must be identical.
+
+use crate::config::Config;
+use crate::db::{DepLine, Matches, ModuleDb};
+use crate::error::{Error, Result};
+use crate::fnmatch::fnmatch;
+use crate::name::{ModName, alias_is_valid, modname, modname_from_path};
+
+/// Bound on modules one lookup may return.
+pub const MAX_CANDIDATES: usize = 32;
+/// Bound on the entries of one probe list.
+pub const MAX_STEPS: usize = 192;
+/// Bound on one module's dependency list.
+pub const MAX_DEPS: usize = 256;
+/// Bound on nested softdep resolution.
+pub const MAX_SOFTDEP_DEPTH: usize = 16;
+
+/// One module a lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate<'k> {
+    /// Module name.
+    pub name: ModName,
+    /// The alias it was found through (config pattern or looked-up key).
+    pub alias: Option<&'k str>,
+    /// Found through `modules.builtin` or `modules.builtin.alias`.
+    pub builtin: bool,
+    /// Install command preset by a config `install` line for this exact name.
+    pub install: Option<&'k str>,
+    /// Remove command preset by a config `remove` line for this exact name.
+    pub remove: Option<&'k str>,
+}
+
+impl<'k> Candidate<'k> {
+    fn plain(name: ModName) -> Self {
+        Candidate {
+            name,
+            alias: None,
+            builtin: false,
+            install: None,
+            remove: None,
+        }
+    }
+}
+
+/// Modules found by one lookup, in kmod's order.
+pub type Candidates<'k> = heapless::Vec<Candidate<'k>, MAX_CANDIDATES>;
+
+/// Where the answer of a lookup came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// A config `alias` line.
+    ConfigAlias,
+    /// `modules.dep`.
+    ModuleName,
+    /// `modules.symbols`.
+    Symbol,
+    /// A config `install`/`remove` line.
+    Command,
+    /// `modules.alias`.
+    Alias,
+    /// `modules.builtin`.
+    Builtin,
+    /// `modules.builtin.alias`.
+    BuiltinAlias,
+    /// Nothing matched.
+    Nothing,
+}
+
+/// Kernel-side state of a module, as `/sys/module/NAME` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitState {
+    /// `initstate` reads `live`.
+    Live,
+    /// `coming`, `going`, or a directory without `initstate`.
+    Transient,
+    /// No such module in the kernel.
+    Absent,
+}
+
+/// Read access to the running kernel's module state.
+pub trait KernelState {
+    /// The state of module `name`.
+    fn initstate(&self, name: &str) -> InitState;
+}
+
+/// A kernel with nothing loaded (for `--show-depends` and tests).
+pub struct NothingLoaded;
+
+impl KernelState for NothingLoaded {
+    fn initstate(&self, _: &str) -> InitState {
+        InitState::Absent
+    }
+}
+
+/// One entry of a probe list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step<'a, 'k> {
+    /// Module name.
+    pub name: ModName,
+    /// Alias of the libkmod object (options may be keyed by it).
+    pub alias: Option<&'k str>,
+    /// Path from `modules.dep`, relative to the module directory or absolute.
+    pub path: Option<&'a str>,
+    /// Known builtin (the object came from a builtin index).
+    pub builtin: bool,
+    /// Install command to run instead of loading (not set when softdeps exist).
+    pub install: Option<&'k str>,
+    /// The target or one of its dependencies: a failure here fails the probe.
+    pub required: bool,
+    /// This entry is the probed module itself (gets the extra options).
+    pub is_target: bool,
+}
+
+/// A probe list.
+pub type Steps<'a, 'k> = heapless::Vec<Step<'a, 'k>, MAX_STEPS>;
+
+/// Why a probe did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Already live or builtin (and loaded state is not ignored).
+    AlreadyLoaded,
+    /// Blacklisted (reached through an alias, or `-b`).
+    Blacklisted,
+}
+
+/// How to build a probe list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProbeFlags {
+    /// `-i`: ignore install commands and softdeps of the target.
+    pub ignore_commands: bool,
+    /// `-D`: do not consult the kernel's loaded state.
+    pub ignore_loaded: bool,
+    /// `-b`: apply the blacklist to names too, not only aliases.
+    pub use_blacklist: bool,
+}
+
+/// The resolver over one module directory and one configuration.
+pub struct Resolver<'r, 'a> {
+    /// The indexes.
+    pub db: &'r ModuleDb<'a>,
+    /// The configuration (files, then kernel command line).
+    pub cfg: &'r Config<'a>,
+}
+
+/// Identity of a libkmod module object.
+type Ident<'k> = (ModName, Option<&'k str>);
+
+struct Builder<'a, 'k> {
+    steps: Steps<'a, 'k>,
+    visited: heapless::Vec<Ident<'k>, MAX_STEPS>,
+    required: heapless::Vec<Ident<'k>, MAX_DEPS>,
+}
+
+fn owned_name(s: &str) -> Result<ModName> {
+    let mut n = ModName::new();
+    n.push_str(s).map_err(|_| Error::TooLong("module name"))?;
+    Ok(n)
+}
+
+fn utf8(b: &[u8]) -> Result<&str> {
+    core::str::from_utf8(b).map_err(|_| Error::NotUtf8)
+}
+
+impl<'r, 'a> Resolver<'r, 'a> {
+    /// Looks up a normalized name or alias the way modprobe does: the first
+    /// source with any result wins, all of its results are returned.
+    pub fn lookup<'k>(&self, key: &'k str, out: &mut Candidates<'k>) -> Result<Found>
+    where
+        'a: 'k,
+    {
+        out.clear();
+        let full = |_| Error::Capacity("lookup results");
+        for (pat, module) in self.cfg.aliases.iter() {
+            if fnmatch(pat.as_bytes(), key.as_bytes()) {
+                let mut c = Candidate::plain(owned_name(module)?);
+                c.alias = Some(pat);
+                out.push(c).map_err(full)?;
+            }
+        }
+        if !out.is_empty() {
+            return Ok(Found::ConfigAlias);
+        }
+        if !key.contains(':') && self.db.dep_line(key)?.is_some() {
+            out.push(Candidate::plain(owned_name(key)?)).map_err(full)?;
+            return Ok(Found::ModuleName);
+        }
+        let mut m = Matches::new();
+        if key.starts_with("symbol:") {
+            ModuleDb::wildcard(&self.db.symbols, key, &mut m)?;
+            if self.push_aliases(key, &m, false, out)? {
+                return Ok(Found::Symbol);
+            }
+        }
+        if let Some((_, cmd)) = self.cfg.install.iter().find(|(n, _)| *n == key) {
+            let mut c = Candidate::plain(owned_name(key)?);
+            c.install = Some(cmd);
+            out.push(c).map_err(full)?;
+            return Ok(Found::Command);
+        }
+        if let Some((_, cmd)) = self.cfg.remove.iter().find(|(n, _)| *n == key) {
+            let mut c = Candidate::plain(owned_name(key)?);
+            c.remove = Some(cmd);
+            out.push(c).map_err(full)?;
+            return Ok(Found::Command);
+        }
+        ModuleDb::wildcard(&self.db.alias, key, &mut m)?;
+        if self.push_aliases(key, &m, false, out)? {
+            return Ok(Found::Alias);
+        }
+        if self.db.is_builtin(key)? {
+            let mut c = Candidate::plain(owned_name(key)?);
+            c.builtin = true;
+            out.push(c).map_err(full)?;
+            return Ok(Found::Builtin);
+        }
+        ModuleDb::wildcard(&self.db.builtin_alias, key, &mut m)?;
+        if self.push_aliases(key, &m, true, out)? {
+            return Ok(Found::BuiltinAlias);
+        }
+        Ok(Found::Nothing)
+    }
+
+    fn push_aliases<'k>(
+        &self,
+        key: &'k str,
+        m: &Matches<'_>,
+        builtin: bool,
+        out: &mut Candidates<'k>,
+    ) -> Result<bool> {
+        for v in m.iter() {
+            let mut c = Candidate::plain(owned_name(utf8(v.value)?)?);
+            c.alias = Some(key);
+            c.builtin = builtin;
+            out.push(c).map_err(|_| Error::Capacity("lookup results"))?;
+        }
+        Ok(!out.is_empty())
+    }
+
+    /// True when module `name` is builtin in this module directory.
+    pub fn is_builtin(&self, name: &str) -> Result<bool> {
+        self.db.is_builtin(name)
+    }
+
+    /// True when the kernel already has `step` (live or builtin).
+    pub fn in_kernel(&self, step: &Step<'_, '_>, kernel: &dyn KernelState) -> Result<bool> {
+        Ok(step.builtin
+            || self.db.is_builtin(&step.name)?
+            || kernel.initstate(&step.name) == InitState::Live)
+    }
+
+    /// The probe list that loads `target`, or why there is nothing to do.
+    /// Entries already in the kernel stay in the list: a caller that does
+    /// not ignore loaded state skips them with [`Resolver::in_kernel`].
+    pub fn probe_list<'k>(
+        &self,
+        target: &Candidate<'k>,
+        flags: ProbeFlags,
+        kernel: &dyn KernelState,
+        out: &mut Steps<'a, 'k>,
+    ) -> Result<core::result::Result<(), Skip>>
+    where
+        'a: 'k,
+    {
+        out.clear();
+        if !flags.ignore_loaded {
+            let as_step = self.step(target, None, false, false)?;
+            if self.in_kernel(&as_step, kernel)? {
+                return Ok(Err(Skip::AlreadyLoaded));
+            }
+        }
+        if (target.alias.is_some() || flags.use_blacklist) && self.cfg.is_blacklisted(&target.name)
+        {
+            return Ok(Err(Skip::Blacklisted));
+        }
+        let mut b = Builder {
+            steps: Steps::new(),
+            visited: heapless::Vec::new(),
+            required: heapless::Vec::new(),
+        };
+        self.get_probe_list(&mut b, target, true, flags.ignore_commands, 0)?;
+        let target_id = (target.name.clone(), target.alias);
+        for s in b.steps.iter_mut() {
+            let id = (s.name.clone(), s.alias);
+            s.required = b.required.contains(&id);
+            s.is_target = id == target_id;
+        }
+        *out = b.steps;
+        Ok(Ok(()))
+    }
+
+    /// A probe-list entry for `c`; `path` when the caller knows it.
+    fn step<'k>(
+        &self,
+        c: &Candidate<'k>,
+        path: Option<&'a str>,
+        ignorecmd: bool,
+        _: bool,
+    ) -> Result<Step<'a, 'k>>
+    where
+        'a: 'k,
+    {
+        let path = match path {
+            Some(p) => Some(p),
+            None => self
+                .db
+                .dep_line(&c.name)?
+                .and_then(DepLine::parse)
+                .map(|d| d.path),
+        };
+        let install = if ignorecmd {
+            None
+        } else {
+            c.install.or_else(|| self.cfg.install_for(&c.name))
+        };
+        Ok(Step {
+            name: c.name.clone(),
+            alias: c.alias,
+            path,
+            builtin: c.builtin,
+            install,
+            required: false,
+            is_target: false,
+        })
+    }
+
+    fn get_probe_list<'k>(
+        &self,
+        b: &mut Builder<'a, 'k>,
+        m: &Candidate<'k>,
+        required: bool,
+        ignorecmd: bool,
+        depth: usize,
+    ) -> Result<()>
+    where
+        'a: 'k,
+    {
+        let id = (m.name.clone(), m.alias);
+        if b.visited.contains(&id) {
+            return Ok(());
+        }
+        b.visited
+            .push(id.clone())
+            .map_err(|_| Error::Capacity("probe list modules"))?;
+        let line = self.db.dep_line(&m.name)?.and_then(DepLine::parse);
+        let mut deps: heapless::Vec<(ModName, &'a str), MAX_DEPS> = heapless::Vec::new();
+        if let Some(line) = line {
+            for p in line.deps().rev() {
+                deps.push((modname_from_path(p)?, p))
+                    .map_err(|_| Error::Capacity("dependencies"))?;
+            }
+        }
+        if required {
+            let full = |_| Error::Capacity("required modules");
+            b.required.push(id).map_err(full)?;
+            for (n, _) in deps.iter() {
+                b.required.push((n.clone(), None)).map_err(full)?;
+            }
+        }
+        for (n, p) in deps.iter() {
+            self.fill_softdep(b, &Candidate::plain(n.clone()), Some(p), depth)?;
+        }
+        if ignorecmd {
+            let s = self.step(m, line.map(|l| l.path), true, required)?;
+            b.steps
+                .push(s)
+                .map_err(|_| Error::Capacity("probe list entries"))?;
+            Ok(())
+        } else {
+            self.fill_softdep(b, m, line.map(|l| l.path), depth)
+        }
+    }
+
+    fn fill_softdep<'k>(
+        &self,
+        b: &mut Builder<'a, 'k>,
+        m: &Candidate<'k>,
+        path: Option<&'a str>,
+        depth: usize,
+    ) -> Result<()>
+    where
+        'a: 'k,
+    {
+        if depth > MAX_SOFTDEP_DEPTH {
+            return Err(Error::TooDeep);
+        }
+        let sd = self.cfg.softdep_for(&m.name);
+        let mut has_softdeps = false;
+        let mut post: heapless::Vec<Candidate<'k>, MAX_CANDIDATES> = heapless::Vec::new();
+        if let Some(sd) = sd {
+            // libkmod resolves both lists before loading anything.
+            let mut pre: heapless::Vec<Candidate<'k>, MAX_CANDIDATES> = heapless::Vec::new();
+            self.resolve_softdeps(sd.pre(), &mut pre)?;
+            self.resolve_softdeps(sd.post(), &mut post)?;
+            has_softdeps = !pre.is_empty() || !post.is_empty();
+            for c in pre.iter() {
+                self.get_probe_list(b, c, false, false, depth + 1)?;
+            }
+        }
+        let s = self.step(m, path, has_softdeps, false)?;
+        b.steps
+            .push(s)
+            .map_err(|_| Error::Capacity("probe list entries"))?;
+        for c in post.iter() {
+            self.get_probe_list(b, c, false, false, depth + 1)?;
+        }
+        Ok(())
+    }
+
+    fn resolve_softdeps<'k>(
+        &self,
+        names: impl Iterator<Item = &'a str>,
+        out: &mut heapless::Vec<Candidate<'k>, MAX_CANDIDATES>,
+    ) -> Result<()>
+    where
+        'a: 'k,
+    {
+        let mut found = Candidates::new();
+        for n in names {
+            // Names were normalized in place when the config was parsed;
+            // an invalid one fails its lookup and is skipped, as in kmod.
+            if !alias_is_valid(n) {
+                continue;
+            }
+            self.lookup(n, &mut found)?;
+            for c in found.iter() {
+                out.push(c.clone())
+                    .map_err(|_| Error::Capacity("softdep modules"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The options string kmod passes for one step: config options for the
+/// name or alias joined by spaces, then (for the target) the extra options.
+/// Writes into `out`; returns false when there are none.
+pub fn step_options<W: core::fmt::Write>(
+    cfg: &Config<'_>,
+    step: &Step<'_, '_>,
+    extra: &str,
+    out: &mut W,
+) -> core::fmt::Result {
+    let mut any = false;
+    for o in cfg.options_for(&step.name, step.alias) {
+        if any {
+            out.write_char(' ')?;
+        }
+        out.write_str(o)?;
+        any = true;
+    }
+    let extra = if step.is_target { extra } else { "" };
+    if any {
+        out.write_char(' ')?;
+    }
+    out.write_str(extra)
+}
+
+/// Module name of a user-supplied argument (helper for callers).
+pub fn name_of(arg: &str) -> Result<ModName> {
+    modname(arg)
+}
