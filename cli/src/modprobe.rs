@@ -7,7 +7,8 @@ use earlymod_core::cmdline::apply_kernel_cmdline;
 use earlymod_core::config::{Config, Diag};
 use earlymod_core::name::{AliasBuf, normalize_alias};
 use earlymod_core::probe::{
-    Candidates, KernelState, NothingLoaded, ProbeFlags, Resolver, Skip, Step, step_options,
+    Candidates, KernelState, NameArena, NothingLoaded, ProbeFlags, Resolver, Skip, Step,
+    step_options,
 };
 use std::io::Write;
 
@@ -433,6 +434,7 @@ struct Ctx<'x, 'r, 'a> {
 impl Ctx<'_, '_, '_> {
     /// kmod's `insmod()` in modprobe.c: look up, then probe each result.
     fn insmod(&self, name: &str, extra: &str, out: &mut dyn Write) -> i32 {
+        let names = NameArena::new();
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
         let looked =
@@ -469,7 +471,10 @@ impl Ctx<'_, '_, '_> {
                 continue;
             }
             let mut steps = Default::default();
-            match self.resolver.probe_list(c, flags, kernel, &mut steps) {
+            match self
+                .resolver
+                .probe_list(c, flags, kernel, &names, &mut steps)
+            {
                 Err(e) => {
                     self.log
                         .log(LOG_ERR, &format!("could not insert '{}': {}", c.name, e));

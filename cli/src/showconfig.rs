@@ -23,10 +23,10 @@ pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, out: &mut dyn Write) -> 
         for (k, v) in cfg.options.iter() {
             writeln!(out, "options {k} {v}")?;
         }
-        for (k, _) in cfg.softdeps.iter() {
-            let sd = cfg.softdep_for(k);
+        for (k, v) in cfg.softdeps.iter() {
             let mut line = String::new();
-            if let Some(sd) = sd {
+            {
+                let sd = earlymod_core::config::Softdep::new(v);
                 let pre: Vec<&str> = sd.pre().collect();
                 let post: Vec<&str> = sd.post().collect();
                 if !pre.is_empty() {

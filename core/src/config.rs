@@ -183,9 +183,6 @@ impl<'a> Config<'a> {
                 b"install" | b"remove" | b"softdep" | b"weakdep" => {
                     let m = name_field(&mut fields);
                     let payload = remainder(&mut fields).and_then(|p| {
-                        if cmd == b"softdep" || cmd == b"weakdep" {
-                            normalize_words(p);
-                        }
                         let p: &'a [u8] = p;
                         as_str(p)
                     });
@@ -251,15 +248,6 @@ impl<'a> Config<'a> {
     }
 }
 
-/// Normalizes each whitespace-separated module name in place (libkmod
-/// normalizes softdep names when it looks them up; an invalid one is left
-/// as is and rejected at lookup).
-fn normalize_words(p: &mut [u8]) {
-    for w in p.split_mut(|b| b.is_ascii_whitespace()) {
-        let _ = underscores(w);
-    }
-}
-
 fn push<T, const N: usize>(
     v: &mut heapless::Vec<T, N>,
     item: T,
@@ -282,6 +270,11 @@ pub struct Softdep<'a> {
 }
 
 impl<'a> Softdep<'a> {
+    /// A view over one softdep line's payload (`pre: a b post: c`).
+    pub fn new(text: &'a str) -> Self {
+        Softdep { text }
+    }
+
     fn list(&self, want: &str) -> impl Iterator<Item = &'a str> + 'a {
         let mut mode = "";
         let want_pre = want == "pre:";

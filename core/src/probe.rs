@@ -12,7 +12,8 @@ use crate::config::Config;
 use crate::db::{DepLine, Matches, ModuleDb};
 use crate::error::{Error, Result};
 use crate::fnmatch::fnmatch;
-use crate::name::{ModName, alias_is_valid, modname, modname_from_path};
+use crate::name::{AliasBuf, ModName, modname, modname_from_path, normalize_alias};
+use core::cell::OnceCell;
 
 /// Bound on modules one lookup may return.
 pub const MAX_CANDIDATES: usize = 32;
@@ -150,10 +151,53 @@ pub struct Resolver<'r, 'a> {
     pub cfg: &'r Config<'a>,
 }
 
+/// Longest softdep name kept in a [`NameArena`].
+pub const MAX_SOFTDEP_NAME: usize = 128;
+/// Number of distinct normalized softdep names one probe may use.
+pub const MAX_SOFTDEP_NAMES: usize = 64;
+
+/// Storage for softdep names that needed normalizing (`crypto-crc32c` →
+/// `crypto_crc32c`), so probe-list entries can borrow them. libkmod
+/// normalizes these at lookup time, leaving the config text as written.
+pub struct NameArena {
+    slots: [OnceCell<heapless::String<MAX_SOFTDEP_NAME>>; MAX_SOFTDEP_NAMES],
+}
+
+impl Default for NameArena {
+    fn default() -> Self {
+        NameArena {
+            slots: core::array::from_fn(|_| OnceCell::new()),
+        }
+    }
+}
+
+impl NameArena {
+    /// An empty arena.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn intern(&self, s: &str) -> Result<&str> {
+        for slot in self.slots.iter() {
+            match slot.get() {
+                Some(v) if v.as_str() == s => return Ok(v.as_str()),
+                Some(_) => continue,
+                None => {
+                    let mut v = heapless::String::new();
+                    v.push_str(s).map_err(|_| Error::TooLong("softdep name"))?;
+                    return Ok(slot.get_or_init(|| v).as_str());
+                }
+            }
+        }
+        Err(Error::Capacity("softdep names"))
+    }
+}
+
 /// Identity of a libkmod module object.
 type Ident<'k> = (ModName, Option<&'k str>);
 
 struct Builder<'a, 'k> {
+    names: &'k NameArena,
     steps: Steps<'a, 'k>,
     visited: heapless::Vec<Ident<'k>, MAX_STEPS>,
     required: heapless::Vec<Ident<'k>, MAX_DEPS>,
@@ -264,6 +308,7 @@ impl<'r, 'a> Resolver<'r, 'a> {
         target: &Candidate<'k>,
         flags: ProbeFlags,
         kernel: &dyn KernelState,
+        names: &'k NameArena,
         out: &mut Steps<'a, 'k>,
     ) -> Result<core::result::Result<(), Skip>>
     where
@@ -281,6 +326,7 @@ impl<'r, 'a> Resolver<'r, 'a> {
             return Ok(Err(Skip::Blacklisted));
         }
         let mut b = Builder {
+            names,
             steps: Steps::new(),
             visited: heapless::Vec::new(),
             required: heapless::Vec::new(),
@@ -397,8 +443,8 @@ impl<'r, 'a> Resolver<'r, 'a> {
         if let Some(sd) = sd {
             // libkmod resolves both lists before loading anything.
             let mut pre: heapless::Vec<Candidate<'k>, MAX_CANDIDATES> = heapless::Vec::new();
-            self.resolve_softdeps(sd.pre(), &mut pre)?;
-            self.resolve_softdeps(sd.post(), &mut post)?;
+            self.resolve_softdeps(sd.pre(), b.names, &mut pre)?;
+            self.resolve_softdeps(sd.post(), b.names, &mut post)?;
             has_softdeps = !pre.is_empty() || !post.is_empty();
             for c in pre.iter() {
                 self.get_probe_list(b, c, false, false, depth + 1)?;
@@ -417,19 +463,25 @@ impl<'r, 'a> Resolver<'r, 'a> {
     fn resolve_softdeps<'k>(
         &self,
         names: impl Iterator<Item = &'a str>,
+        arena: &'k NameArena,
         out: &mut heapless::Vec<Candidate<'k>, MAX_CANDIDATES>,
     ) -> Result<()>
     where
         'a: 'k,
     {
         let mut found = Candidates::new();
+        let mut norm = AliasBuf::new();
         for n in names {
-            // Names were normalized in place when the config was parsed;
-            // an invalid one fails its lookup and is skipped, as in kmod.
-            if !alias_is_valid(n) {
+            // An invalid name fails its lookup and is skipped, as in kmod.
+            if normalize_alias(n, &mut norm).is_err() {
                 continue;
             }
-            self.lookup(n, &mut found)?;
+            let key: &'k str = if norm.as_str() == n {
+                n
+            } else {
+                arena.intern(&norm)?
+            };
+            self.lookup(key, &mut found)?;
             for c in found.iter() {
                 out.push(c.clone())
                     .map_err(|_| Error::Capacity("softdep modules"))?;
