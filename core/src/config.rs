@@ -232,7 +232,7 @@ impl<'a> Config<'a> {
 
     /// True when `name` is blacklisted (exact match, as kmod compares).
     pub fn is_blacklisted(&self, name: &str) -> bool {
-        self.blacklist.iter().any(|b| *b == name)
+        self.blacklist.contains(&name)
     }
 
     /// Every options string for `name` or `alias`, in order (empty ones skipped).

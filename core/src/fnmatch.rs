@@ -39,13 +39,12 @@ pub fn fnmatch(pattern: &[u8], text: &[u8]) -> bool {
                     }
                     Bracket::Literal => {}
                 },
-                b'\\' if p + 1 < pattern.len() => {
-                    if t < text.len() && text[t] == pattern[p + 1] {
-                        p += 2;
-                        t += 1;
-                        continue;
-                    }
+                b'\\' if p + 1 < pattern.len() && t < text.len() && text[t] == pattern[p + 1] => {
+                    p += 2;
+                    t += 1;
+                    continue;
                 }
+                b'\\' if p + 1 < pattern.len() => {}
                 c if t < text.len() && c == text[t] => {
                     p += 1;
                     t += 1;
@@ -94,15 +93,16 @@ fn bracket(pattern: &[u8], open: usize, c: u8) -> Bracket {
             break;
         }
         first = false;
-        if b == b'[' && pattern.get(i + 1) == Some(&b':') {
-            if let Some((class_end, name)) = class_name(pattern, i + 2) {
-                match class_matches(name, c) {
-                    Some(hit) => matched |= hit,
-                    None => return Bracket::NoMatch,
-                }
-                i = class_end;
-                continue;
+        if b == b'['
+            && pattern.get(i + 1) == Some(&b':')
+            && let Some((class_end, name)) = class_name(pattern, i + 2)
+        {
+            match class_matches(name, c) {
+                Some(hit) => matched |= hit,
+                None => return Bracket::NoMatch,
             }
+            i = class_end;
+            continue;
         }
         let (lo, after_lo) = match escaped(pattern, i) {
             Some(v) => v,
