@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::fnmatch::fnmatch;
 use crate::index::{Index, Value, insert_by_priority};
-use crate::name::modname_from_path;
+use crate::name::{AliasBuf, modname_from_path, normalize_alias};
 
 /// Where one index's answers come from.
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +122,7 @@ impl<'a> ModuleDb<'a> {
                 // priority order: the running module count is the priority.
                 let mut priority = 0u32;
                 let mut prev: &[u8] = &[];
+                let mut norm = AliasBuf::new();
                 for line in lines(t) {
                     let mut f = line
                         .split(|b| b.is_ascii_whitespace())
@@ -136,7 +137,15 @@ impl<'a> ModuleDb<'a> {
                         priority += 1;
                     }
                     prev = module;
-                    if fnmatch(pattern, key.as_bytes()) {
+                    // depmod stores normalized keys in the .bin; the text
+                    // keeps them as written. Bad ones are skipped, as depmod does.
+                    let Ok(pattern) = core::str::from_utf8(pattern) else {
+                        continue;
+                    };
+                    if normalize_alias(pattern, &mut norm).is_err() {
+                        continue;
+                    }
+                    if fnmatch(norm.as_bytes(), key.as_bytes()) {
                         insert_by_priority(
                             out,
                             Value {

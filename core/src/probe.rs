@@ -519,3 +519,195 @@ pub fn step_options<W: core::fmt::Write>(
 pub fn name_of(arg: &str) -> Result<ModName> {
     modname(arg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::db::Source;
+
+    const DEP: &[u8] = b"kernel/a.ko: kernel/b.ko kernel/c-x.ko\nkernel/b.ko: kernel/c-x.ko\nkernel/c-x.ko:\nkernel/s.ko:\nkernel/t.ko: kernel/b.ko kernel/c-x.ko\n";
+    const ALIAS: &[u8] = b"alias pci:v1* a\nalias pci:v1d2 a\nalias fs-s s\nalias pci:v1d* t\n";
+    const BUILTIN: &[u8] = b"kernel/fs/vfat.ko\n";
+
+    fn db() -> ModuleDb<'static> {
+        ModuleDb {
+            dep: Source::new(None, Some(DEP)),
+            alias: Source::new(None, Some(ALIAS)),
+            symbols: Source::Missing,
+            builtin: Source::new(None, Some(BUILTIN)),
+            builtin_alias: Source::Missing,
+        }
+    }
+
+    fn plan<'a>(
+        r: &Resolver<'_, 'a>,
+        key: &'a str,
+        names: &'a NameArena,
+    ) -> heapless::Vec<heapless::String<64>, 16> {
+        let mut found = Candidates::new();
+        r.lookup(key, &mut found).unwrap();
+        let mut out = heapless::Vec::new();
+        for c in found.iter() {
+            let mut steps = Steps::new();
+            match r
+                .probe_list(
+                    c,
+                    ProbeFlags {
+                        ignore_loaded: true,
+                        ..Default::default()
+                    },
+                    &NothingLoaded,
+                    names,
+                    &mut steps,
+                )
+                .unwrap()
+            {
+                Ok(()) => {
+                    for s in steps.iter() {
+                        let mut line = heapless::String::new();
+                        let _ = core::fmt::Write::write_fmt(&mut line, format_args!("{}", s.name));
+                        if let Some(i) = s.install {
+                            let _ = core::fmt::Write::write_fmt(&mut line, format_args!("!{i}"));
+                        }
+                        out.push(line).unwrap();
+                    }
+                }
+                Err(skip) => {
+                    let mut line = heapless::String::new();
+                    let _ = core::fmt::Write::write_fmt(&mut line, format_args!("{skip:?}"));
+                    out.push(line).unwrap();
+                }
+            }
+        }
+        out
+    }
+
+    fn cfg_from(text: &'static mut [u8]) -> Config<'static> {
+        let mut cfg = Config::new();
+        cfg.parse_file(text, &mut |_| {}).unwrap();
+        cfg
+    }
+
+    fn leak(s: &str) -> &'static mut [u8] {
+        extern crate std;
+        std::boxed::Box::leak(std::vec::Vec::from(s.as_bytes()).into_boxed_slice())
+    }
+
+    #[test]
+    fn deps_load_in_reverse_line_order() {
+        let (db, cfg, names) = (db(), Config::new(), NameArena::new());
+        let r = Resolver { db: &db, cfg: &cfg };
+        assert_eq!(plan(&r, "a", &names), ["c_x", "b", "a"]);
+    }
+
+    #[test]
+    fn every_alias_match_is_probed_in_priority_order() {
+        let (db, cfg, names) = (db(), Config::new(), NameArena::new());
+        let r = Resolver { db: &db, cfg: &cfg };
+        let mut found = Candidates::new();
+        assert_eq!(r.lookup("pci:v1d2", &mut found).unwrap(), Found::Alias);
+        let got: heapless::Vec<&str, 4> = found.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(&got[..], &["a", "a", "t"]);
+        assert_eq!(
+            plan(&r, "pci:v1d2", &names),
+            ["c_x", "b", "a", "c_x", "b", "a", "c_x", "b", "t"]
+        );
+    }
+
+    #[test]
+    fn blacklist_applies_only_through_aliases() {
+        let db = db();
+        let cfg = cfg_from(leak("blacklist s\n"));
+        let names = NameArena::new();
+        let r = Resolver { db: &db, cfg: &cfg };
+        assert_eq!(plan(&r, "fs_s", &names), ["Blacklisted"]);
+        assert_eq!(plan(&r, "s", &names), ["s"]);
+    }
+
+    #[test]
+    fn softdeps_wrap_the_module_and_disable_its_install_command() {
+        let db = db();
+        let cfg = cfg_from(leak(
+            "softdep b pre: s post: fs-s\ninstall b /bin/true\ninstall s /bin/false\n",
+        ));
+        let names = NameArena::new();
+        let r = Resolver { db: &db, cfg: &cfg };
+        // b's softdeps: s (pre, via name; keeps its install command), then b
+        // without its command, then fs-s → s again as a new (alias) object.
+        assert_eq!(
+            plan(&r, "a", &names),
+            ["c_x", "s!/bin/false", "b", "s!/bin/false", "a"]
+        );
+    }
+
+    #[test]
+    fn a_dependency_reached_again_through_a_softdep_is_listed_twice() {
+        let db = db();
+        let cfg = cfg_from(leak("softdep a pre: b\n"));
+        let names = NameArena::new();
+        let r = Resolver { db: &db, cfg: &cfg };
+        assert_eq!(plan(&r, "a", &names), ["c_x", "b", "c_x", "b", "a"]);
+    }
+
+    #[test]
+    fn config_alias_wins_and_install_command_is_found() {
+        let db = db();
+        let cfg = cfg_from(leak("alias my-thing t\ninstall ghost echo hi\n"));
+        let names = NameArena::new();
+        let r = Resolver { db: &db, cfg: &cfg };
+        let mut found = Candidates::new();
+        assert_eq!(
+            r.lookup("my_thing", &mut found).unwrap(),
+            Found::ConfigAlias
+        );
+        assert_eq!(found[0].alias, Some("my_thing"));
+        assert_eq!(r.lookup("ghost", &mut found).unwrap(), Found::Command);
+        assert_eq!(plan(&r, "ghost", &names), ["ghost!echo hi"]);
+        assert_eq!(r.lookup("vfat", &mut found).unwrap(), Found::Builtin);
+        assert_eq!(r.lookup("nothing", &mut found).unwrap(), Found::Nothing);
+    }
+
+    #[test]
+    fn options_join_like_kmod() {
+        let db = db();
+        let cfg = cfg_from(leak("options a x=1\noptions a  y=2\noptions pci:v1* z=3\n"));
+        let r = Resolver { db: &db, cfg: &cfg };
+        let mut s = Step {
+            name: owned_name("a").unwrap(),
+            alias: Some("pci:v1*"),
+            path: None,
+            builtin: false,
+            install: None,
+            required: true,
+            is_target: true,
+        };
+        let mut o: heapless::String<64> = heapless::String::new();
+        step_options(r.cfg, &s, "e=5", &mut o).unwrap();
+        assert_eq!(o, "x=1  y=2 z=3 e=5");
+        o.clear();
+        s.is_target = false;
+        step_options(r.cfg, &s, "e=5", &mut o).unwrap();
+        assert_eq!(o, "x=1  y=2 z=3 ");
+    }
+
+    #[test]
+    fn softdep_loops_terminate() {
+        let db = db();
+        let cfg = cfg_from(leak("softdep a pre: t\nsoftdep t pre: a\n"));
+        let names = NameArena::new();
+        let r = Resolver { db: &db, cfg: &cfg };
+        let p = plan(&r, "a", &names);
+        assert!(p.len() < 16 && p.last().map(|s| s.as_str()) == Some("a"));
+    }
+
+    #[test]
+    fn softdep_names_are_normalized_at_lookup() {
+        let db = db();
+        let cfg = cfg_from(leak("softdep t pre: fs-s\n"));
+        let names = NameArena::new();
+        let r = Resolver { db: &db, cfg: &cfg };
+        assert_eq!(plan(&r, "t", &names), ["c_x", "b", "s", "t"]);
+        assert_eq!(cfg.softdeps[0].1, "pre: fs-s");
+    }
+}
