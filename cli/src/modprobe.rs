@@ -439,10 +439,10 @@ impl Ctx<'_, '_, '_> {
         let mut found = Candidates::new();
         let looked =
             normalize_alias(name, &mut key).and_then(|_| self.resolver.lookup(&key, &mut found));
-        if let Err(e) = &looked {
-            if !matches!(e, earlymod_core::Error::InvalidAlias) {
-                self.log.log(LOG_ERR, &format!("{name}: {e}"));
-            }
+        if let Err(e) = &looked
+            && !matches!(e, earlymod_core::Error::InvalidAlias)
+        {
+            self.log.log(LOG_ERR, &format!("{name}: {e}"));
         }
         if looked.is_err() || found.is_empty() {
             self.log.log(
@@ -470,7 +470,7 @@ impl Ctx<'_, '_, '_> {
                 let _ = writeln!(out, "{}", c.name);
                 continue;
             }
-            let mut steps = Default::default();
+            let mut steps = earlymod_core::probe::Steps::new();
             match self
                 .resolver
                 .probe_list(c, flags, kernel, &names, &mut steps)
@@ -517,7 +517,11 @@ impl Ctx<'_, '_, '_> {
         let _ = if let Some(cmd) = s.install {
             writeln!(out, "install {cmd} {opts}")
         } else if let Some(p) = s.path {
-            writeln!(out, "insmod {} {opts}", self.dir.module_path(p))
+            if p.starts_with('/') {
+                writeln!(out, "insmod {p} {opts}")
+            } else {
+                writeln!(out, "insmod {}/{p} {opts}", self.dir.dirname)
+            }
         } else if s.builtin || self.resolver.is_builtin(&s.name).unwrap_or(false) {
             writeln!(out, "builtin {}", s.name)
         } else {

@@ -259,8 +259,17 @@ fn push<T, const N: usize>(
 
 fn first_match<'a>(list: &[Entry<'a>], name: &str) -> Option<&'a str> {
     list.iter()
-        .find(|(pat, _)| crate::fnmatch::fnmatch(pat.as_bytes(), name.as_bytes()))
+        .find(|(pat, _)| quick_fnmatch(pat.as_bytes(), name.as_bytes()))
         .map(|(_, v)| *v)
+}
+
+/// fnmatch with a cheap exact pre-check: a pattern whose first byte is an
+/// ordinary character cannot match a name starting with another byte.
+fn quick_fnmatch(pat: &[u8], name: &[u8]) -> bool {
+    match (pat.first(), name.first()) {
+        (Some(p), Some(n)) if !matches!(p, b'*' | b'?' | b'[' | b'\\') && p != n => false,
+        _ => crate::fnmatch::fnmatch(pat, name),
+    }
 }
 
 /// One softdep line's payload, split lazily.

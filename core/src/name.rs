@@ -89,14 +89,17 @@ pub fn alias_is_valid(s: &str) -> bool {
 
 /// Module name from a name or file name: `-` → `_`, cut at the first `.`.
 pub fn modname(input: &str) -> Result<ModName> {
+    let end = input.find('.').unwrap_or(input.len());
+    let stem = &input[..end];
     let mut out = ModName::new();
-    for c in input.chars() {
-        let c = match c {
-            '.' => break,
-            '-' => '_',
-            c => c,
-        };
-        out.push(c).map_err(|_| Error::TooLong("module name"))?;
+    out.push_str(stem)
+        .map_err(|_| Error::TooLong("module name"))?;
+    if stem.contains('-') {
+        let fixed: ModName = stem
+            .chars()
+            .map(|c| if c == '-' { '_' } else { c })
+            .collect();
+        return Ok(fixed);
     }
     Ok(out)
 }

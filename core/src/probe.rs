@@ -118,6 +118,8 @@ pub struct Step<'a, 'k> {
     pub required: bool,
     /// This entry is the probed module itself (gets the extra options).
     pub is_target: bool,
+    /// Appended by a visit (libkmod's `visited` mark), not as a plain dependency.
+    visited: bool,
 }
 
 /// A probe list.
@@ -196,11 +198,11 @@ impl NameArena {
 /// Identity of a libkmod module object.
 type Ident<'k> = (ModName, Option<&'k str>);
 
-struct Builder<'a, 'k> {
+struct Builder<'s, 'a, 'k> {
     names: &'k NameArena,
-    steps: Steps<'a, 'k>,
-    visited: heapless::Vec<Ident<'k>, MAX_STEPS>,
-    required: heapless::Vec<Ident<'k>, MAX_DEPS>,
+    steps: &'s mut Steps<'a, 'k>,
+    /// Objects being visited right now (marked but not yet in `steps`).
+    in_progress: heapless::Vec<Ident<'k>, { MAX_SOFTDEP_DEPTH + 2 }>,
 }
 
 fn owned_name(s: &str) -> Result<ModName> {
@@ -327,18 +329,20 @@ impl<'r, 'a> Resolver<'r, 'a> {
         }
         let mut b = Builder {
             names,
-            steps: Steps::new(),
-            visited: heapless::Vec::new(),
-            required: heapless::Vec::new(),
+            steps: out,
+            in_progress: heapless::Vec::new(),
         };
         self.get_probe_list(&mut b, target, true, flags.ignore_commands, 0)?;
-        let target_id = (target.name.clone(), target.alias);
+        // libkmod marks the target and its dependencies required: a failure
+        // of any other entry (softdeps) is ignored when loading.
+        let target_deps = self.db.dep_line(&target.name)?.and_then(DepLine::parse);
         for s in b.steps.iter_mut() {
-            let id = (s.name.clone(), s.alias);
-            s.required = b.required.contains(&id);
-            s.is_target = id == target_id;
+            s.is_target = s.name == target.name && s.alias == target.alias;
+            s.required = s.is_target
+                || (s.alias.is_none()
+                    && s.path
+                        .is_some_and(|p| target_deps.is_some_and(|d| d.deps().any(|q| q == p))));
         }
-        *out = b.steps;
         Ok(Ok(()))
     }
 
@@ -374,12 +378,13 @@ impl<'r, 'a> Resolver<'r, 'a> {
             install,
             required: false,
             is_target: false,
+            visited: false,
         })
     }
 
     fn get_probe_list<'k>(
         &self,
-        b: &mut Builder<'a, 'k>,
+        b: &mut Builder<'_, 'a, 'k>,
         m: &Candidate<'k>,
         required: bool,
         ignorecmd: bool,
@@ -388,47 +393,53 @@ impl<'r, 'a> Resolver<'r, 'a> {
     where
         'a: 'k,
     {
-        let id = (m.name.clone(), m.alias);
-        if b.visited.contains(&id) {
+        // libkmod marks each object visited once per probe; every visited
+        // object is appended, so the marks are the visited entries of the
+        // list plus the objects still being visited.
+        let marked = |s: &Step<'_, '_>| s.visited && s.name == m.name && s.alias == m.alias;
+        if b.steps.iter().any(marked)
+            || b.in_progress
+                .iter()
+                .any(|(n, a)| *n == m.name && *a == m.alias)
+        {
             return Ok(());
         }
-        b.visited
-            .push(id.clone())
-            .map_err(|_| Error::Capacity("probe list modules"))?;
+        b.in_progress
+            .push((m.name.clone(), m.alias))
+            .map_err(|_| Error::TooDeep)?;
         let line = self.db.dep_line(&m.name)?.and_then(DepLine::parse);
-        let mut deps: heapless::Vec<(ModName, &'a str), MAX_DEPS> = heapless::Vec::new();
         if let Some(line) = line {
+            // Dependencies in reverse line order (libkmod prepends them).
             for p in line.deps().rev() {
-                deps.push((modname_from_path(p)?, p))
-                    .map_err(|_| Error::Capacity("dependencies"))?;
+                self.fill_softdep(
+                    b,
+                    &Candidate::plain(modname_from_path(p)?),
+                    Some(p),
+                    false,
+                    depth,
+                )?;
             }
         }
-        if required {
-            let full = |_| Error::Capacity("required modules");
-            b.required.push(id).map_err(full)?;
-            for (n, _) in deps.iter() {
-                b.required.push((n.clone(), None)).map_err(full)?;
-            }
-        }
-        for (n, p) in deps.iter() {
-            self.fill_softdep(b, &Candidate::plain(n.clone()), Some(p), depth)?;
-        }
+        let path = line.map(|l| l.path);
         if ignorecmd {
-            let s = self.step(m, line.map(|l| l.path), true, required)?;
+            let mut s = self.step(m, path, true, required)?;
+            s.visited = true;
             b.steps
                 .push(s)
                 .map_err(|_| Error::Capacity("probe list entries"))?;
-            Ok(())
         } else {
-            self.fill_softdep(b, m, line.map(|l| l.path), depth)
+            self.fill_softdep(b, m, path, true, depth)?;
         }
+        b.in_progress.pop();
+        Ok(())
     }
 
     fn fill_softdep<'k>(
         &self,
-        b: &mut Builder<'a, 'k>,
+        b: &mut Builder<'_, 'a, 'k>,
         m: &Candidate<'k>,
         path: Option<&'a str>,
+        visit: bool,
         depth: usize,
     ) -> Result<()>
     where
@@ -450,7 +461,8 @@ impl<'r, 'a> Resolver<'r, 'a> {
                 self.get_probe_list(b, c, false, false, depth + 1)?;
             }
         }
-        let s = self.step(m, path, has_softdeps, false)?;
+        let mut s = self.step(m, path, has_softdeps, false)?;
+        s.visited = visit;
         b.steps
             .push(s)
             .map_err(|_| Error::Capacity("probe list entries"))?;
@@ -681,6 +693,7 @@ mod tests {
             install: None,
             required: true,
             is_target: true,
+            visited: false,
         };
         let mut o: heapless::String<64> = heapless::String::new();
         step_options(r.cfg, &s, "e=5", &mut o).unwrap();

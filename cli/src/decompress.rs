@@ -1,0 +1,785 @@
+//! Userspace decompression of kernel module files (`.ko.gz`, `.ko.xz`,
+//! `.ko.zst`).
+//!
+//! Detection is by magic bytes, like libkmod does: the file extension is not
+//! looked at. Uncompressed data is returned borrowed. Every decoder is fed a
+//! complete in-memory buffer and its output is capped at [`MAX_OUTPUT`]; no
+//! input, however malformed, may cause a panic.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{self, Write};
+
+/// Largest decompressed size accepted (1 GiB). A kernel module is a few MiB
+/// at most; anything beyond this is a decompression bomb or garbage.
+pub const MAX_OUTPUT: usize = 1 << 30;
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+/// Compression format of a module file, as told by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    /// Lower-case name of the format ("none", "gzip", "xz", "zstd").
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Identify the compression format of `data` by its magic number.
+pub fn detect(data: &[u8]) -> Compression {
+    if data.starts_with(XZ_MAGIC) {
+        Compression::Xz
+    } else if data.starts_with(ZSTD_MAGIC) {
+        Compression::Zstd
+    } else if data.starts_with(GZIP_MAGIC) {
+        Compression::Gzip
+    } else {
+        Compression::None
+    }
+}
+
+/// Why a compressed buffer could not be decompressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecompressError {
+    /// The input ended before the stream did.
+    Truncated(Compression),
+    /// The stream is malformed; the string says what is wrong.
+    Corrupt(Compression, String),
+    /// The gzip trailer's CRC32 does not match the decompressed data.
+    GzipCrcMismatch { expected: u32, actual: u32 },
+    /// The gzip trailer's ISIZE does not match the decompressed length.
+    GzipSizeMismatch { expected: u32, actual: u32 },
+    /// The zstd frame's content checksum does not match.
+    ZstdChecksumMismatch { expected: u32, actual: u32 },
+    /// The gzip stream uses a feature this decoder does not implement.
+    Unsupported(Compression, String),
+    /// The decompressed data would exceed [`MAX_OUTPUT`].
+    TooLarge(Compression),
+}
+
+impl fmt::Display for DecompressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecompressError::Truncated(c) => write!(f, "truncated {} stream", c.name()),
+            DecompressError::Corrupt(Compression::Zstd, why) => {
+                write!(f, "corrupt zstd frame: {why}")
+            }
+            DecompressError::Corrupt(c, why) => write!(f, "corrupt {} stream: {why}", c.name()),
+            DecompressError::GzipCrcMismatch { expected, actual } => write!(
+                f,
+                "gzip CRC32 mismatch (trailer says {expected:08x}, data has {actual:08x})"
+            ),
+            DecompressError::GzipSizeMismatch { expected, actual } => write!(
+                f,
+                "gzip size mismatch (trailer says {expected} bytes mod 2^32, data has {actual})"
+            ),
+            DecompressError::ZstdChecksumMismatch { expected, actual } => write!(
+                f,
+                "zstd content checksum mismatch (frame says {expected:08x}, data has {actual:08x})"
+            ),
+            DecompressError::Unsupported(c, why) => {
+                write!(f, "unsupported {} stream: {why}", c.name())
+            }
+            DecompressError::TooLarge(c) => write!(
+                f,
+                "{} stream decompresses to more than {} bytes",
+                c.name(),
+                MAX_OUTPUT
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DecompressError {}
+
+/// Decompress `data` according to its magic number. Data that is not
+/// compressed is returned as is, borrowed.
+pub fn decompress(data: &[u8]) -> Result<Cow<'_, [u8]>, DecompressError> {
+    decompress_with_limit(data, MAX_OUTPUT)
+}
+
+/// Like [`decompress`] with a caller-chosen output cap (at most
+/// [`MAX_OUTPUT`] is ever honoured).
+pub fn decompress_with_limit(data: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, DecompressError> {
+    let limit = limit.min(MAX_OUTPUT);
+    match detect(data) {
+        Compression::None => Ok(Cow::Borrowed(data)),
+        Compression::Gzip => gunzip(data, limit).map(Cow::Owned),
+        Compression::Xz => unxz(data, limit).map(Cow::Owned),
+        Compression::Zstd => unzstd(data, limit).map(Cow::Owned),
+    }
+}
+
+/// A `Write` sink that refuses to grow past `limit` bytes.
+struct CappedVec {
+    buf: Vec<u8>,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl CappedVec {
+    fn new(limit: usize, hint: usize) -> Self {
+        CappedVec {
+            buf: Vec::with_capacity(hint.min(limit).min(64 << 20)),
+            limit,
+            overflowed: false,
+        }
+    }
+}
+
+impl Write for CappedVec {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.len() > self.limit - self.buf.len() {
+            self.overflowed = true;
+            return Err(io::Error::other("output limit exceeded"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- gzip ----
+
+const FTEXT: u8 = 1;
+const FHCRC: u8 = 2;
+const FEXTRA: u8 = 4;
+const FNAME: u8 = 8;
+const FCOMMENT: u8 = 16;
+
+/// Parse one RFC 1952 member header; returns the offset of the deflate data.
+fn gzip_header(data: &[u8]) -> Result<usize, DecompressError> {
+    const G: Compression = Compression::Gzip;
+    let trunc = || DecompressError::Truncated(G);
+    if data.len() < 10 {
+        return Err(trunc());
+    }
+    if !data.starts_with(GZIP_MAGIC) {
+        return Err(DecompressError::Corrupt(G, "bad member magic".into()));
+    }
+    if data[2] != 8 {
+        return Err(DecompressError::Unsupported(
+            G,
+            format!("compression method {} (only deflate is defined)", data[2]),
+        ));
+    }
+    let flags = data[3];
+    if flags & !(FTEXT | FHCRC | FEXTRA | FNAME | FCOMMENT) != 0 {
+        return Err(DecompressError::Corrupt(
+            G,
+            "reserved header flag bits set".into(),
+        ));
+    }
+    let mut pos = 10usize;
+    if flags & FEXTRA != 0 {
+        let xlen = data.get(pos..pos + 2).ok_or_else(trunc)?;
+        let xlen = usize::from(u16::from_le_bytes([xlen[0], xlen[1]]));
+        pos += 2;
+        if data.len() - pos < xlen {
+            return Err(trunc());
+        }
+        pos += xlen;
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            let nul = data[pos..].iter().position(|&b| b == 0).ok_or_else(trunc)?;
+            pos += nul + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        let stored = data.get(pos..pos + 2).ok_or_else(trunc)?;
+        let stored = u16::from_le_bytes([stored[0], stored[1]]);
+        let actual = crc32fast::hash(&data[..pos]) as u16;
+        if stored != actual {
+            return Err(DecompressError::Corrupt(G, "header CRC16 mismatch".into()));
+        }
+        pos += 2;
+    }
+    Ok(pos)
+}
+
+/// Inflate one raw deflate stream into `out`; returns the input bytes used.
+fn inflate_into(input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<usize, DecompressError> {
+    use miniz_oxide::inflate::TINFLStatus;
+    use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
+    const G: Compression = Compression::Gzip;
+
+    let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    let mut decomp = Box::<DecompressorOxide>::default();
+    // The whole of `out` is handed to the decoder each time, so back
+    // references into earlier members' output are harmless but never made.
+    let start = out.len();
+    let mut out_pos = start;
+    let mut consumed = 0usize;
+    let grow = |out: &mut Vec<u8>| -> Result<(), DecompressError> {
+        if out.len() >= limit {
+            return Err(DecompressError::TooLarge(G));
+        }
+        let new_len = out
+            .len()
+            .saturating_mul(2)
+            .max(out.len() + 64 * 1024)
+            .min(limit);
+        out.resize(new_len, 0);
+        Ok(())
+    };
+    if out.len() == out_pos {
+        let want = out_pos.saturating_add(input.len().saturating_mul(3).max(4096));
+        out.resize(want.min(limit).max(out_pos), 0);
+        if out.len() == out_pos {
+            grow(out)?;
+        }
+    }
+    loop {
+        let rest = input.get(consumed..).unwrap_or(&[]);
+        let (status, used, written) = decompress(&mut decomp, rest, out, out_pos, flags);
+        consumed = consumed.saturating_add(used).min(input.len());
+        out_pos = out_pos.saturating_add(written).min(out.len());
+        match status {
+            TINFLStatus::Done => {
+                out.truncate(out_pos);
+                return Ok(consumed);
+            }
+            TINFLStatus::HasMoreOutput => grow(out)?,
+            TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
+                out.truncate(start);
+                return Err(DecompressError::Truncated(G));
+            }
+            TINFLStatus::Adler32Mismatch => {
+                out.truncate(start);
+                return Err(DecompressError::Corrupt(G, "checksum mismatch".into()));
+            }
+            _ => {
+                out.truncate(start);
+                return Err(DecompressError::Corrupt(G, "invalid deflate data".into()));
+            }
+        }
+    }
+}
+
+/// Decompress a gzip file: one or more members, as gunzip does. Trailing
+/// zero bytes after the last member are tolerated, other garbage is not.
+fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
+    const G: Compression = Compression::Gzip;
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        let member = &data[pos..];
+        let hdr = gzip_header(member)?;
+        let member_start = out.len();
+        let used = inflate_into(&member[hdr..], &mut out, limit)?;
+        let tpos = hdr + used;
+        let trailer = member
+            .get(tpos..tpos + 8)
+            .ok_or(DecompressError::Truncated(G))?;
+        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+        let produced = &out[member_start..];
+        let actual_crc = crc32fast::hash(produced);
+        if crc != actual_crc {
+            return Err(DecompressError::GzipCrcMismatch {
+                expected: crc,
+                actual: actual_crc,
+            });
+        }
+        let actual_size = produced.len() as u32; // modulo 2^32 by definition
+        if isize != actual_size {
+            return Err(DecompressError::GzipSizeMismatch {
+                expected: isize,
+                actual: actual_size,
+            });
+        }
+        pos += tpos + 8;
+        let rest = &data[pos..];
+        if rest.is_empty() || rest.iter().all(|&b| b == 0) {
+            return Ok(out);
+        }
+        if !rest.starts_with(GZIP_MAGIC) {
+            return Err(DecompressError::Corrupt(
+                G,
+                "trailing garbage after gzip member".into(),
+            ));
+        }
+    }
+}
+
+// ------------------------------------------------------------------ xz ----
+
+fn unxz(data: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
+    const X: Compression = Compression::Xz;
+    // Stream padding (groups of four NUL bytes) may follow the stream; the
+    // decoder insists on end of input right after the footer.
+    let mut end = data.len();
+    while end >= 4 && data[end - 4..end] == [0, 0, 0, 0] {
+        end -= 4;
+    }
+    let mut input = io::Cursor::new(&data[..end]);
+    let mut sink = CappedVec::new(limit, data.len().saturating_mul(4));
+    match lzma_rs::xz_decompress(&mut input, &mut sink) {
+        Ok(()) => Ok(sink.buf),
+        Err(_) if sink.overflowed => Err(DecompressError::TooLarge(X)),
+        Err(lzma_rs::error::Error::IoError(e)) | Err(lzma_rs::error::Error::HeaderTooShort(e))
+            if e.kind() == io::ErrorKind::UnexpectedEof =>
+        {
+            Err(DecompressError::Truncated(X))
+        }
+        Err(lzma_rs::error::Error::IoError(e)) | Err(lzma_rs::error::Error::HeaderTooShort(e)) => {
+            Err(DecompressError::Corrupt(X, e.to_string()))
+        }
+        Err(lzma_rs::error::Error::LzmaError(why)) | Err(lzma_rs::error::Error::XzError(why)) => {
+            if why.contains("SHA-256") {
+                Err(DecompressError::Unsupported(X, why))
+            } else if input.position() as usize >= end && !why.contains("mismatch") {
+                // The decoder ran out of input mid-stream.
+                Err(DecompressError::Truncated(X))
+            } else {
+                Err(DecompressError::Corrupt(X, why))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- zstd ----
+
+fn unzstd(data: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
+    use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+    use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
+    const Z: Compression = Compression::Zstd;
+
+    let map_err = |e: FrameDecoderError| -> DecompressError {
+        // Running out of input shows up as an UnexpectedEof I/O error
+        // somewhere down the error's source chain.
+        let mut truncated = matches!(e, FrameDecoderError::FailedToSkipFrame);
+        let mut src: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<io::Error>()
+                && io.kind() == io::ErrorKind::UnexpectedEof
+            {
+                truncated = true;
+            }
+            src = s.source();
+        }
+        if truncated {
+            DecompressError::Truncated(Z)
+        } else {
+            DecompressError::Corrupt(Z, e.to_string())
+        }
+    };
+
+    let mut input: &[u8] = data;
+    let mut sink = CappedVec::new(limit, data.len().saturating_mul(4));
+    let mut decoder = FrameDecoder::new();
+    let mut frames = 0usize;
+    while !input.is_empty() {
+        match decoder.init(&mut input) {
+            Ok(()) => {}
+            Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                length,
+                ..
+            })) => {
+                input = usize::try_from(length)
+                    .ok()
+                    .and_then(|l| input.get(l..))
+                    .ok_or(DecompressError::Truncated(Z))?;
+                continue;
+            }
+            Err(e) => {
+                if frames > 0 && input.iter().all(|&b| b == 0) {
+                    break;
+                }
+                return Err(map_err(e));
+            }
+        }
+        frames += 1;
+        loop {
+            decoder
+                .decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(1 << 20))
+                .map_err(map_err)?;
+            if let Err(e) = decoder.collect_to_writer(&mut sink) {
+                if sink.overflowed {
+                    return Err(DecompressError::TooLarge(Z));
+                }
+                return Err(DecompressError::Corrupt(Z, e.to_string()));
+            }
+            if decoder.is_finished() {
+                break;
+            }
+            if input.is_empty() {
+                return Err(DecompressError::Truncated(Z));
+            }
+        }
+        if decoder.can_collect() > 0
+            && (decoder.collect_to_writer(&mut sink).is_err() || sink.overflowed)
+        {
+            return Err(DecompressError::TooLarge(Z));
+        }
+        if let (Some(expected), Some(actual)) = (
+            decoder.get_checksum_from_data(),
+            decoder.get_calculated_checksum(),
+        ) && expected != actual
+        {
+            return Err(DecompressError::ZstdChecksumMismatch { expected, actual });
+        }
+    }
+    if frames == 0 {
+        return Err(DecompressError::Truncated(Z));
+    }
+    Ok(sink.buf)
+}
+
+/// How far a truncated zstd file gets with a streaming decoder that simply
+/// stops at end of input (as libkmod's libzstd loop does), found by walking
+/// frame and block headers without decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZstdTruncation {
+    /// The input is not truncated (or is not zstd at all).
+    NotTruncated,
+    /// Not even the first block is complete: no output at all.
+    NothingDecoded,
+    /// Some blocks are complete, a later one is cut.
+    PartiallyDecoded,
+    /// Every block is complete, only the trailing content checksum is cut.
+    /// Holds an equivalent input without the checksum flag, which decodes
+    /// to everything a streaming decoder would have produced.
+    OnlyChecksumMissing(Vec<u8>),
+}
+
+/// Classify a zstd input's truncation; see [`ZstdTruncation`].
+pub fn zstd_truncation(data: &[u8]) -> ZstdTruncation {
+    let mut pos = 0usize;
+    let mut produced = false;
+    let cut = |produced: bool| {
+        if produced {
+            ZstdTruncation::PartiallyDecoded
+        } else {
+            ZstdTruncation::NothingDecoded
+        }
+    };
+    while pos < data.len() {
+        let Some(magic) = data.get(pos..pos + 4) else {
+            return cut(produced);
+        };
+        let magic = u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]);
+        if magic & 0xffff_fff0 == 0x184d_2a50 {
+            let Some(l) = data.get(pos + 4..pos + 8) else {
+                return cut(produced);
+            };
+            let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
+            pos = match (pos + 8).checked_add(len) {
+                Some(end) if end <= data.len() => end,
+                _ => return cut(produced),
+            };
+            continue;
+        }
+        if !data[pos..].starts_with(ZSTD_MAGIC) {
+            return ZstdTruncation::NotTruncated; // garbage: a real error
+        }
+        let Some(&fhd) = data.get(pos + 4) else {
+            return cut(produced);
+        };
+        let fhd_pos = pos + 4;
+        let single = fhd & 0x20 != 0;
+        let did = [0usize, 1, 2, 4][usize::from(fhd & 3)];
+        let fcs = match fhd >> 6 {
+            0 => usize::from(single),
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        let has_checksum = fhd & 0x04 != 0;
+        pos = fhd_pos + 1 + usize::from(!single) + did + fcs;
+        loop {
+            let Some(h) = data.get(pos..pos + 3) else {
+                return cut(produced);
+            };
+            let h = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
+            let last = h & 1 != 0;
+            let size = (h >> 3) as usize;
+            let content = if (h >> 1) & 3 == 1 { 1 } else { size };
+            match (pos + 3).checked_add(content) {
+                Some(end) if end <= data.len() => pos = end,
+                _ => return cut(produced),
+            }
+            produced = true;
+            if last {
+                break;
+            }
+        }
+        if has_checksum {
+            if pos + 4 > data.len() {
+                let mut patched = data[..pos].to_vec();
+                patched[fhd_pos] &= !0x04;
+                return ZstdTruncation::OnlyChecksumMissing(patched);
+            }
+            pos += 4;
+        }
+    }
+    ZstdTruncation::NotTruncated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!(
+                "earlymod-decompress-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Deterministic, moderately compressible payload.
+    fn payload(len: usize) -> Vec<u8> {
+        let mut x: u32 = 0x1234_5678;
+        (0..len)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                if i % 7 == 0 {
+                    (x & 0xff) as u8
+                } else {
+                    b"modinfo="[i % 8]
+                }
+            })
+            .collect()
+    }
+
+    /// Compress `data` with an external tool; None when the tool is missing.
+    fn compress_with(dir: &Path, tool: &str, args: &[&str], data: &[u8]) -> Option<Vec<u8>> {
+        let src = dir.join(format!("in-{tool}"));
+        std::fs::write(&src, data).unwrap();
+        let out = Command::new(tool).args(args).arg(&src).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        Some(out.stdout)
+    }
+
+    fn fixtures(tag: &str, data: &[u8]) -> Vec<(Compression, Vec<u8>)> {
+        let dir = TempDir::new(tag);
+        let mut v = Vec::new();
+        let tools: [(Compression, &str, &[&str]); 4] = [
+            (Compression::Gzip, "gzip", &["-c", "-n"]),
+            (Compression::Xz, "xz", &["-c", "--check=crc32"]),
+            (Compression::Xz, "xz", &["-c", "--check=crc64"]),
+            (Compression::Zstd, "zstd", &["-c", "-q", "--check"]),
+        ];
+        for (c, tool, args) in tools {
+            match compress_with(&dir.0, tool, args, data) {
+                Some(z) => v.push((c, z)),
+                None => eprintln!("note: {tool} not available, skipping its fixture"),
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn detect_magic() {
+        assert_eq!(detect(b"\x1f\x8b\x08"), Compression::Gzip);
+        assert_eq!(detect(b"\xfd7zXZ\x00\x00"), Compression::Xz);
+        assert_eq!(detect(b"\x28\xb5\x2f\xfd\x00"), Compression::Zstd);
+        assert_eq!(detect(b"\x7fELF"), Compression::None);
+        assert_eq!(detect(b""), Compression::None);
+        assert_eq!(detect(b"\xfd7zX"), Compression::None);
+    }
+
+    #[test]
+    fn uncompressed_is_borrowed() {
+        let d = b"\x7fELF plain".to_vec();
+        match decompress(&d).unwrap() {
+            Cow::Borrowed(b) => assert_eq!(b, &d[..]),
+            Cow::Owned(_) => panic!("expected borrowed"),
+        }
+    }
+
+    #[test]
+    fn round_trip_with_cli_tools() {
+        for len in [0usize, 1, 1000, 300_000] {
+            let data = payload(len);
+            for (c, z) in fixtures(&format!("rt{len}"), &data) {
+                assert_eq!(detect(&z), c);
+                let got = decompress(&z).unwrap_or_else(|e| panic!("{c:?} len {len}: {e}"));
+                assert_eq!(&got[..], &data[..], "{c:?} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn multi_member_and_multi_frame() {
+        let a = payload(5000);
+        let b = payload(7000);
+        let fa = fixtures("mma", &a);
+        let fb = fixtures("mmb", &b);
+        for ((c, za), (_, zb)) in fa.iter().zip(fb.iter()) {
+            if *c == Compression::Xz {
+                continue; // concatenated xz streams are not supported
+            }
+            let mut cat = za.clone();
+            cat.extend_from_slice(zb);
+            let got = decompress(&cat).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+            let mut want = a.clone();
+            want.extend_from_slice(&b);
+            assert_eq!(&got[..], &want[..], "{c:?}");
+        }
+    }
+
+    #[test]
+    fn truncated_inputs_fail() {
+        let data = payload(200_000);
+        for (c, z) in fixtures("trunc", &data) {
+            for cut in [6usize, 7, 12, 20, z.len() / 2, z.len() - 9, z.len() - 1] {
+                if cut >= z.len() {
+                    continue;
+                }
+                let r = decompress(&z[..cut]);
+                assert!(r.is_err(), "{c:?} cut at {cut} of {} decoded", z.len());
+                let e = r.unwrap_err();
+                assert!(!e.to_string().is_empty());
+            }
+            // a cut well into the data is reported as truncation
+            let e = decompress(&z[..z.len() / 2]).unwrap_err();
+            assert_eq!(e, DecompressError::Truncated(c), "{c:?}: {e}");
+            assert_eq!(e.to_string(), format!("truncated {} stream", c.name()));
+        }
+    }
+
+    #[test]
+    fn corrupt_inputs_fail_without_panic() {
+        let data = payload(50_000);
+        for (c, z) in fixtures("corrupt", &data) {
+            // flip bytes all over the stream; it must never panic, and a
+            // checksummed format must never return wrong data silently.
+            let mut x: u32 = 0xdead_beef;
+            for i in 0..400 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let mut m = z.clone();
+                let pos = if i < 40 {
+                    i % m.len()
+                } else {
+                    (x as usize) % m.len()
+                };
+                m[pos] ^= 1 << (x % 8);
+                if detect(&m) != c {
+                    continue; // the magic itself was hit: not compressed any more
+                }
+                if let Ok(out) = decompress(&m) {
+                    assert!(out[..] == data[..], "{c:?} flip at {pos} decoded wrongly");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gzip_crc_and_size_mismatch() {
+        let data = payload(10_000);
+        let Some((_, z)) = fixtures("gzcrc", &data)
+            .into_iter()
+            .find(|(c, _)| *c == Compression::Gzip)
+        else {
+            return;
+        };
+        let n = z.len();
+        let mut bad = z.clone();
+        bad[n - 8] ^= 0xff;
+        let e = decompress(&bad).unwrap_err();
+        assert!(matches!(e, DecompressError::GzipCrcMismatch { .. }), "{e}");
+        assert!(e.to_string().starts_with("gzip CRC32 mismatch"));
+        let mut bad = z.clone();
+        bad[n - 1] ^= 0x01;
+        let e = decompress(&bad).unwrap_err();
+        assert!(matches!(e, DecompressError::GzipSizeMismatch { .. }), "{e}");
+        // trailing garbage
+        let mut bad = z.clone();
+        bad.extend_from_slice(b"junk");
+        assert!(decompress(&bad).is_err());
+        // trailing zero padding is fine
+        let mut ok = z.clone();
+        ok.extend_from_slice(&[0; 16]);
+        assert_eq!(&decompress(&ok).unwrap()[..], &data[..]);
+    }
+
+    #[test]
+    fn zstd_truncation_classes() {
+        let data = payload(300_000);
+        let Some((_, z)) = fixtures("ztrunc", &data)
+            .into_iter()
+            .find(|(c, _)| *c == Compression::Zstd)
+        else {
+            return;
+        };
+        assert_eq!(zstd_truncation(&z), ZstdTruncation::NotTruncated);
+        assert_eq!(zstd_truncation(&z[..8]), ZstdTruncation::NothingDecoded);
+        assert_eq!(
+            zstd_truncation(&z[..z.len() - 10]),
+            ZstdTruncation::PartiallyDecoded
+        );
+        match zstd_truncation(&z[..z.len() - 2]) {
+            ZstdTruncation::OnlyChecksumMissing(p) => {
+                assert_eq!(&decompress(&p).unwrap()[..], &data[..]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_after_magic() {
+        let mut x: u32 = 7;
+        for magic in [GZIP_MAGIC, XZ_MAGIC, ZSTD_MAGIC] {
+            for len in 0..300usize {
+                let mut v = magic.to_vec();
+                for _ in 0..len {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    v.push(x as u8);
+                }
+                let _ = decompress(&v);
+            }
+            assert!(decompress(magic).is_err());
+        }
+    }
+
+    #[test]
+    fn output_cap_enforced() {
+        let data = vec![0u8; 1 << 20];
+        for (c, z) in fixtures("cap", &data) {
+            let e = decompress_with_limit(&z, 1000).unwrap_err();
+            assert_eq!(e, DecompressError::TooLarge(c), "{c:?}: {e}");
+            assert_eq!(&decompress_with_limit(&z, 1 << 20).unwrap()[..], &data[..]);
+        }
+    }
+}
