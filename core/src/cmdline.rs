@@ -10,7 +10,10 @@ use crate::name::underscores;
 /// Longest command line read (the kernel's `COMMAND_LINE_SIZE` on x86 is 2048;
 /// libkmod reads up to 4095 bytes).
 pub const MAX_CMDLINE: usize = 4095;
-const MAX_ITEMS: usize = 256;
+/// Bound on entries of one command line (a 4095-byte line holds at most ~1000).
+const MAX_ITEMS: usize = 1024;
+/// Byte range in the command line (it is at most [`MAX_CMDLINE`] long).
+type Range = (u16, u16);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -23,16 +26,13 @@ enum State {
 /// A recognised `mod.param[=value]` or blacklist entry, as byte ranges.
 #[derive(Clone, Copy)]
 enum Item {
-    Option {
-        name: (usize, usize),
-        param: (usize, usize),
-    },
-    Blacklist {
-        list: (usize, usize),
-    },
-    BadName {
-        name: (usize, usize),
-    },
+    Option { name: Range, param: Range },
+    Blacklist { list: Range },
+    BadName { name: Range },
+}
+
+fn range(a: usize, b: usize) -> Range {
+    (a as u16, b as u16)
 }
 
 /// Applies the kernel command line to `cfg` the way libkmod does after
@@ -50,7 +50,9 @@ pub fn apply_kernel_cmdline<'a>(
     let mut items: heapless::Vec<Item, MAX_ITEMS> = heapless::Vec::new();
     scan(text, &mut items)?;
     let text: &'a [u8] = text;
-    let s = |(a, b): (usize, usize)| core::str::from_utf8(&text[a..b]).map_err(|_| Error::NotUtf8);
+    let s = |(a, b): Range| {
+        core::str::from_utf8(&text[usize::from(a)..usize::from(b)]).map_err(|_| Error::NotUtf8)
+    };
     for item in items {
         match item {
             Item::Option { name, param } => {
@@ -192,21 +194,21 @@ fn finish(
         param -= 1;
         *name_end -= 1;
     }
-    let name = (modname, *name_end);
-    let param_r = (param, end);
+    let name = range(modname, *name_end);
+    let param_r = range(param, end);
     let push = |items: &mut heapless::Vec<Item, MAX_ITEMS>, it| {
         items
             .push(it)
             .map_err(|_| Error::Capacity("kernel command-line entries"))
     };
-    if &b[name.0..name.1] == b"modprobe" && b[param..end].starts_with(b"blacklist=") {
+    if &b[modname..*name_end] == b"modprobe" && b[param..end].starts_with(b"blacklist=") {
         push(
             items,
             Item::Blacklist {
-                list: (param + 10, end),
+                list: range(param + 10, end),
             },
         )?;
-    } else if underscores(&mut b[name.0..name.1]).is_err() {
+    } else if underscores(&mut b[modname..*name_end]).is_err() {
         push(items, Item::BadName { name })?;
     } else {
         push(
@@ -310,6 +312,19 @@ mod tests {
             &[("snd_hda_intel", "model=x"), ("a", "b"), ("c", "d=1")]
         );
         assert_eq!(&cfg.blacklist[..], &["e1000", "nvme"]);
+    }
+
+    #[test]
+    fn a_full_length_command_line_fits() {
+        let mut t = [b' '; MAX_CMDLINE];
+        for chunk in t.chunks_mut(4) {
+            if chunk.len() == 4 {
+                chunk[..3].copy_from_slice(b"a.b");
+            }
+        }
+        let mut cfg = Config::new();
+        apply(&mut cfg, &mut t);
+        assert_eq!(cfg.options.len(), MAX_CMDLINE / 4);
     }
 
     #[test]

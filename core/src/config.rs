@@ -14,9 +14,9 @@ use crate::name::underscores;
 /// Bounds of one configuration, per kind of line.
 pub const MAX_ALIASES: usize = 512;
 /// Bound on `blacklist` lines (plus `modprobe.blacklist=` entries).
-pub const MAX_BLACKLIST: usize = 512;
+pub const MAX_BLACKLIST: usize = 1024;
 /// Bound on `options` lines (plus command-line `mod.param=` entries).
-pub const MAX_OPTIONS: usize = 512;
+pub const MAX_OPTIONS: usize = 1024;
 /// Bound on `install` and on `remove` lines.
 pub const MAX_COMMANDS: usize = 128;
 /// Bound on `softdep` and on `weakdep` lines.
@@ -96,9 +96,9 @@ fn logical_line<'a>(rest: &mut &'a mut [u8]) -> Option<(&'a mut [u8], u32)> {
     let buf = core::mem::take(rest);
     let (mut r, mut w, mut n) = (0usize, 0usize, 0u32);
     let consumed = loop {
-        if r == buf.len() {
+        if r >= buf.len() {
             n += 1;
-            break r;
+            break buf.len();
         }
         match buf[r] {
             b'\n' => {
@@ -110,6 +110,9 @@ fn logical_line<'a>(rest: &mut &'a mut [u8]) -> Option<(&'a mut [u8], u32)> {
                 r += 2;
             }
             b'\\' => {
+                // kmod stores the escaped byte; a `\` at the very end of the
+                // file makes kmod store getc()'s EOF as a 0xFF byte, a bug
+                // earlymod does not reproduce: the dangling `\` is dropped.
                 if let Some(&c) = buf.get(r + 1) {
                     buf[w] = c;
                     w += 1;
@@ -123,7 +126,6 @@ fn logical_line<'a>(rest: &mut &'a mut [u8]) -> Option<(&'a mut [u8], u32)> {
             }
         }
     };
-    let consumed = consumed.min(buf.len());
     let (head, tail) = buf.split_at_mut(consumed);
     *rest = tail;
     Some((&mut head[..w], n))
@@ -342,6 +344,25 @@ mod tests {
         assert_eq!(&pre[..], &["b", "c"]);
         assert_eq!(&post[..], &["d"]);
         assert_eq!(&cfg.weakdeps[..], &[("x", "y")]);
+    }
+
+    #[test]
+    fn backslash_at_end_of_file() {
+        for text in [
+            &b"options m a=1 \\"[..],
+            b"\\",
+            b"options m a=\\\n",
+            b"x\\\\",
+        ] {
+            let mut buf = [0u8; 32];
+            buf[..text.len()].copy_from_slice(text);
+            let mut cfg = Config::new();
+            cfg.parse_file(&mut buf[..text.len()], &mut |_| {}).unwrap();
+        }
+        let mut text = *b"options m a=1 \\";
+        let mut cfg = Config::new();
+        parse(&mut cfg, &mut text);
+        assert_eq!(&cfg.options[..], &[("m", "a=1 ")]);
     }
 
     #[test]
