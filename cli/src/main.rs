@@ -5,6 +5,7 @@
 mod decompress;
 mod elf;
 mod getopt;
+mod mapped;
 mod moddir;
 mod modinfo;
 mod modprobe;

@@ -1,6 +1,7 @@
 //! A module directory (`ROOT/lib/modules/KVER`) read into memory, and the
 //! modprobe.d files that apply to it, found and ordered the way libkmod does.
 
+use crate::mapped::Mapped;
 use earlymod_core::db::{ModuleDb, Source};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,8 +26,8 @@ const INDEXES: [&str; 5] = [
 pub struct ModDir {
     /// The directory, as kmod prints it.
     pub dirname: String,
-    bins: [Option<Vec<u8>>; 5],
-    texts: [Option<Vec<u8>>; 5],
+    bins: [Option<Mapped>; 5],
+    texts: [Option<Mapped>; 5],
 }
 
 /// The running kernel's release (`uname -r`).
@@ -61,10 +62,10 @@ pub fn make_absolute(p: &str) -> String {
 impl ModDir {
     /// Reads whatever index files exist (binary preferred, text as fallback).
     pub fn open(dirname: String) -> ModDir {
-        let read = |name: String| fs::read(Path::new(&dirname).join(name)).ok();
+        let read = |name: String| Mapped::open(&Path::new(&dirname).join(name));
         let bins = INDEXES.map(|n| read(format!("{n}.bin")));
         // The text form is only needed when the binary index is absent.
-        let mut texts: [Option<Vec<u8>>; 5] = Default::default();
+        let mut texts: [Option<Mapped>; 5] = Default::default();
         for (i, n) in INDEXES.iter().enumerate() {
             if bins[i].is_none() && i < 4 {
                 texts[i] = read(n.to_string());
@@ -79,7 +80,12 @@ impl ModDir {
 
     /// The database view over the files.
     pub fn db(&self) -> ModuleDb<'_> {
-        let s = |i: usize| Source::new(self.bins[i].as_deref(), self.texts[i].as_deref());
+        let s = |i: usize| {
+            Source::new(
+                self.bins[i].as_ref().map(Mapped::bytes),
+                self.texts[i].as_ref().map(Mapped::bytes),
+            )
+        };
         ModuleDb {
             dep: s(0),
             alias: s(1),

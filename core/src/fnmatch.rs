@@ -218,3 +218,89 @@ mod tests {
         assert!(m("[\\]]", "]"));
     }
 }
+
+/// True unless no pattern that starts with `prefix` can match `text`:
+/// the literal segments of `prefix` (split at `*`, with `?` matching any
+/// byte) must occur in `text` in order, the first one at the start. Used to
+/// skip index subtrees. Conservative: any `[` or `\` answers true.
+pub fn prefix_may_match(prefix: &[u8], text: &[u8]) -> bool {
+    if prefix.iter().any(|&b| b == b'[' || b == b'\\') {
+        return true;
+    }
+    let mut segments = prefix.split(|&b| b == b'*');
+    let first = segments.next().unwrap_or(&[]);
+    // The part before the first `*` is anchored at the start of the text.
+    if !seg_matches_at(first, text, 0) {
+        return false;
+    }
+    let mut pos = first.len();
+    for seg in segments {
+        match (pos..=text.len().saturating_sub(seg.len())).find(|&i| seg_matches_at(seg, text, i)) {
+            Some(i) if i + seg.len() <= text.len() => pos = i + seg.len(),
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn seg_matches_at(seg: &[u8], text: &[u8], at: usize) -> bool {
+    text.len() >= at + seg.len()
+        && seg
+            .iter()
+            .zip(&text[at..])
+            .all(|(&p, &t)| p == b'?' || p == t)
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::{fnmatch, prefix_may_match};
+
+    #[test]
+    fn prefix_pruning_is_sound() {
+        let text = b"pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00";
+        assert!(prefix_may_match(b"*d*sv*sd*bc02", text));
+        assert!(!prefix_may_match(b"*d*sv*sd*bc0C", text));
+        assert!(prefix_may_match(b"pci:v0000", text));
+        assert!(!prefix_may_match(b"pci:v0001", text));
+        assert!(prefix_may_match(b"*i0", text));
+        assert!(prefix_may_match(b"[x", text));
+        // Every pattern that matches implies its prefixes may match.
+        let patterns: [&[u8]; 6] = [
+            b"pci:v*d*sv*sd*bc02sc*i*",
+            b"*",
+            b"pci:v00008086d*",
+            b"p?i:*i00",
+            b"*00",
+            b"pci:v*bc02sc00i00",
+        ];
+        for p in patterns {
+            assert!(fnmatch(p, text));
+            for n in 0..=p.len() {
+                assert!(
+                    prefix_may_match(&p[..n], text),
+                    "{:?}",
+                    core::str::from_utf8(&p[..n])
+                );
+            }
+        }
+        // Exhaustive cross-check on short strings over a tiny alphabet.
+        let alpha = [b'a', b'b', b'*', b'?'];
+        let mut pat = [0u8; 4];
+        for n in 0..4usize.pow(4) {
+            let mut k = n;
+            for c in pat.iter_mut() {
+                *c = alpha[k % 4];
+                k /= 4;
+            }
+            for t in [&b"ab"[..], b"ba", b"aab", b"b", b""] {
+                for len in 0..=4 {
+                    if fnmatch(&pat[..len], t) {
+                        for m in 0..=len {
+                            assert!(prefix_may_match(&pat[..m], t));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //! bounded time and stack.
 
 use crate::error::{Error, Result};
-use crate::fnmatch::fnmatch;
+use crate::fnmatch::{fnmatch, prefix_may_match};
 
 const MAGIC: u32 = 0xB007_F457;
 const FLAG_PREFIX: u32 = 0x8000_0000;
@@ -284,6 +284,11 @@ impl<'a> Index<'a> {
         let pushed = node.prefix.len() - skip;
         for &ch in &node.prefix[skip..] {
             push(pattern, ch)?;
+        }
+        if !prefix_may_match(pattern, subkey) {
+            // No key below this node can match: skip the subtree.
+            pattern.truncate(pattern.len() - pushed);
+            return Ok(());
         }
         if !node.children.is_empty() {
             for ch in node.first..=node.last {
