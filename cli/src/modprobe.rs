@@ -510,22 +510,41 @@ impl Ctx<'_, '_, '_> {
         err
     }
 
-    /// kmod's `print_action`.
+    /// kmod's `print_action`: `install CMD OPTS`, `insmod PATH OPTS` or
+    /// `builtin NAME`, written straight to `out`.
     fn print_action(&self, s: &Step<'_, '_>, extra: &str, out: &mut dyn Write) {
-        let mut opts = String::new();
-        let _ = step_options(self.resolver.cfg, s, extra, &mut opts);
+        let mut w = IoFmt(out);
         let _ = if let Some(cmd) = s.install {
-            writeln!(out, "install {cmd} {opts}")
+            w.0.write_all(b"install ")
+                .and_then(|_| w.0.write_all(cmd.as_bytes()))
         } else if let Some(p) = s.path {
-            if p.starts_with('/') {
-                writeln!(out, "insmod {p} {opts}")
+            let dir = if p.starts_with('/') {
+                ""
             } else {
-                writeln!(out, "insmod {}/{p} {opts}", self.dir.dirname)
-            }
+                self.dir.dirname.as_str()
+            };
+            let sep: &[u8] = if dir.is_empty() { b"" } else { b"/" };
+            w.0.write_all(b"insmod ")
+                .and_then(|_| w.0.write_all(dir.as_bytes()))
+                .and_then(|_| w.0.write_all(sep))
+                .and_then(|_| w.0.write_all(p.as_bytes()))
         } else if s.builtin || self.resolver.is_builtin(&s.name).unwrap_or(false) {
-            writeln!(out, "builtin {}", s.name)
+            let _ = writeln!(w.0, "builtin {}", s.name);
+            return;
         } else {
-            Ok(())
+            return;
         };
+        let _ = w.0.write_all(b" ");
+        let _ = step_options(self.resolver.cfg, s, extra, &mut w);
+        let _ = w.0.write_all(b"\n");
+    }
+}
+
+/// `core::fmt::Write` over an `io::Write`, for the core's formatters.
+struct IoFmt<'w>(&'w mut dyn Write);
+
+impl std::fmt::Write for IoFmt<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.write_all(s.as_bytes()).map_err(|_| std::fmt::Error)
     }
 }

@@ -39,6 +39,7 @@ pub struct Index<'a> {
 
 /// A decoded node: borrowed prefix, child table and value area.
 struct Node<'a> {
+    offset: usize,
     prefix: &'a [u8],
     first: u8,
     last: u8,
@@ -61,25 +62,33 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
-/// Iterates the values of one node in file order.
+/// Iterates the values of one node in file order, checking each as it goes
+/// (a node's values are only read when its key matches).
 struct Values<'a> {
     rest: &'a [u8],
+    start: usize,
     left: u32,
 }
 
 impl<'a> Iterator for Values<'a> {
-    type Item = Value<'a>;
-    fn next(&mut self) -> Option<Value<'a>> {
+    type Item = Result<Value<'a>>;
+    fn next(&mut self) -> Option<Result<Value<'a>>> {
         if self.left == 0 {
             return None;
         }
         self.left -= 1;
-        // Node::parse validated the whole value area.
-        let priority = be32(&self.rest[..4]);
-        let nul = self.rest[4..].iter().position(|&b| b == 0)?;
+        let Some(head) = self.rest.get(..4) else {
+            self.left = 0;
+            return Some(Err(Error::OffsetOutOfBounds(self.start as u32)));
+        };
+        let priority = be32(head);
+        let Some(nul) = self.rest[4..].iter().position(|&b| b == 0) else {
+            self.left = 0;
+            return Some(Err(Error::MissingNul(self.start as u32)));
+        };
         let value = &self.rest[4..4 + nul];
         self.rest = &self.rest[4 + nul + 1..];
-        Some(Value { priority, value })
+        Some(Ok(Value { priority, value }))
     }
 }
 
@@ -165,14 +174,10 @@ impl<'a> Index<'a> {
             if value_count as usize > (self.data.len() - off.min(self.data.len())) / 5 {
                 return Err(Error::BadValueCount(start as u32));
             }
-            let mut end = off;
-            for _ in 0..value_count {
-                let (_, next) = self.string_at(end.checked_add(4).ok_or_else(oob)?)?;
-                end = next;
-            }
-            values = &self.data[off..end];
+            values = &self.data[off..];
         }
         Ok(Some(Node {
+            offset: start,
             prefix,
             first,
             last,
@@ -185,6 +190,7 @@ impl<'a> Index<'a> {
     fn values(node: &Node<'a>) -> Values<'a> {
         Values {
             rest: node.values,
+            start: node.offset,
             left: node.value_count,
         }
     }
@@ -204,7 +210,10 @@ impl<'a> Index<'a> {
             }
             i += node.prefix.len();
             if i == key.len() {
-                return Ok(Self::values(&node).next().map(|v| v.value));
+                return Self::values(&node)
+                    .next()
+                    .transpose()
+                    .map(|v| v.map(|v| v.value));
             }
             word = node.child_word(key[i]);
             i += 1;
@@ -255,7 +264,7 @@ impl<'a> Index<'a> {
             }
             if i == key.len() {
                 for v in Self::values(&node) {
-                    insert_by_priority(out, v)?;
+                    insert_by_priority(out, v?)?;
                 }
                 return Ok(());
             }
@@ -303,7 +312,7 @@ impl<'a> Index<'a> {
         }
         if node.value_count > 0 && fnmatch(pattern, subkey) {
             for v in Self::values(node) {
-                insert_by_priority(out, v)?;
+                insert_by_priority(out, v?)?;
             }
         }
         pattern.truncate(pattern.len() - pushed);
@@ -337,7 +346,7 @@ impl<'a> Index<'a> {
             push(key, ch)?;
         }
         for v in Self::values(node) {
-            f(key, v);
+            f(key, v?);
         }
         if !node.children.is_empty() {
             for ch in node.first..=node.last {
