@@ -22,10 +22,36 @@ pub struct Hit {
     pub value: Option<String>,
 }
 
-/// Parses `args` (without argv[0]); returns options in order and the operands.
-pub fn parse(prog: &str, args: &[String], opts: &[Opt]) -> Result<(Vec<Hit>, Vec<String>), String> {
+/// The result of parsing: options in order, operands, and the first error
+/// (options after it were not read, as with getopt's callers that stop).
+pub struct Parsed {
+    /// Options seen, in order (up to the error, if any).
+    pub hits: Vec<Hit>,
+    /// Non-option arguments.
+    pub operands: Vec<String>,
+    /// glibc's diagnostic for the first bad option.
+    pub error: Option<String>,
+}
+
+/// Parses `args` (without argv[0]).
+pub fn parse(prog: &str, args: &[String], opts: &[Opt]) -> Parsed {
     let mut hits = Vec::new();
     let mut rest = Vec::new();
+    let error = parse_into(prog, args, opts, &mut hits, &mut rest).err();
+    Parsed {
+        hits,
+        operands: rest,
+        error,
+    }
+}
+
+fn parse_into(
+    prog: &str,
+    args: &[String],
+    opts: &[Opt],
+    hits: &mut Vec<Hit>,
+    rest: &mut Vec<String>,
+) -> Result<(), String> {
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -40,18 +66,29 @@ pub fn parse(prog: &str, args: &[String], opts: &[Opt]) -> Result<(Vec<Hit>, Vec
                 None => (long, None),
             };
             let exact: Vec<&Opt> = opts.iter().filter(|o| o.long.contains(&name)).collect();
-            let matches: Vec<&Opt> = if exact.is_empty() {
-                opts.iter()
-                    .filter(|o| o.long.iter().any(|l| l.starts_with(name)))
-                    .collect()
+            let matches: Vec<(&Opt, &str)> = if let Some(o) = exact.first() {
+                vec![(*o, name)]
             } else {
-                exact
+                opts.iter()
+                    .flat_map(|o| {
+                        o.long
+                            .iter()
+                            .filter(|l| l.starts_with(name))
+                            .map(move |l| (o, *l))
+                    })
+                    .collect()
             };
-            let o = match matches.as_slice() {
-                [o] => *o,
-                [first, more @ ..] if more.iter().all(|m| m.id == first.id) => *first,
+            let (o, full) = match matches.as_slice() {
+                [one] => *one,
+                [first, more @ ..] if more.iter().all(|(m, _)| m.id == first.0.id) => *first,
                 [] => return Err(format!("{prog}: unrecognized option '--{name}'")),
-                _ => return Err(format!("{prog}: option '--{name}' is ambiguous")),
+                all => {
+                    let mut msg = format!("{prog}: option '--{name}' is ambiguous; possibilities:");
+                    for (_, l) in all {
+                        msg.push_str(&format!(" '--{l}'"));
+                    }
+                    return Err(msg);
+                }
             };
             let value = if o.arg {
                 match inline {
@@ -60,11 +97,11 @@ pub fn parse(prog: &str, args: &[String], opts: &[Opt]) -> Result<(Vec<Hit>, Vec
                         i += 1;
                         Some(args[i - 1].clone())
                     }
-                    None => return Err(format!("{prog}: option '--{name}' requires an argument")),
+                    None => return Err(format!("{prog}: option '--{full}' requires an argument")),
                 }
             } else if inline.is_some() {
                 return Err(format!(
-                    "{prog}: option '--{name}' doesn't allow an argument"
+                    "{prog}: option '--{full}' doesn't allow an argument"
                 ));
             } else {
                 None
@@ -105,7 +142,7 @@ pub fn parse(prog: &str, args: &[String], opts: &[Opt]) -> Result<(Vec<Hit>, Vec
         }
         rest.push(a.clone());
     }
-    Ok((hits, rest))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -139,7 +176,7 @@ mod tests {
 
     #[test]
     fn permutes_and_clusters() {
-        let (h, r) = parse(
+        let p = parse(
             "p",
             &s(&[
                 "x",
@@ -152,8 +189,9 @@ mod tests {
                 "-z",
             ]),
             OPTS,
-        )
-        .unwrap();
+        );
+        assert!(p.error.is_none());
+        let (h, r) = (p.hits, p.operands);
         let ids: Vec<_> = h.iter().map(|h| (h.id, h.value.clone())).collect();
         assert_eq!(
             ids,
@@ -166,7 +204,16 @@ mod tests {
             ]
         );
         assert_eq!(r, s(&["x", "y", "-z"]));
-        assert!(parse("p", &s(&["-x"]), OPTS).is_err());
-        assert!(parse("p", &s(&["-d"]), OPTS).is_err());
+        assert_eq!(
+            parse("p", &s(&["-x"]), OPTS).error.as_deref(),
+            Some("p: invalid option -- 'x'")
+        );
+        assert!(parse("p", &s(&["-d"]), OPTS).error.is_some());
+        let p = parse("p", &s(&["-a", "-x", "-D"]), OPTS);
+        assert_eq!(p.hits.len(), 1);
+        assert_eq!(
+            parse("p", &s(&["--dir"]), OPTS).error.as_deref(),
+            Some("p: option '--dirname' requires an argument")
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::decompress;
 use crate::elf;
+use crate::getopt::{self, Opt};
 
 /// A module found by the resolver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,77 +59,81 @@ enum Parsed {
     Exit(i32),
 }
 
-struct LongOpt {
-    name: &'static str,
-    has_arg: bool,
-    short: char,
-}
-
-const LONG_OPTS: &[LongOpt] = &[
-    LongOpt {
-        name: "author",
-        has_arg: false,
-        short: 'a',
+/// kmod 30 modinfo's options; the id is the short letter.
+const OPTS: &[Opt] = &[
+    Opt {
+        short: Some('a'),
+        long: &["author"],
+        arg: false,
+        id: "a",
     },
-    LongOpt {
-        name: "description",
-        has_arg: false,
-        short: 'd',
+    Opt {
+        short: Some('d'),
+        long: &["description"],
+        arg: false,
+        id: "d",
     },
-    LongOpt {
-        name: "license",
-        has_arg: false,
-        short: 'l',
+    Opt {
+        short: Some('l'),
+        long: &["license"],
+        arg: false,
+        id: "l",
     },
-    LongOpt {
-        name: "parameters",
-        has_arg: false,
-        short: 'p',
+    Opt {
+        short: Some('p'),
+        long: &["parameters"],
+        arg: false,
+        id: "p",
     },
-    LongOpt {
-        name: "filename",
-        has_arg: false,
-        short: 'n',
+    Opt {
+        short: Some('n'),
+        long: &["filename"],
+        arg: false,
+        id: "n",
     },
-    LongOpt {
-        name: "null",
-        has_arg: false,
-        short: '0',
+    Opt {
+        short: Some('0'),
+        long: &["null"],
+        arg: false,
+        id: "0",
     },
-    LongOpt {
-        name: "modname",
-        has_arg: false,
-        short: 'm',
+    Opt {
+        short: Some('m'),
+        long: &["modname"],
+        arg: false,
+        id: "m",
     },
-    LongOpt {
-        name: "field",
-        has_arg: true,
-        short: 'F',
+    Opt {
+        short: Some('F'),
+        long: &["field"],
+        arg: true,
+        id: "F",
     },
-    LongOpt {
-        name: "set-version",
-        has_arg: true,
-        short: 'k',
+    Opt {
+        short: Some('k'),
+        long: &["set-version"],
+        arg: true,
+        id: "k",
     },
-    LongOpt {
-        name: "basedir",
-        has_arg: true,
-        short: 'b',
+    Opt {
+        short: Some('b'),
+        long: &["basedir"],
+        arg: true,
+        id: "b",
     },
-    LongOpt {
-        name: "version",
-        has_arg: false,
-        short: 'V',
+    Opt {
+        short: Some('V'),
+        long: &["version"],
+        arg: false,
+        id: "V",
     },
-    LongOpt {
-        name: "help",
-        has_arg: false,
-        short: 'h',
+    Opt {
+        short: Some('h'),
+        long: &["help"],
+        arg: false,
+        id: "h",
     },
 ];
-
-const SHORT_WITH_ARG: &str = "Fkb";
-const SHORT_NO_ARG: &str = "adlpn0mVh";
 
 fn help_text() -> String {
     format!(
@@ -176,111 +181,22 @@ fn apply(o: &mut Opts, short: char, arg: Option<String>, out: &mut dyn Write) ->
     None
 }
 
-/// getopt_long-compatible parsing (GNU argument permutation, unique long
-/// prefixes, `--` terminator), with glibc's diagnostics.
+/// Parses modinfo's command line (GNU `getopt_long` rules and diagnostics).
 fn parse_args(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Parsed {
-    let mut o = Opts::default();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        i += 1;
-        if a == "--" {
-            o.operands.extend(args[i..].iter().cloned());
-            break;
+    let p = getopt::parse(PROG, args, OPTS);
+    let mut o = Opts {
+        operands: p.operands,
+        ..Opts::default()
+    };
+    for h in p.hits {
+        let short = h.id.chars().next().unwrap_or('?');
+        if let Some(code) = apply(&mut o, short, h.value, out) {
+            return Parsed::Exit(code);
         }
-        if let Some(body) = a.strip_prefix("--") {
-            let (name, inline) = match body.find('=') {
-                Some(eq) => (&body[..eq], Some(body[eq + 1..].to_string())),
-                None => (body, None),
-            };
-            let exact = LONG_OPTS.iter().find(|l| l.name == name);
-            let opt = match exact {
-                Some(l) => l,
-                None => {
-                    let cands: Vec<&LongOpt> = LONG_OPTS
-                        .iter()
-                        .filter(|l| l.name.starts_with(name))
-                        .collect();
-                    match cands.len() {
-                        1 => cands[0],
-                        0 => {
-                            let _ = writeln!(err, "{PROG}: unrecognized option '--{name}'");
-                            return Parsed::Exit(1);
-                        }
-                        _ => {
-                            let mut msg =
-                                format!("{PROG}: option '--{name}' is ambiguous; possibilities:");
-                            for c in cands {
-                                msg.push_str(&format!(" '--{}'", c.name));
-                            }
-                            let _ = writeln!(err, "{msg}");
-                            return Parsed::Exit(1);
-                        }
-                    }
-                }
-            };
-            let arg = if opt.has_arg {
-                match inline {
-                    Some(v) => Some(v),
-                    None if i < args.len() => {
-                        i += 1;
-                        Some(args[i - 1].clone())
-                    }
-                    None => {
-                        let _ =
-                            writeln!(err, "{PROG}: option '--{}' requires an argument", opt.name);
-                        return Parsed::Exit(1);
-                    }
-                }
-            } else {
-                if inline.is_some() {
-                    let _ = writeln!(
-                        err,
-                        "{PROG}: option '--{}' doesn't allow an argument",
-                        opt.name
-                    );
-                    return Parsed::Exit(1);
-                }
-                None
-            };
-            if let Some(code) = apply(&mut o, opt.short, arg, out) {
-                return Parsed::Exit(code);
-            }
-            continue;
-        }
-        if a.len() > 1 && a.starts_with('-') {
-            let chars: Vec<char> = a[1..].chars().collect();
-            let mut j = 0;
-            while j < chars.len() {
-                let c = chars[j];
-                j += 1;
-                if SHORT_WITH_ARG.contains(c) {
-                    let arg = if j < chars.len() {
-                        let rest: String = chars[j..].iter().collect();
-                        j = chars.len();
-                        rest
-                    } else if i < args.len() {
-                        i += 1;
-                        args[i - 1].clone()
-                    } else {
-                        let _ = writeln!(err, "{PROG}: option requires an argument -- '{c}'");
-                        return Parsed::Exit(1);
-                    };
-                    if let Some(code) = apply(&mut o, c, Some(arg), out) {
-                        return Parsed::Exit(code);
-                    }
-                } else if SHORT_NO_ARG.contains(c) {
-                    if let Some(code) = apply(&mut o, c, None, out) {
-                        return Parsed::Exit(code);
-                    }
-                } else {
-                    let _ = writeln!(err, "{PROG}: invalid option -- '{c}'");
-                    return Parsed::Exit(1);
-                }
-            }
-            continue;
-        }
-        o.operands.push(a.clone());
+    }
+    if let Some(msg) = p.error {
+        let _ = writeln!(err, "{msg}");
+        return Parsed::Exit(1);
     }
     Parsed::Run(o)
 }

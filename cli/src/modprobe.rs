@@ -272,13 +272,11 @@ fn options_from_array(args: &[String]) -> String {
 pub fn main(prog: &str, args: &[String]) -> i32 {
     let mut all_args = env_options();
     all_args.extend(args.iter().cloned());
-    let (hits, operands) = match getopt::parse(prog, &all_args, OPTS) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
+    let getopt::Parsed {
+        hits,
+        operands,
+        error,
+    } = getopt::parse(prog, &all_args, OPTS);
     let mut a = Args {
         verbose: LOG_WARNING,
         log_priority: LOG_CRIT,
@@ -329,6 +327,10 @@ pub fn main(prog: &str, args: &[String]) -> i32 {
             }
             _ => {}
         }
+    }
+    if let Some(e) = error {
+        eprintln!("{e}");
+        return 1;
     }
     let log = Log {
         prog: prog.to_string(),
