@@ -537,27 +537,10 @@ pub fn zstd_truncation(data: &[u8]) -> ZstdTruncation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::process::Command;
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let p = std::env::temp_dir().join(format!(
-                "earlymod-decompress-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir;
 
     /// Deterministic, moderately compressible payload.
     fn payload(len: usize) -> Vec<u8> {
@@ -597,7 +580,7 @@ mod tests {
             (Compression::Zstd, "zstd", &["-c", "-q", "--check"]),
         ];
         for (c, tool, args) in tools {
-            match compress_with(&dir.0, tool, args, data) {
+            match compress_with(dir.path(), tool, args, data) {
                 Some(z) => v.push((c, z)),
                 None => eprintln!("note: {tool} not available, skipping its fixture"),
             }

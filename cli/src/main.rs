@@ -11,6 +11,8 @@ mod modinfo;
 mod modprobe;
 mod showconfig;
 mod sysfs;
+#[cfg(test)]
+mod testutil;
 
 use earlymod_core::db::DepLine;
 use earlymod_core::name::{AliasBuf, normalize_alias};

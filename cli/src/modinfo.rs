@@ -1037,21 +1037,7 @@ pub fn modinfo_main(
 mod tests {
     use super::*;
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let p =
-                std::env::temp_dir().join(format!("earlymod-modinfo-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir;
 
     fn run(args: &[&str], resolve: Resolver<'_>) -> (i32, String, String) {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -1208,31 +1194,31 @@ mod tests {
     fn builtin_modinfo_records() {
         let d = TempDir::new("builtin");
         std::fs::write(
-            d.0.join("modules.builtin.modinfo"),
+            d.path().join("modules.builtin.modinfo"),
             b"ext4.license=GPL\0ext4.description=Fourth\0unix.license=GPL\0unix.alias=net-pf-1\0ext4.late=ignored\0",
         )
         .unwrap();
-        let e = builtin_info(&d.0, "unix").unwrap();
+        let e = builtin_info(d.path(), "unix").unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(e[1].key, b"alias");
         assert_eq!(e[1].value, b"net-pf-1");
-        assert_eq!(builtin_info(&d.0, "ext4").unwrap().len(), 2);
-        assert_eq!(builtin_info(&d.0, "nope").unwrap_err().errno, ENOSYS);
+        assert_eq!(builtin_info(d.path(), "ext4").unwrap().len(), 2);
+        assert_eq!(builtin_info(d.path(), "nope").unwrap_err().errno, ENOSYS);
 
         let resolve = |n: &str, _: &Path| -> Result<Vec<Resolved>, String> {
             Ok(vec![Resolved::Builtin(n.to_string())])
         };
-        let dir = d.0.to_str().unwrap().to_string();
+        let dir = d.path().to_str().unwrap().to_string();
         // -b ROOT -k KVER -> ROOT/lib/modules/KVER; point it at the temp dir
         let root = TempDir::new("builtin-root");
-        let md = root.0.join("lib/modules/9.9");
+        let md = root.path().join("lib/modules/9.9");
         std::fs::create_dir_all(&md).unwrap();
         std::fs::copy(
             Path::new(&dir).join("modules.builtin.modinfo"),
             md.join("modules.builtin.modinfo"),
         )
         .unwrap();
-        let r = root.0.to_str().unwrap();
+        let r = root.path().to_str().unwrap();
         let (code, out, _) = run(&["-b", r, "-k", "9.9", "unix"], &resolve);
         assert_eq!(code, 0);
         assert_eq!(
@@ -1256,7 +1242,7 @@ mod tests {
         let modinfo: &[u8] = b"license=GPL\0parmtype=a:int\0parm=a:first\0parm=b:second\0\
             averyveryverylongkey=v\0parmtype=c:bool\0noeq\0parm=bad\0";
         let f = crate::elf::tests::build(&[(".modinfo", modinfo)], false, true);
-        let p = d.0.join("my-mod.ko");
+        let p = d.path().join("my-mod.ko");
         std::fs::write(&p, &f).unwrap();
         let ps = p.to_str().unwrap();
         let (code, out, err) = run(&[ps], &no_resolve);
@@ -1282,7 +1268,7 @@ mod tests {
 
         // no .modinfo section
         let f = crate::elf::tests::build(&[(".text", b"x")], false, true);
-        let p2 = d.0.join("bare.ko");
+        let p2 = d.path().join("bare.ko");
         std::fs::write(&p2, &f).unwrap();
         let (code, _, err) = run(&[p2.to_str().unwrap()], &no_resolve);
         assert_eq!(code, 1);
@@ -1291,7 +1277,7 @@ mod tests {
             "modinfo: ERROR: could not get modinfo from 'bare': No such file or directory\n"
         );
         // not an ELF file
-        let p3 = d.0.join("text.ko");
+        let p3 = d.path().join("text.ko");
         std::fs::write(&p3, b"hello world\n").unwrap();
         let (_, _, err) = run(&[p3.to_str().unwrap()], &no_resolve);
         assert_eq!(

@@ -86,6 +86,7 @@ fn scan(b: &mut [u8], items: &mut heapless::Vec<Item, MAX_ITEMS>) -> Result<()> 
     let mut quote_start: Option<usize> = None;
     let (mut modname, mut name_end, mut param, mut value) = (0usize, 0usize, None::<usize>, 0usize);
     let mut p = 0usize;
+    let mut stop = false;
     while p <= len {
         let c = if p < len { b[p] } else { 0 };
         let mut complete = false;
@@ -110,22 +111,8 @@ fn scan(b: &mut [u8], items: &mut heapless::Vec<Item, MAX_ITEMS>) -> Result<()> 
                     state = State::ModName;
                     quote_start = None;
                 }
-                if c == 0 && p < len {
-                    // An embedded NUL ends the line, as in C.
-                    if complete {
-                        finish(
-                            b,
-                            items,
-                            quote_start,
-                            modname,
-                            &mut name_end,
-                            param,
-                            &mut value,
-                            p,
-                        )?;
-                    }
-                    return Ok(());
-                }
+                // An embedded NUL ends the line, as in C.
+                stop = c == 0 && p < len;
             }
             b'.' => {
                 if state == State::ModName {
@@ -161,6 +148,9 @@ fn scan(b: &mut [u8], items: &mut heapless::Vec<Item, MAX_ITEMS>) -> Result<()> 
             state = State::ModName;
             quote_start = None;
             param = None;
+        }
+        if stop {
+            return Ok(());
         }
         p += 1;
     }
