@@ -9,6 +9,7 @@
 pub mod error;
 pub mod fnmatch;
 pub mod index;
+pub mod load;
 
 pub use error::{Error, Result};
 pub mod cmdline;

@@ -1,0 +1,784 @@
+//! Loading a probe list into the kernel, behind the [`Kernel`] trait.
+//!
+//! The policy is libkmod's (`kmod_module_probe_insert_module` and
+//! `kmod_module_insert_module`): modules already in the kernel are skipped,
+//! `EEXIST` is success, a failing softdep is ignored while a failing
+//! dependency stops the probe, and a module is handed to the kernel as a file
+//! (`finit_module`) when it is uncompressed or compressed in the format the
+//! kernel decompresses itself; otherwise it is decompressed in userspace.
+//! earlymod goes one step further than kmod: when the kernel's own decoder
+//! rejects a file (`EINVAL` on the compressed path), it retries in userspace.
+//!
+//! Everything here is allocation-free; the kernel side is a trait so the
+//! whole policy runs on the host against a fake kernel.
+
+use crate::config::Config;
+use crate::probe::{KernelState, Resolver, Step, step_options};
+use core::ffi::CStr;
+use core::fmt::{self, Write};
+
+/// `finit_module` flag: ignore symbol version hashes.
+pub const MODULE_INIT_IGNORE_MODVERSIONS: u32 = 1;
+/// `finit_module` flag: ignore the kernel version magic.
+pub const MODULE_INIT_IGNORE_VERMAGIC: u32 = 2;
+/// `finit_module` flag: the file is compressed; the kernel decompresses it.
+pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
+
+/// Longest module path handed to the kernel.
+pub const MAX_PATH: usize = 4096;
+/// Longest parameter string handed to the kernel.
+pub const MAX_PARAMS: usize = 4096;
+
+/// Linux errno values the loader reasons about.
+pub mod errno {
+    /// Operation not permitted (module_blacklist=, lockdown).
+    pub const EPERM: i32 = 1;
+    /// No such file, or unknown symbol / parameter.
+    pub const ENOENT: i32 = 2;
+    /// Interrupted system call.
+    pub const EINTR: i32 = 4;
+    /// Exec format error: not a valid module.
+    pub const ENOEXEC: i32 = 8;
+    /// Try again.
+    pub const EAGAIN: i32 = 11;
+    /// Out of memory.
+    pub const ENOMEM: i32 = 12;
+    /// Busy (removal).
+    pub const EBUSY: i32 = 16;
+    /// Already loaded.
+    pub const EEXIST: i32 = 17;
+    /// Invalid argument (bad parameter, or the in-kernel decoder failed).
+    pub const EINVAL: i32 = 22;
+    /// Function not implemented.
+    pub const ENOSYS: i32 = 38;
+    /// Operation not supported (no in-kernel decompression).
+    pub const EOPNOTSUPP: i32 = 95;
+    /// Key was rejected by service (signature).
+    pub const EKEYREJECTED: i32 = 129;
+}
+
+/// A kernel error number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// glibc's `strerror` text for the errno values a loader meets.
+    pub fn text(self) -> &'static str {
+        match self.0 {
+            1 => "Operation not permitted",
+            2 => "No such file or directory",
+            4 => "Interrupted system call",
+            5 => "Input/output error",
+            7 => "Argument list too long",
+            8 => "Exec format error",
+            9 => "Bad file descriptor",
+            11 => "Resource temporarily unavailable",
+            12 => "Cannot allocate memory",
+            13 => "Permission denied",
+            14 => "Bad address",
+            16 => "Device or resource busy",
+            17 => "File exists",
+            19 => "No such device",
+            21 => "Is a directory",
+            22 => "Invalid argument",
+            26 => "Text file busy",
+            27 => "File too large",
+            28 => "No space left on device",
+            36 => "File name too long",
+            38 => "Function not implemented",
+            61 => "No data available",
+            74 => "Bad message",
+            95 => "Operation not supported",
+            110 => "Connection timed out",
+            126 => "Required key not available",
+            127 => "Key has expired",
+            128 => "Key has been revoked",
+            129 => "Key was rejected by service",
+            _ => "Unknown error",
+        }
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+/// Compression of a module file, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain ELF (or anything unrecognised: the kernel judges it).
+    None,
+    /// `1F 8B`.
+    Gzip,
+    /// `FD 37 7A 58 5A 00`.
+    Xz,
+    /// `28 B5 2F FD`.
+    Zstd,
+}
+
+impl Compression {
+    /// Detects the format from a file's first bytes (6 are enough).
+    pub fn detect(head: &[u8]) -> Self {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Compression::Xz
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// The name `/sys/module/compression` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parses `/sys/module/compression` (`gzip\n`, `xz\n` or `zstd\n`).
+    pub fn from_sysfs(text: &[u8]) -> Option<Self> {
+        match text.trim_ascii_end() {
+            b"gzip" => Some(Compression::Gzip),
+            b"xz" => Some(Compression::Xz),
+            b"zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Why one module did not load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadError {
+    /// The kernel (or opening the file) failed with this errno.
+    Kernel(Errno),
+    /// Userspace decompression failed; the text says why.
+    Decompress(&'static str),
+    /// This build has no userspace decoder for the format.
+    NoDecoder(Compression),
+    /// A path or parameter string did not fit its buffer.
+    TooLong(&'static str),
+    /// An install command failed with this exit status.
+    Command(i32),
+}
+
+impl LoadError {
+    /// The errno-style view, for exit decisions (`EEXIST` is success).
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            LoadError::Kernel(e) => Some(*e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Kernel(e) => match e.0 {
+                errno::ENOEXEC => {
+                    f.write_str("Invalid module format (not a module for this kernel, see dmesg)")
+                }
+                errno::ENOENT => {
+                    f.write_str("Unknown symbol in module, or unknown parameter (see dmesg)")
+                }
+                errno::EKEYREJECTED | 126 => f.write_str("module signature rejected (see dmesg)"),
+                errno::EPERM => {
+                    f.write_str("Operation not permitted (module_blacklist= or lockdown?)")
+                }
+                errno::EEXIST => f.write_str("Module already in kernel"),
+                _ => f.write_str(e.text()),
+            },
+            LoadError::Decompress(why) => write!(f, "decompression failed: {why}"),
+            LoadError::NoDecoder(c) => {
+                write!(f, "{} modules need a decoder this build lacks", c.name())
+            }
+            LoadError::TooLong(what) => write!(f, "{what} too long"),
+            LoadError::Command(status) => write!(f, "install command exited with status {status}"),
+        }
+    }
+}
+
+/// The kernel and file system as the loader needs them.
+pub trait Kernel: KernelState {
+    /// An open module file.
+    type File;
+
+    /// Opens a module file read-only.
+    fn open(&mut self, path: &CStr) -> Result<Self::File, Errno>;
+    /// Reads up to `buf.len()` bytes from the start of the file.
+    fn read_head(&mut self, file: &Self::File, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// `finit_module(fd, params, flags)`.
+    fn finit_module(&mut self, file: &Self::File, params: &CStr, flags: u32) -> Result<(), Errno>;
+    /// Decompresses `file` in userspace and calls `init_module`.
+    fn init_module_decompressed(
+        &mut self,
+        file: &Self::File,
+        format: Compression,
+        params: &CStr,
+    ) -> Result<(), LoadError>;
+    /// The format the kernel decompresses itself (`/sys/module/compression`).
+    fn kernel_compression(&mut self) -> Option<Compression>;
+    /// Runs an install command (`/bin/sh -c "CMD OPTIONS"`).
+    fn run_command(&mut self, command: &str, options: &str) -> Result<(), LoadError>;
+}
+
+/// How one module was (or was not) loaded, for `-v` and boot reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `finit_module` on the plain file.
+    File,
+    /// `finit_module` with `MODULE_INIT_COMPRESSED_FILE`.
+    KernelDecompressed(Compression),
+    /// Decompressed here, then `init_module`.
+    UserDecompressed(Compression),
+    /// The kernel's decoder refused the file; decompressed here instead.
+    UserAfterKernelFailed(Compression),
+    /// Already live or builtin.
+    AlreadyLoaded,
+    /// An install command ran.
+    Command,
+}
+
+/// Flags for one insertion.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InsertFlags {
+    /// `--force-modversion` / `-f`.
+    pub ignore_modversions: bool,
+    /// `--force-vermagic` / `-f`.
+    pub ignore_vermagic: bool,
+}
+
+impl InsertFlags {
+    fn bits(self) -> u32 {
+        (if self.ignore_modversions {
+            MODULE_INIT_IGNORE_MODVERSIONS
+        } else {
+            0
+        }) | (if self.ignore_vermagic {
+            MODULE_INIT_IGNORE_VERMAGIC
+        } else {
+            0
+        })
+    }
+}
+
+/// Inserts one module file the way kmod does, with earlymod's fallback.
+/// `compression` is the kernel's own format, if any.
+pub fn insert_file<K: Kernel>(
+    kernel: &mut K,
+    path: &CStr,
+    params: &CStr,
+    flags: InsertFlags,
+    compression: Option<Compression>,
+) -> Result<Method, LoadError> {
+    let file = kernel.open(path).map_err(LoadError::Kernel)?;
+    let mut head = [0u8; 6];
+    let n = kernel
+        .read_head(&file, &mut head)
+        .map_err(LoadError::Kernel)?;
+    let format = Compression::detect(&head[..n]);
+    let bits = flags.bits();
+    if format == Compression::None {
+        kernel
+            .finit_module(&file, params, bits)
+            .map_err(LoadError::Kernel)?;
+        return Ok(Method::File);
+    }
+    if compression == Some(format) {
+        match kernel.finit_module(&file, params, bits | MODULE_INIT_COMPRESSED_FILE) {
+            Ok(()) => return Ok(Method::KernelDecompressed(format)),
+            // The kernel's decoder refused the data (e.g. xz made with a
+            // crc64 check or a big dictionary): decode it here instead.
+            Err(Errno(errno::EINVAL)) | Err(Errno(errno::EOPNOTSUPP)) => {
+                kernel.init_module_decompressed(&file, format, params)?;
+                return Ok(Method::UserAfterKernelFailed(format));
+            }
+            Err(e) => return Err(LoadError::Kernel(e)),
+        }
+    }
+    kernel.init_module_decompressed(&file, format, params)?;
+    Ok(Method::UserDecompressed(format))
+}
+
+/// What happened to one entry of a probe list.
+pub struct Outcome<'s, 'a, 'k> {
+    /// The entry.
+    pub step: &'s Step<'a, 'k>,
+    /// How it went.
+    pub result: Result<Method, LoadError>,
+}
+
+/// Options of a probe run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunFlags {
+    /// Do not consult the kernel's loaded state (`-D`).
+    pub ignore_loaded: bool,
+    /// Print, do not load (`-n`, `-D`).
+    pub dry_run: bool,
+    /// `--first-time`: the target being loaded already is an error.
+    pub fail_on_loaded: bool,
+    /// Insertion flags (`-f`).
+    pub insert: InsertFlags,
+}
+
+/// Builds `dir/path` (or `path` when absolute) as a C string in `buf`.
+pub fn module_path<'b>(
+    buf: &'b mut heapless::Vec<u8, MAX_PATH>,
+    dir: &str,
+    path: &str,
+) -> Result<&'b CStr, LoadError> {
+    buf.clear();
+    let too_long = LoadError::TooLong("module path");
+    if !path.starts_with('/') {
+        buf.extend_from_slice(dir.as_bytes())
+            .map_err(|_| too_long)?;
+        buf.push(b'/').map_err(|_| too_long)?;
+    }
+    buf.extend_from_slice(path.as_bytes())
+        .map_err(|_| too_long)?;
+    buf.push(0).map_err(|_| too_long)?;
+    CStr::from_bytes_with_nul(buf).map_err(|_| LoadError::TooLong("module path (embedded NUL)"))
+}
+
+/// A fixed-size C-string builder for module parameters.
+pub struct Params {
+    buf: heapless::Vec<u8, MAX_PARAMS>,
+}
+
+impl Write for Params {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.buf
+            .extend_from_slice(s.as_bytes())
+            .map_err(|_| fmt::Error)
+    }
+}
+
+impl Params {
+    /// The options kmod passes for `step`: config options, then `extra` for the target.
+    pub fn for_step(
+        cfg: &Config<'_>,
+        step: &Step<'_, '_>,
+        extra: &str,
+    ) -> Result<Params, LoadError> {
+        let mut p = Params {
+            buf: heapless::Vec::new(),
+        };
+        step_options(cfg, step, extra, &mut p)
+            .map_err(|_| LoadError::TooLong("module parameters"))?;
+        Ok(p)
+    }
+
+    /// The text, without the NUL.
+    pub fn as_str(&self) -> &str {
+        let text = self.buf.strip_suffix(&[0]).unwrap_or(&self.buf);
+        core::str::from_utf8(text).unwrap_or("")
+    }
+
+    /// As a C string.
+    pub fn as_cstr(&mut self) -> Result<&CStr, LoadError> {
+        if self.buf.last() != Some(&0) {
+            self.buf
+                .push(0)
+                .map_err(|_| LoadError::TooLong("module parameters"))?;
+        }
+        let len = self.buf.len();
+        CStr::from_bytes_with_nul(&self.buf[..len])
+            .map_err(|_| LoadError::TooLong("module parameters (embedded NUL)"))
+    }
+}
+
+/// Runs a probe list like `kmod_module_probe_insert_module`: each entry not
+/// already in the kernel is loaded (or, in a dry run, only reported) in
+/// order; `report` sees every entry acted on. Returns the probe's result:
+/// `Ok` when every required entry loaded or was already there.
+pub fn run_probe<'s, 'a, 'k, K: Kernel>(
+    resolver: &Resolver<'_, 'a>,
+    dirname: &str,
+    steps: &'s [Step<'a, 'k>],
+    extra: &str,
+    flags: RunFlags,
+    kernel: &mut K,
+    report: &mut dyn FnMut(&Outcome<'s, 'a, 'k>, &str),
+) -> Result<(), (usize, LoadError)> {
+    let compression = if flags.dry_run {
+        None
+    } else {
+        kernel.kernel_compression()
+    };
+    let mut path = heapless::Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        if !flags.ignore_loaded && resolver.in_kernel(step, &*kernel).unwrap_or(false) {
+            // libkmod: -EEXIST, which is success unless --first-time on the target.
+            if flags.fail_on_loaded && step.is_target {
+                return Err((i, LoadError::Kernel(Errno(errno::EEXIST))));
+            }
+            continue;
+        }
+        let mut params = match Params::for_step(resolver.cfg, step, extra) {
+            Ok(p) => p,
+            Err(e) => return Err((i, e)),
+        };
+        let result = if let Some(cmd) = step.install {
+            if flags.dry_run {
+                Ok(Method::Command)
+            } else {
+                kernel
+                    .run_command(cmd, params.as_str())
+                    .map(|_| Method::Command)
+            }
+        } else if let Some(p) = step.path {
+            if flags.dry_run {
+                Ok(Method::File)
+            } else {
+                match (module_path(&mut path, dirname, p), params.as_cstr()) {
+                    (Ok(cpath), Ok(cparams)) => {
+                        insert_file(kernel, cpath, cparams, flags.insert, compression)
+                    }
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                }
+            }
+        } else {
+            // Builtin (or an alias with no module file): nothing to load.
+            Ok(Method::AlreadyLoaded)
+        };
+        let result = match result {
+            Err(LoadError::Kernel(Errno(errno::EEXIST)))
+                if !(flags.fail_on_loaded && step.is_target) =>
+            {
+                Ok(Method::AlreadyLoaded)
+            }
+            r => r,
+        };
+        let outcome = Outcome { step, result };
+        report(&outcome, params.as_str());
+        if let Err(e) = outcome.result
+            && step.required
+        {
+            return Err((i, e));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::db::{ModuleDb, Source};
+    use crate::probe::{Candidates, InitState, NameArena, ProbeFlags, Steps};
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    /// A kernel whose files, loaded set and failures are scripted.
+    #[derive(Default)]
+    struct Fake {
+        files: Vec<(String, Vec<u8>)>,
+        live: Vec<String>,
+        fail: Vec<(String, i32)>,
+        kernel_fails_decoding: bool,
+        compression: Option<Compression>,
+        calls: Vec<String>,
+    }
+
+    fn stem(path: &str) -> String {
+        crate::name::modname_from_path(path).unwrap().to_string()
+    }
+
+    impl KernelState for Fake {
+        fn initstate(&self, name: &str) -> InitState {
+            if self.live.iter().any(|l| l == name) {
+                InitState::Live
+            } else {
+                InitState::Absent
+            }
+        }
+    }
+
+    impl Kernel for Fake {
+        type File = String;
+        fn open(&mut self, path: &CStr) -> Result<String, Errno> {
+            let p = path.to_str().unwrap().to_string();
+            if self.files.iter().any(|(f, _)| *f == p) {
+                Ok(p)
+            } else {
+                Err(Errno(errno::ENOENT))
+            }
+        }
+        fn read_head(&mut self, file: &String, buf: &mut [u8]) -> Result<usize, Errno> {
+            let data = &self.files.iter().find(|(f, _)| f == file).unwrap().1;
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            Ok(n)
+        }
+        fn finit_module(&mut self, file: &String, params: &CStr, flags: u32) -> Result<(), Errno> {
+            let name = stem(file);
+            self.calls.push(std::format!(
+                "finit {name} flags={flags} params={}",
+                params.to_str().unwrap()
+            ));
+            if flags & MODULE_INIT_COMPRESSED_FILE != 0 && self.kernel_fails_decoding {
+                return Err(Errno(errno::EINVAL));
+            }
+            self.finish(name)
+        }
+        fn init_module_decompressed(
+            &mut self,
+            file: &String,
+            format: Compression,
+            params: &CStr,
+        ) -> Result<(), LoadError> {
+            let name = stem(file);
+            self.calls.push(std::format!(
+                "init {name} {} params={}",
+                format.name(),
+                params.to_str().unwrap()
+            ));
+            self.finish(name).map_err(LoadError::Kernel)
+        }
+        fn kernel_compression(&mut self) -> Option<Compression> {
+            self.compression
+        }
+        fn run_command(&mut self, command: &str, options: &str) -> Result<(), LoadError> {
+            self.calls.push(std::format!("run {command} {options}"));
+            Ok(())
+        }
+    }
+
+    impl Fake {
+        fn finish(&mut self, name: String) -> Result<(), Errno> {
+            if let Some((_, e)) = self.fail.iter().find(|(n, _)| *n == name) {
+                return Err(Errno(*e));
+            }
+            if self.live.contains(&name) {
+                return Err(Errno(errno::EEXIST));
+            }
+            self.live.push(name);
+            Ok(())
+        }
+    }
+
+    const XZ: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0, 1];
+    const ZST: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd, 1];
+    const ELF: &[u8] = b"\x7fELF....";
+    const DEP: &[u8] = b"k/a.ko.xz: k/b.ko.zst k/c.ko\nk/b.ko.zst: k/c.ko\nk/c.ko:\nk/s.ko:\nk/bad.ko:\nk/t.ko: k/bad.ko\n";
+
+    fn fake(compression: Option<Compression>) -> Fake {
+        let mut f = Fake {
+            compression,
+            ..Default::default()
+        };
+        for (p, d) in [
+            ("/m/k/a.ko.xz", XZ),
+            ("/m/k/b.ko.zst", ZST),
+            ("/m/k/c.ko", ELF),
+            ("/m/k/s.ko", ELF),
+            ("/m/k/bad.ko", ELF),
+            ("/m/k/t.ko", ELF),
+        ] {
+            f.files.push((p.to_string(), d.to_vec()));
+        }
+        f
+    }
+
+    /// Resolves and runs `name`; returns the probe result and the report lines.
+    fn probe(
+        f: &mut Fake,
+        cfg_text: &str,
+        name: &str,
+        flags: RunFlags,
+    ) -> (Result<(), (usize, LoadError)>, Vec<String>) {
+        let db = ModuleDb {
+            dep: Source::new(None, Some(DEP)),
+            alias: Source::Missing,
+            symbols: Source::Missing,
+            builtin: Source::Missing,
+            builtin_alias: Source::Missing,
+        };
+        let mut text = cfg_text.as_bytes().to_vec();
+        let mut cfg = Config::new();
+        cfg.parse_file(&mut text, &mut |_| {}).unwrap();
+        let r = Resolver { db: &db, cfg: &cfg };
+        let names = NameArena::new();
+        let mut found = Candidates::new();
+        r.lookup(name, &mut found).unwrap();
+        let mut steps = Steps::new();
+        r.probe_list(
+            &found[0],
+            ProbeFlags {
+                ignore_loaded: flags.ignore_loaded,
+                ..Default::default()
+            },
+            &*f,
+            &names,
+            &mut steps,
+        )
+        .unwrap()
+        .unwrap();
+        let mut lines = Vec::new();
+        let res = run_probe(&r, "/m", &steps, "x=1", flags, f, &mut |o, params| {
+            lines.push(std::format!("{} {:?} [{params}]", o.step.name, o.result));
+        });
+        (res, lines)
+    }
+
+    #[test]
+    fn each_format_takes_the_right_path() {
+        let mut f = fake(Some(Compression::Xz));
+        let (res, _) = probe(&mut f, "", "a", RunFlags::default());
+        assert_eq!(res, Ok(()));
+        assert_eq!(
+            f.calls,
+            [
+                "finit c flags=0 params=",
+                "init b zstd params=",
+                "finit a flags=4 params=x=1"
+            ]
+        );
+    }
+
+    #[test]
+    fn kernel_decoder_failure_falls_back_to_userspace() {
+        let mut f = fake(Some(Compression::Xz));
+        f.kernel_fails_decoding = true;
+        let (res, lines) = probe(&mut f, "", "a", RunFlags::default());
+        assert_eq!(res, Ok(()));
+        assert_eq!(f.calls.last().unwrap(), "init a xz params=x=1");
+        assert!(lines.last().unwrap().contains("UserAfterKernelFailed(Xz)"));
+    }
+
+    #[test]
+    fn without_in_kernel_decompression_everything_compressed_is_decoded_here() {
+        let mut f = fake(None);
+        probe(&mut f, "", "a", RunFlags::default()).0.unwrap();
+        assert_eq!(
+            f.calls,
+            [
+                "finit c flags=0 params=",
+                "init b zstd params=",
+                "init a xz params=x=1"
+            ]
+        );
+    }
+
+    #[test]
+    fn loaded_modules_are_skipped_and_eexist_is_success() {
+        let mut f = fake(Some(Compression::Xz));
+        f.live.push("c".to_string());
+        probe(&mut f, "", "a", RunFlags::default()).0.unwrap();
+        assert_eq!(f.calls.len(), 2, "c is live: {:?}", f.calls);
+        // A race: the kernel says EEXIST although sysfs did not show it.
+        let mut f = fake(Some(Compression::Xz));
+        f.fail.push(("b".to_string(), errno::EEXIST));
+        assert_eq!(probe(&mut f, "", "a", RunFlags::default()).0, Ok(()));
+    }
+
+    #[test]
+    fn first_time_fails_only_for_the_target() {
+        let mut f = fake(Some(Compression::Xz));
+        f.live.push("a".to_string());
+        let flags = RunFlags {
+            fail_on_loaded: true,
+            ..Default::default()
+        };
+        let (res, _) = probe(
+            &mut f,
+            "",
+            "c",
+            RunFlags {
+                ignore_loaded: true,
+                ..flags
+            },
+        );
+        assert_eq!(res, Ok(()));
+        let mut f = fake(Some(Compression::Xz));
+        f.live.push("c".to_string());
+        let (res, _) = probe(
+            &mut f,
+            "",
+            "c",
+            RunFlags {
+                ignore_loaded: true,
+                ..flags
+            },
+        );
+        assert_eq!(res, Err((0, LoadError::Kernel(Errno(errno::EEXIST)))));
+    }
+
+    #[test]
+    fn a_failing_dependency_stops_the_probe_but_a_failing_softdep_does_not() {
+        let mut f = fake(None);
+        f.fail.push(("bad".to_string(), errno::ENOEXEC));
+        let (res, _) = probe(&mut f, "", "t", RunFlags::default());
+        assert_eq!(res, Err((0, LoadError::Kernel(Errno(errno::ENOEXEC)))));
+        assert!(!f.live.contains(&"t".to_string()));
+        let mut f = fake(None);
+        f.fail.push(("bad".to_string(), errno::ENOEXEC));
+        let (res, lines) = probe(&mut f, "softdep s pre: bad\n", "s", RunFlags::default());
+        assert_eq!(res, Ok(()));
+        assert_eq!(lines.len(), 2);
+        assert!(f.live.contains(&"s".to_string()));
+    }
+
+    #[test]
+    fn missing_files_and_options_and_commands() {
+        let mut f = fake(None);
+        f.files.retain(|(p, _)| p != "/m/k/c.ko");
+        let (res, _) = probe(&mut f, "", "a", RunFlags::default());
+        assert_eq!(res, Err((0, LoadError::Kernel(Errno(errno::ENOENT)))));
+        let mut f = fake(None);
+        probe(
+            &mut f,
+            "options c dbg=2\ninstall s /bin/true\n",
+            "a",
+            RunFlags::default(),
+        )
+        .0
+        .unwrap();
+        assert_eq!(f.calls[0], "finit c flags=0 params=dbg=2 ");
+        probe(&mut f, "install s /bin/true\n", "s", RunFlags::default())
+            .0
+            .unwrap();
+        assert_eq!(f.calls.last().unwrap(), "run /bin/true x=1");
+    }
+
+    #[test]
+    fn dry_run_touches_nothing() {
+        let mut f = fake(Some(Compression::Xz));
+        let (res, lines) = probe(
+            &mut f,
+            "",
+            "a",
+            RunFlags {
+                dry_run: true,
+                ignore_loaded: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(res, Ok(()));
+        assert!(f.calls.is_empty());
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn error_texts_name_the_reason() {
+        let s = |e: LoadError| std::format!("{e}");
+        assert_eq!(
+            s(LoadError::Kernel(Errno(errno::ENOEXEC))),
+            "Invalid module format (not a module for this kernel, see dmesg)"
+        );
+        assert_eq!(
+            s(LoadError::Decompress("truncated xz stream")),
+            "decompression failed: truncated xz stream"
+        );
+        assert_eq!(Errno(errno::EINVAL).text(), "Invalid argument");
+        assert_eq!(Compression::from_sysfs(b"xz\n"), Some(Compression::Xz));
+        assert_eq!(Compression::detect(b"\x7fELF"), Compression::None);
+    }
+}
