@@ -4,7 +4,6 @@
 
 mod decompress;
 mod elf;
-mod getopt;
 mod mapped;
 mod moddir;
 mod modinfo;

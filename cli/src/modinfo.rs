@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::decompress;
 use crate::elf;
-use crate::getopt::{self, Opt};
+use earlymod_core::getopt::{self, Opt};
 
 /// A module found by the resolver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,19 +183,20 @@ fn apply(o: &mut Opts, short: char, arg: Option<String>, out: &mut dyn Write) ->
 
 /// Parses modinfo's command line (GNU `getopt_long` rules and diagnostics).
 fn parse_args(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Parsed {
-    let p = getopt::parse(PROG, args, OPTS);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let p = getopt::parse(&argv, OPTS);
     let mut o = Opts {
-        operands: p.operands,
+        operands: p.operands.iter().map(|s| s.to_string()).collect(),
         ..Opts::default()
     };
     for h in p.hits {
         let short = h.id.chars().next().unwrap_or('?');
-        if let Some(code) = apply(&mut o, short, h.value, out) {
+        if let Some(code) = apply(&mut o, short, h.value.map(str::to_string), out) {
             return Parsed::Exit(code);
         }
     }
-    if let Some(msg) = p.error {
-        let _ = writeln!(err, "{msg}");
+    if let Some(e) = p.error {
+        let _ = writeln!(err, "{}", e.show(PROG, OPTS));
         return Parsed::Exit(1);
     }
     Parsed::Run(o)

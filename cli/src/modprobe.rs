@@ -1,10 +1,10 @@
 //! The `modprobe` applet: kmod 30's command line, lookup and output.
 
-use crate::getopt::{self, Opt};
 use crate::moddir::{self, DEFAULT_CONFIG_PATHS, ModDir};
 use crate::sysfs::SysfsState;
 use earlymod_core::cmdline::apply_kernel_cmdline;
 use earlymod_core::config::{Config, Diag};
+use earlymod_core::getopt::{self, Opt};
 use earlymod_core::name::{AliasBuf, normalize_alias};
 use earlymod_core::probe::{
     Candidates, KernelState, NameArena, NothingLoaded, ProbeFlags, Resolver, Skip, Step,
@@ -272,11 +272,13 @@ fn options_from_array(args: &[String]) -> String {
 pub fn main(prog: &str, args: &[String]) -> i32 {
     let mut all_args = env_options();
     all_args.extend(args.iter().cloned());
+    let argv: Vec<&str> = all_args.iter().map(String::as_str).collect();
     let getopt::Parsed {
         hits,
         operands,
         error,
-    } = getopt::parse(prog, &all_args, OPTS);
+    } = getopt::parse(&argv, OPTS);
+    let operands: Vec<String> = operands.iter().map(|s| s.to_string()).collect();
     let mut a = Args {
         verbose: LOG_WARNING,
         log_priority: LOG_CRIT,
@@ -300,9 +302,9 @@ pub fn main(prog: &str, args: &[String]) -> i32 {
             }
             "show-config" => a.show_config = true,
             "dry-run" => a.dry_run = true,
-            "config" => a.configs.extend(h.value),
-            "dirname" => a.root = h.value,
-            "set-version" => a.kver = h.value,
+            "config" => a.configs.extend(h.value.map(str::to_string)),
+            "dirname" => a.root = h.value.map(str::to_string),
+            "set-version" => a.kver = h.value.map(str::to_string),
             "quiet" => a.verbose = 0,
             "verbose" => a.verbose += 1,
             "version" => {
@@ -329,7 +331,7 @@ pub fn main(prog: &str, args: &[String]) -> i32 {
         }
     }
     if let Some(e) = error {
-        eprintln!("{e}");
+        eprintln!("{}", e.show(prog, OPTS));
         return 1;
     }
     let log = Log {

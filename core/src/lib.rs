@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod fnmatch;
+pub mod getopt;
 pub mod index;
 pub mod load;
 
