@@ -8,7 +8,24 @@ export EARLYMOD_CACHE := $(CACHE)
 
 .PHONY: all setup test unit difftest lint bench demo clean FORCE
 
-all: out/earlymod
+# The early-boot binary: static, no libc (origin + rustix), size-optimised.
+STATIC_FLAGS = -C target-feature=+crt-static -C relocation-model=static
+STATIC_BUILD = RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --locked --profile static -p earlymod-applets --bin earlymod-static
+
+all: out/earlymod out/earlymod-static out/earlymod-min
+
+out/earlymod-static: FORCE
+	$(STATIC_BUILD) --features static-bin --target-dir target/static
+	@mkdir -p out
+	@cp target/static/static/earlymod-static $@
+	@echo "$@: $$(stat -c %s $@) bytes, $$(file -b $@ | cut -d, -f1-4)"
+
+# Minimal build: the kernel decompresses or nothing does (no userspace decoders).
+out/earlymod-min: FORCE
+	$(STATIC_BUILD) --no-default-features --features static-bin --target-dir target/static-min
+	@mkdir -p out
+	@cp target/static-min/static/earlymod-static $@
+	@echo "$@: $$(stat -c %s $@) bytes"
 
 out/earlymod: FORCE
 	$(CARGO) build --release --locked -p earlymod
@@ -22,17 +39,20 @@ setup:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p earlymod-applets --features static-bin --bins -- -D warnings
 
 unit:
 	$(CARGO) test --locked --workspace --release
 
+# Every query against the static binary; a sample against the host build.
 difftest: setup all
-	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod
+	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-static
+	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod --sample 10
 
 test: setup lint unit difftest
 
 bench: setup all
-	$(CARGO) run --locked --release -q -p earlymod-tests --bin bench -- --earlymod out/earlymod
+	$(CARGO) run --locked --release -q -p earlymod-tests --bin bench -- --earlymod out/earlymod-static
 
 # The main job: resolve the default embedded module set on the real Debian
 # 6.12 tree and print the load plan, exactly as kmod would.
@@ -40,7 +60,14 @@ demo: setup all
 	@root=$(K612)/root; kver=$$(cat $(K612)/kver); \
 	mods=$$(grep -v '^#' config/default-modules.conf | tr '\n' ' '); \
 	echo "== earlymod modprobe -C config/modprobe.d -D -a <default set> on Linux $$kver"; \
-	out/earlymod modprobe -d $$root -S $$kver -C config/modprobe.d -D -a $$mods
+	out/earlymod-static modprobe -d $$root -S $$kver -C config/modprobe.d -D -a $$mods
 
 clean:
 	rm -rf out target
+
+# Boot the cached 6.1 and 6.12 kernels under QEMU (TCG) and load real
+# modules with out/earlymod (QEMU_LOADER=kmod|busybox to try other loaders,
+# VM_ARGS=--bench for the vm-bench mode). Not part of `test`; see qemu/README.md.
+.PHONY: vmtest
+vmtest: setup all
+	python3 qemu/vmtest.py $(VM_ARGS)

@@ -153,13 +153,16 @@ impl Compression {
     }
 }
 
+/// The reason text of a decompression failure.
+pub type Reason = heapless::String<96>;
+
 /// Why one module did not load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadError {
     /// The kernel (or opening the file) failed with this errno.
     Kernel(Errno),
     /// Userspace decompression failed; the text says why.
-    Decompress(&'static str),
+    Decompress(Reason),
     /// This build has no userspace decoder for the format.
     NoDecoder(Compression),
     /// A path or parameter string did not fit its buffer.
@@ -335,15 +338,15 @@ pub fn module_path<'b>(
     path: &str,
 ) -> Result<&'b CStr, LoadError> {
     buf.clear();
-    let too_long = LoadError::TooLong("module path");
+    let too_long = || LoadError::TooLong("module path");
     if !path.starts_with('/') {
         buf.extend_from_slice(dir.as_bytes())
-            .map_err(|_| too_long)?;
-        buf.push(b'/').map_err(|_| too_long)?;
+            .map_err(|_| too_long())?;
+        buf.push(b'/').map_err(|_| too_long())?;
     }
     buf.extend_from_slice(path.as_bytes())
-        .map_err(|_| too_long)?;
-    buf.push(0).map_err(|_| too_long)?;
+        .map_err(|_| too_long())?;
+    buf.push(0).map_err(|_| too_long())?;
     CStr::from_bytes_with_nul(buf).map_err(|_| LoadError::TooLong("module path (embedded NUL)"))
 }
 
@@ -361,6 +364,15 @@ impl Write for Params {
 }
 
 impl Params {
+    /// Parameters given as one string (`insmod FILE a=1 b=2`).
+    pub fn from_text(text: &str) -> Params {
+        let mut p = Params {
+            buf: heapless::Vec::new(),
+        };
+        let _ = p.buf.extend_from_slice(text.as_bytes());
+        p
+    }
+
     /// The options kmod passes for `step`: config options, then `extra` for the target.
     pub fn for_step(
         cfg: &Config<'_>,
@@ -774,7 +786,9 @@ mod tests {
             "Invalid module format (not a module for this kernel, see dmesg)"
         );
         assert_eq!(
-            s(LoadError::Decompress("truncated xz stream")),
+            s(LoadError::Decompress(
+                Reason::try_from("truncated xz stream").unwrap()
+            )),
             "decompression failed: truncated xz stream"
         );
         assert_eq!(Errno(errno::EINVAL).text(), "Invalid argument");

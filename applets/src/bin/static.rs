@@ -1,0 +1,84 @@
+//! The static, libc-free earlymod: origin starts the process, rustix talks
+//! to the kernel. Multi-call: the applet is argv[0]'s name (`modprobe`,
+//! `insmod`, `rmmod`, `lsmod`) or the first argument (`earlymod modprobe`).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use core::ffi::CStr;
+use earlymod_applets::sys::Out;
+
+mod alloc_mmap;
+
+#[global_allocator]
+static ALLOC: alloc_mmap::MmapAlloc = alloc_mmap::MmapAlloc;
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    use core::fmt::Write;
+    let mut err = Out::stderr();
+    let _ = writeln!(err, "earlymod: internal error: {}", info.message());
+    err.flush();
+    origin::program::immediate_exit(70)
+}
+
+/// Bound on arguments accepted.
+const MAX_ARGS: usize = 4096;
+
+#[unsafe(no_mangle)]
+unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i32 {
+    let mut args: heapless::Vec<&str, MAX_ARGS> = heapless::Vec::new();
+    for i in 0..argc.min(MAX_ARGS) {
+        // SAFETY: the kernel passes argc valid NUL-terminated strings that
+        // live as long as the process.
+        let a = unsafe { CStr::from_ptr((*argv.add(i)).cast()) };
+        let _ = args.push(a.to_str().unwrap_or(""));
+    }
+    let mut modprobe_options = None;
+    let mut alloc_stats = false;
+    let mut e = envp;
+    // SAFETY: envp is a NULL-terminated array of NUL-terminated strings.
+    while !e.is_null() && unsafe { !(*e).is_null() } {
+        let v = unsafe { CStr::from_ptr((*e).cast()) }
+            .to_str()
+            .unwrap_or("");
+        if let Some(o) = v.strip_prefix("MODPROBE_OPTIONS=") {
+            modprobe_options = Some(o);
+        }
+        alloc_stats |= v == "EARLYMOD_ALLOC_STATS=1";
+        e = unsafe { e.add(1) };
+    }
+    let code = run(&args, modprobe_options);
+    if alloc_stats {
+        use core::fmt::Write;
+        let _ = writeln!(
+            Out::stderr(),
+            "earlymod: {} heap allocations",
+            alloc_mmap::allocations()
+        );
+    }
+    origin::program::exit(code)
+}
+
+fn run(args: &[&str], modprobe_options: Option<&str>) -> i32 {
+    use core::fmt::Write;
+    let argv0 = args.first().copied().unwrap_or("earlymod");
+    let (applet, rest) = match earlymod_applets::applet_of(argv0) {
+        Some(a) => (a, args.get(1..).unwrap_or(&[])),
+        None => match args.get(1) {
+            Some(a) => (*a, &args[2..]),
+            None => {
+                let _ = writeln!(
+                    Out::stderr(),
+                    "usage: earlymod APPLET [ARGS]   (applets: modprobe, insmod, rmmod, lsmod)"
+                );
+                return 1;
+            }
+        },
+    };
+    earlymod_applets::dispatch(applet, rest, modprobe_options).unwrap_or_else(|| {
+        let _ = writeln!(Out::stderr(), "earlymod: unknown applet '{applet}'");
+        1
+    })
+}

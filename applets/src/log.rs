@@ -1,0 +1,40 @@
+//! kmod-style diagnostics: `prog: LEVEL: message` on stderr.
+
+use crate::sys::Out;
+use core::fmt::{self, Write};
+
+/// syslog priorities as kmod uses them.
+pub const LOG_CRIT: i32 = 2;
+/// Errors.
+pub const LOG_ERR: i32 = 3;
+/// Warnings (kmod's default verbosity).
+pub const LOG_WARNING: i32 = 4;
+/// Notices (`-v`).
+pub const LOG_NOTICE: i32 = 5;
+
+/// A logger for one applet.
+pub struct Log<'p> {
+    /// The applet name printed first.
+    pub prog: &'p str,
+    /// Highest priority printed.
+    pub verbose: i32,
+}
+
+impl Log<'_> {
+    /// Prints `args` at `prio` when enabled.
+    pub fn log(&self, prio: i32, args: fmt::Arguments<'_>) {
+        if prio > self.verbose {
+            return;
+        }
+        let level = match prio {
+            0..=2 => "FATAL",
+            3 => "ERROR",
+            4 => "WARNING",
+            5 => "NOTICE",
+            6 => "INFO",
+            _ => "DEBUG",
+        };
+        let mut err = Out::stderr();
+        let _ = writeln!(err, "{}: {}: {}", self.prog, level, args);
+    }
+}

@@ -1,0 +1,574 @@
+//! `modprobe`: kmod 30's command line, lookup, output and loading.
+
+use crate::kernel::Live;
+use crate::log::{LOG_CRIT, LOG_ERR, LOG_NOTICE, LOG_WARNING, Log};
+use crate::moddir::{self, DEFAULT_CONFIG_PATHS, ModDir};
+use crate::sys::{self, Mapped, Out};
+use core::fmt::Write;
+use earlymod_core::cmdline::apply_kernel_cmdline;
+use earlymod_core::config::{Config, Diag};
+use earlymod_core::getopt::{self, Opt};
+use earlymod_core::load::{self, InsertFlags, LoadError, Method, RunFlags};
+use earlymod_core::name::{AliasBuf, normalize_alias};
+use earlymod_core::probe::{
+    Candidates, KernelState, NameArena, NothingLoaded, ProbeFlags, Resolver, Skip, Step, Steps,
+};
+
+const OPTS: &[Opt] = &[
+    Opt {
+        short: Some('a'),
+        long: &["all"],
+        arg: false,
+        id: "all",
+    },
+    Opt {
+        short: Some('r'),
+        long: &["remove"],
+        arg: false,
+        id: "remove",
+    },
+    Opt {
+        short: None,
+        long: &["remove-dependencies", "remove-holders"],
+        arg: false,
+        id: "remove-holders",
+    },
+    Opt {
+        short: Some('w'),
+        long: &["wait"],
+        arg: true,
+        id: "wait",
+    },
+    Opt {
+        short: Some('R'),
+        long: &["resolve-alias"],
+        arg: false,
+        id: "resolve",
+    },
+    Opt {
+        short: None,
+        long: &["first-time"],
+        arg: false,
+        id: "first-time",
+    },
+    Opt {
+        short: Some('i'),
+        long: &["ignore-install", "ignore-remove"],
+        arg: false,
+        id: "ignore-cmd",
+    },
+    Opt {
+        short: Some('b'),
+        long: &["use-blacklist"],
+        arg: false,
+        id: "blacklist",
+    },
+    Opt {
+        short: Some('f'),
+        long: &["force"],
+        arg: false,
+        id: "force",
+    },
+    Opt {
+        short: None,
+        long: &["force-modversion"],
+        arg: false,
+        id: "force-modversion",
+    },
+    Opt {
+        short: None,
+        long: &["force-vermagic"],
+        arg: false,
+        id: "force-vermagic",
+    },
+    Opt {
+        short: Some('D'),
+        long: &["show-depends"],
+        arg: false,
+        id: "show-depends",
+    },
+    Opt {
+        short: Some('c'),
+        long: &["showconfig", "show-config"],
+        arg: false,
+        id: "show-config",
+    },
+    Opt {
+        short: None,
+        long: &["show-modversions", "dump-modversions"],
+        arg: false,
+        id: "modversions",
+    },
+    Opt {
+        short: None,
+        long: &["show-exports"],
+        arg: false,
+        id: "exports",
+    },
+    Opt {
+        short: Some('n'),
+        long: &["dry-run", "show"],
+        arg: false,
+        id: "dry-run",
+    },
+    Opt {
+        short: Some('C'),
+        long: &["config"],
+        arg: true,
+        id: "config",
+    },
+    Opt {
+        short: Some('d'),
+        long: &["dirname"],
+        arg: true,
+        id: "dirname",
+    },
+    Opt {
+        short: Some('S'),
+        long: &["set-version"],
+        arg: true,
+        id: "set-version",
+    },
+    Opt {
+        short: Some('s'),
+        long: &["syslog"],
+        arg: false,
+        id: "syslog",
+    },
+    Opt {
+        short: Some('q'),
+        long: &["quiet"],
+        arg: false,
+        id: "quiet",
+    },
+    Opt {
+        short: Some('v'),
+        long: &["verbose"],
+        arg: false,
+        id: "verbose",
+    },
+    Opt {
+        short: Some('V'),
+        long: &["version"],
+        arg: false,
+        id: "version",
+    },
+    Opt {
+        short: Some('h'),
+        long: &["help"],
+        arg: false,
+        id: "help",
+    },
+];
+
+/// Settings from the command line.
+#[derive(Default)]
+struct Args<'a> {
+    all: bool,
+    remove: bool,
+    resolve: bool,
+    first_time: bool,
+    ignore_cmd: bool,
+    use_blacklist: bool,
+    ignore_loaded: bool,
+    dry_run: bool,
+    show: bool,
+    show_config: bool,
+    insert: InsertFlags,
+    configs: heapless::Vec<&'a str, 16>,
+    root: Option<&'a str>,
+    kver: Option<&'a str>,
+    verbose: i32,
+    log_priority: i32,
+}
+
+/// Splits `MODPROBE_OPTIONS` into words (spaces separate; a word wholly in
+/// quotes loses them).
+fn env_words(env: &str) -> impl Iterator<Item = &str> {
+    env.split(' ').filter(|w| !w.is_empty()).map(|w| {
+        for q in ['"', '\''] {
+            if let Some(inner) = w.strip_prefix(q).and_then(|x| x.strip_suffix(q)) {
+                return inner;
+            }
+        }
+        w
+    })
+}
+
+/// Joins the arguments after the module name into one options string,
+/// quoting values that contain spaces (kmod's `options_from_array`).
+fn options_from_array(args: &[&str], out: &mut heapless::String<4096>) -> bool {
+    out.clear();
+    for a in args {
+        let ok = (out.is_empty() || out.push(' ').is_ok())
+            && match a.split_once('=') {
+                Some((k, v)) if !v.starts_with('"') && !v.starts_with('\'') && v.contains(' ') => {
+                    write!(out, "{k}=\"{v}\"").is_ok()
+                }
+                _ => out.push_str(a).is_ok(),
+            };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Runs `modprobe` with `args` (without argv[0]); returns the exit code.
+pub fn main(prog: &str, args: &[&str], env_options: Option<&str>) -> i32 {
+    let mut all: heapless::Vec<&str, 1024> = heapless::Vec::new();
+    for w in env_options
+        .into_iter()
+        .flat_map(env_words)
+        .chain(args.iter().copied())
+    {
+        if all.push(w).is_err() {
+            let _ = writeln!(Out::stderr(), "{prog}: ERROR: too many arguments");
+            return 1;
+        }
+    }
+    let p = getopt::parse(&all, OPTS);
+    let mut a = Args {
+        verbose: LOG_WARNING,
+        log_priority: LOG_CRIT,
+        ..Default::default()
+    };
+    for h in p.hits.iter() {
+        match h.id {
+            "all" => {
+                a.log_priority = LOG_WARNING;
+                a.all = true;
+            }
+            "remove" => a.remove = true,
+            "resolve" => a.resolve = true,
+            "first-time" => a.first_time = true,
+            "ignore-cmd" => a.ignore_cmd = true,
+            "blacklist" => a.use_blacklist = true,
+            "force" => {
+                a.insert = InsertFlags {
+                    ignore_modversions: true,
+                    ignore_vermagic: true,
+                }
+            }
+            "force-modversion" => a.insert.ignore_modversions = true,
+            "force-vermagic" => a.insert.ignore_vermagic = true,
+            "show-depends" => {
+                a.ignore_loaded = true;
+                a.dry_run = true;
+                a.show = true;
+            }
+            "show-config" => a.show_config = true,
+            "dry-run" => a.dry_run = true,
+            "config" => {
+                if let Some(v) = h.value {
+                    let _ = a.configs.push(v);
+                }
+            }
+            "dirname" => a.root = h.value,
+            "set-version" => a.kver = h.value,
+            "quiet" => a.verbose = 0,
+            "verbose" => a.verbose += 1,
+            "version" => {
+                let _ = writeln!(
+                    Out::stdout(),
+                    "earlymod version {} (kmod 30 compatible)",
+                    env!("CARGO_PKG_VERSION")
+                );
+                return 0;
+            }
+            "help" => {
+                let _ = writeln!(
+                    Out::stdout(),
+                    "Usage:\n\t{prog} [options] [-i] [-b] modulename\n\t{prog} [options] -a [-i] [-b] modulename [modulename...]\n\t{prog} [options] -r [-i] modulename\n\t{prog} [options] -c\n\nOptions as kmod's modprobe: -a -r -R -i -b -f -D -c -n -C DIR -d ROOT -S KVER -q -v -V -h"
+                );
+                return 0;
+            }
+            "wait" => {
+                let v = h.value.unwrap_or("");
+                if v.is_empty() || v.parse::<u64>().is_err() {
+                    let _ = writeln!(Out::stderr(), "{prog}: ERROR: unexpected wait value '{v}'.");
+                    return 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(e) = p.error {
+        let _ = writeln!(Out::stderr(), "{}", e.show(prog, OPTS));
+        return 1;
+    }
+    let log = Log {
+        prog,
+        verbose: a.verbose,
+    };
+    if !a.show_config && p.operands.is_empty() {
+        log.log(LOG_ERR, format_args!("missing parameters. See -h."));
+        return 1;
+    }
+    let dir = ModDir::open(moddir::dirname_for(
+        if a.root.is_some() || a.kver.is_some() {
+            Some(a.root.unwrap_or(""))
+        } else {
+            None
+        },
+        a.kver,
+    ));
+    let configs: &[&str] = if a.configs.is_empty() {
+        &DEFAULT_CONFIG_PATHS
+    } else {
+        &a.configs
+    };
+    with_config(&dir, configs, &log, |resolver| {
+        run(&a, &log, resolver, &dir, &p.operands)
+    })
+}
+
+/// Maps the config files (private, writable: the parser works in place),
+/// reads the kernel command line, and runs `f` with a resolver.
+pub fn with_config<R>(
+    dir: &ModDir,
+    configs: &[&str],
+    log: &Log<'_>,
+    f: impl FnOnce(&Resolver<'_, '_>) -> R,
+) -> R {
+    let db = dir.db();
+    let files = moddir::config_files(configs, &mut |p, n| {
+        log.log(
+            LOG_ERR,
+            format_args!("Directories inside directories are not supported: {p}/{n}"),
+        )
+    });
+    let mut maps: heapless::Vec<(Mapped, usize), { moddir::MAX_CONFIG_FILES }> =
+        heapless::Vec::new();
+    for (i, (name, src)) in files.iter().enumerate() {
+        if let Some(path) = moddir::config_path(&dir.dirname, configs, name, *src)
+            && let Some(m) = Mapped::open(path.as_cstr(), true)
+        {
+            let _ = maps.push((m, i));
+        }
+    }
+    let mut cmdline_buf = [0u8; 4096];
+    let mut cfg = Config::new();
+    for (m, i) in maps.iter_mut() {
+        let (name, src) = &files[*i];
+        let path = moddir::config_path(&dir.dirname, configs, name, *src);
+        let shown = path.as_ref().map_or("?", |p| p.as_str());
+        let r = cfg.parse_file(m.bytes_mut(), &mut |d| match d {
+            Diag::BadLine { line, cmd } => log.log(
+                LOG_ERR,
+                format_args!("{shown} line {line}: ignoring bad line starting with '{cmd}'"),
+            ),
+            Diag::Deprecated { cmd } => log.log(
+                LOG_ERR,
+                format_args!("{shown}: command {cmd} is deprecated and not parsed anymore"),
+            ),
+        });
+        if let Err(e) = r {
+            log.log(LOG_ERR, format_args!("{shown}: {e}"));
+        }
+    }
+    let n = sys::read_small(c"/proc/cmdline", &mut cmdline_buf).map_or(0, |b| b.len());
+    if let Err(e) = apply_kernel_cmdline(&mut cfg, &mut cmdline_buf[..n], &mut |m| {
+        log.log(
+            LOG_ERR,
+            format_args!(
+                "Ignoring bad option on kernel command line while parsing module name: '{m}'"
+            ),
+        )
+    }) {
+        log.log(LOG_ERR, format_args!("/proc/cmdline: {e}"));
+    }
+    let resolver = Resolver { db: &db, cfg: &cfg };
+    f(&resolver)
+}
+
+fn run(
+    a: &Args<'_>,
+    log: &Log<'_>,
+    resolver: &Resolver<'_, '_>,
+    dir: &ModDir,
+    operands: &[&str],
+) -> i32 {
+    let mut out = Out::stdout();
+    if a.show_config {
+        return crate::showconfig::show_config(resolver.cfg, resolver.db, &mut out);
+    }
+    if a.remove {
+        return crate::rmmod::remove_all(log, resolver, operands, &mut out);
+    }
+    let mut kernel = Live::new();
+    let ctx = Ctx {
+        a,
+        log,
+        resolver,
+        dir,
+    };
+    if a.all {
+        let mut err = 0;
+        for name in operands {
+            if ctx.insmod(name, "", &mut kernel, &mut out) != 0 {
+                err = 1;
+            }
+        }
+        err
+    } else {
+        let mut extra = heapless::String::new();
+        if !options_from_array(&operands[1..], &mut extra) {
+            log.log(
+                LOG_ERR,
+                format_args!("could not gather module options: too long"),
+            );
+            return 1;
+        }
+        ctx.insmod(operands[0], &extra, &mut kernel, &mut out)
+    }
+}
+
+struct Ctx<'x, 'r, 'a> {
+    a: &'x Args<'x>,
+    log: &'x Log<'x>,
+    resolver: &'x Resolver<'r, 'a>,
+    dir: &'x ModDir,
+}
+
+impl Ctx<'_, '_, '_> {
+    /// kmod's `insmod()` in modprobe.c: look up, then probe each result.
+    fn insmod(&self, name: &str, extra: &str, kernel: &mut Live, out: &mut Out) -> i32 {
+        let names = NameArena::new();
+        let mut key = AliasBuf::new();
+        let mut found = Candidates::new();
+        let looked =
+            normalize_alias(name, &mut key).and_then(|_| self.resolver.lookup(&key, &mut found));
+        if let Err(e) = &looked
+            && !matches!(e, earlymod_core::Error::InvalidAlias)
+        {
+            self.log.log(LOG_ERR, format_args!("{name}: {e}"));
+        }
+        if looked.is_err() || found.is_empty() {
+            self.log.log(
+                self.a.log_priority,
+                format_args!(
+                    "Module {} not found in directory {}",
+                    name, self.dir.dirname
+                ),
+            );
+            return 1;
+        }
+        let flags = ProbeFlags {
+            ignore_commands: self.a.ignore_cmd,
+            ignore_loaded: self.a.ignore_loaded,
+            use_blacklist: self.a.use_blacklist,
+        };
+        let run = RunFlags {
+            ignore_loaded: self.a.ignore_loaded,
+            dry_run: self.a.dry_run,
+            fail_on_loaded: self.a.first_time,
+            insert: self.a.insert,
+        };
+        let mut err = 0;
+        for c in found.iter() {
+            if self.a.resolve {
+                let _ = writeln!(out, "{}", c.name);
+                continue;
+            }
+            let mut steps = Steps::new();
+            let state: &dyn KernelState = if self.a.ignore_loaded {
+                &NothingLoaded
+            } else {
+                &*kernel
+            };
+            let probe = self
+                .resolver
+                .probe_list(c, flags, state, &names, &mut steps);
+            match probe {
+                Err(e) => {
+                    self.log.log(
+                        LOG_ERR,
+                        format_args!("could not insert '{}': {}", c.name, e),
+                    );
+                    err = 1;
+                }
+                Ok(Err(Skip::AlreadyLoaded)) if self.a.first_time => {
+                    self.log.log(
+                        LOG_ERR,
+                        format_args!("could not insert '{}': Module already in kernel", c.name),
+                    );
+                    err = 1;
+                }
+                Ok(Err(_)) => {}
+                Ok(Ok(())) => {
+                    let show = self.a.show || self.a.verbose > LOG_WARNING;
+                    let result = load::run_probe(
+                        self.resolver,
+                        &self.dir.dirname,
+                        &steps,
+                        extra,
+                        run,
+                        kernel,
+                        &mut |o, params| {
+                            if show {
+                                self.print_action(o.step, params, out);
+                            }
+                            if self.a.verbose > LOG_WARNING && !self.a.dry_run {
+                                self.report(o.step, &o.result);
+                            }
+                        },
+                    );
+                    if let Err((i, e)) = result {
+                        let failed = &steps[i];
+                        if failed.is_target {
+                            self.log.log(
+                                LOG_ERR,
+                                format_args!("could not insert '{}': {}", failed.name, e),
+                            );
+                        } else {
+                            self.log.log(
+                                LOG_ERR,
+                                format_args!(
+                                    "could not insert '{}': {} (needed by '{}')",
+                                    failed.name, e, c.name
+                                ),
+                            );
+                        }
+                        err = 1;
+                    }
+                }
+            }
+        }
+        out.flush();
+        err
+    }
+
+    /// kmod's `print_action`: `install CMD OPTS`, `insmod PATH OPTS` or `builtin NAME`.
+    fn print_action(&self, s: &Step<'_, '_>, params: &str, out: &mut Out) {
+        if let Some(cmd) = s.install {
+            let _ = writeln!(out, "install {cmd} {params}");
+        } else if let Some(p) = s.path {
+            if p.starts_with('/') {
+                let _ = writeln!(out, "insmod {p} {params}");
+            } else {
+                let _ = writeln!(out, "insmod {}/{p} {params}", self.dir.dirname);
+            }
+        } else if s.builtin || self.resolver.is_builtin(&s.name).unwrap_or(false) {
+            let _ = writeln!(out, "builtin {}", s.name);
+        }
+    }
+
+    /// `-v`: how each module went in.
+    fn report(&self, s: &Step<'_, '_>, r: &Result<Method, LoadError>) {
+        let how = match r {
+            Ok(Method::File) => "loaded with finit_module",
+            Ok(Method::KernelDecompressed(_)) => {
+                "loaded with finit_module, decompressed by the kernel"
+            }
+            Ok(Method::UserDecompressed(_)) => "decompressed in userspace, loaded with init_module",
+            Ok(Method::UserAfterKernelFailed(_)) => {
+                "kernel decoder refused it; decompressed in userspace"
+            }
+            Ok(Method::AlreadyLoaded) => "already in the kernel",
+            Ok(Method::Command) => "install command ran",
+            Err(_) => return,
+        };
+        self.log.log(LOG_NOTICE, format_args!("{}: {how}", s.name));
+    }
+}

@@ -1,0 +1,60 @@
+//! `modprobe -c`: the effective configuration, then the alias and symbol
+//! indexes, in kmod's format.
+
+use crate::sys::Out;
+use core::fmt::Write;
+use earlymod_core::config::{Config, Softdep};
+use earlymod_core::db::{ModuleDb, Source};
+
+/// Prints the configuration and index dump; returns the exit code.
+pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, out: &mut Out) -> i32 {
+    for b in cfg.blacklist.iter() {
+        let _ = writeln!(out, "blacklist {b}");
+    }
+    for (k, v) in cfg.install.iter() {
+        let _ = writeln!(out, "install {k} {v}");
+    }
+    for (k, v) in cfg.remove.iter() {
+        let _ = writeln!(out, "remove {k} {v}");
+    }
+    for (k, v) in cfg.aliases.iter() {
+        let _ = writeln!(out, "alias {k} {v}");
+    }
+    for (k, v) in cfg.options.iter() {
+        let _ = writeln!(out, "options {k} {v}");
+    }
+    for (k, v) in cfg.softdeps.iter() {
+        // kmod joins the lists without a space before "post:".
+        let sd = Softdep::new(v);
+        let _ = write!(out, "softdep {k} ");
+        list(out, "pre: ", sd.pre());
+        list(out, "post: ", sd.post());
+        out.bytes(b"\n");
+    }
+    let _ = writeln!(
+        out,
+        "\n# End of configuration files. Dumping indexes now:\n"
+    );
+    for src in [&db.alias, &db.symbols] {
+        if let Source::Bin(idx) = src {
+            let r = idx.for_each(&mut |k, v| {
+                out.bytes(b"alias ");
+                out.bytes(k);
+                out.bytes(b" ");
+                out.bytes(v.value);
+                out.bytes(b"\n");
+            });
+            if let Err(e) = r {
+                let _ = writeln!(Out::stderr(), "modprobe: ERROR: index dump: {e}");
+            }
+        }
+    }
+    0
+}
+
+fn list<'a>(out: &mut Out, label: &str, names: impl Iterator<Item = &'a str>) {
+    for (j, n) in names.enumerate() {
+        out.bytes(if j == 0 { label.as_bytes() } else { b" " });
+        out.bytes(n.as_bytes());
+    }
+}

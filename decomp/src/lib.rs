@@ -1,0 +1,301 @@
+//! Decompression of Linux kernel modules (`.ko.gz`, `.ko.xz`, `.ko.zst`)
+//! for an early-boot loader that decodes in userspace and hands the image to
+//! `init_module(2)`.
+//!
+//! `#![no_std]`. The intended use is three calls, none of which allocates:
+//!
+//! 1. [`decompressed_len`] reads the exact output size from the container
+//!    (gzip ISIZE, the xz index, the zstd frame content size) without
+//!    decoding;
+//! 2. [`scratch_len`] tells how much working memory the decoder needs besides
+//!    the output (the LZMA2 dictionary for xz, nothing for gzip and zstd);
+//! 3. [`decompress_into`] decodes into the caller's buffers — typically
+//!    anonymous `mmap`s of exactly those sizes — and verifies every check the
+//!    format carries (gzip CRC32 + ISIZE, xz CRC32/CRC64/SHA-256 and index,
+//!    zstd content checksum and content size).
+//!
+//! gzip and xz never touch a heap. zstd (via `ruzstd`) always allocates its
+//! window and tables, so the `zstd` feature needs a global allocator.
+//!
+//! Every function is total: malformed input gives an [`Error`], never a
+//! panic, in time linear in the input and output, and no output beyond
+//! [`MAX_OUTPUT`] is ever produced.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+use core::fmt;
+
+#[cfg(feature = "gzip")]
+mod gzip;
+#[cfg(feature = "xz")]
+mod xz;
+#[cfg(feature = "zstd")]
+mod zstd;
+
+/// Largest decompressed size ever produced (1 GiB). A kernel module is a few
+/// MiB at most; anything beyond this is a decompression bomb or garbage.
+pub const MAX_OUTPUT: usize = 1 << 30;
+
+/// gzip magic (RFC 1952 ID1 ID2).
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// xz stream header magic.
+pub const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
+/// zstd frame magic (0xFD2FB528 little-endian).
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// A compression format, as told by its magic number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Gzip,
+    Xz,
+    Zstd,
+}
+
+impl Format {
+    /// Lower-case name, as `/sys/module/compression` spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Format::Gzip => "gzip",
+            Format::Xz => "xz",
+            Format::Zstd => "zstd",
+        }
+    }
+
+    /// Whether this build can decode the format.
+    pub const fn enabled(self) -> bool {
+        match self {
+            Format::Gzip => cfg!(feature = "gzip"),
+            Format::Xz => cfg!(feature = "xz"),
+            Format::Zstd => cfg!(feature = "zstd"),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Identify the compression format of `data` by its magic number; `None`
+/// for anything else (an ELF module, garbage, or too short to tell).
+pub fn detect(data: &[u8]) -> Option<Format> {
+    if data.starts_with(&XZ_MAGIC) {
+        Some(Format::Xz)
+    } else if data.starts_with(&ZSTD_MAGIC) {
+        Some(Format::Zstd)
+    } else if data.starts_with(&GZIP_MAGIC) {
+        Some(Format::Gzip)
+    } else {
+        None
+    }
+}
+
+/// Why data could not be sized or decompressed. `Display` gives the reason
+/// in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// No gzip, xz or zstd magic at the start of the data.
+    NotCompressed,
+    /// The format was recognised but its decoder is not compiled in.
+    Disabled(Format),
+    /// The input ends before the stream does.
+    Truncated(Format),
+    /// The stream is malformed; the string says how.
+    Corrupt(Format, &'static str),
+    /// The stream is well formed but uses a feature this decoder lacks.
+    Unsupported(Format, &'static str),
+    /// The gzip trailer's CRC32 does not match the decompressed data.
+    GzipCrcMismatch { expected: u32, actual: u32 },
+    /// The gzip trailer's ISIZE does not match the decompressed length.
+    GzipSizeMismatch { expected: u32, actual: u32 },
+    /// The xz stream's integrity check type is not one of none, CRC32,
+    /// CRC64, SHA-256.
+    XzCheckUnsupported(u8),
+    /// An xz block's integrity check does not match its data; the string
+    /// names the check ("CRC32", "CRC64", "SHA-256").
+    XzCheckMismatch(&'static str),
+    /// The zstd frame's content checksum (low 32 bits of XXH64) differs.
+    ZstdChecksumMismatch { expected: u32, actual: u32 },
+    /// A zstd frame does not record its content size, so
+    /// [`decompressed_len`] cannot tell; decode into a growing buffer
+    /// instead (see `decompress_to_vec` with the `alloc` feature).
+    UnknownSize(Format),
+    /// The output buffer cannot hold the decompressed data.
+    OutputTooSmall,
+    /// The scratch buffer is smaller than [`scratch_len`] asks for.
+    ScratchTooSmall { needed: usize },
+    /// The data decompresses (or claims to) to more than [`MAX_OUTPUT`].
+    TooLarge(Format),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::NotCompressed => f.write_str("not a gzip, xz or zstd stream"),
+            Error::Disabled(c) => write!(f, "{c} support is not compiled in"),
+            Error::Truncated(c) => write!(f, "truncated {c} stream"),
+            Error::Corrupt(Format::Zstd, why) => write!(f, "corrupt zstd frame: {why}"),
+            Error::Corrupt(c, why) => write!(f, "corrupt {c} stream: {why}"),
+            Error::Unsupported(c, why) => write!(f, "unsupported {c} stream: {why}"),
+            Error::GzipCrcMismatch { expected, actual } => write!(
+                f,
+                "gzip CRC32 mismatch (trailer says {expected:08x}, data has {actual:08x})"
+            ),
+            Error::GzipSizeMismatch { expected, actual } => write!(
+                f,
+                "gzip size mismatch (trailer says {expected} bytes mod 2^32, data has {actual})"
+            ),
+            Error::XzCheckUnsupported(id) => {
+                write!(f, "xz check type unsupported (check ID {id})")
+            }
+            Error::XzCheckMismatch(name) => write!(f, "xz {name} check mismatch"),
+            Error::ZstdChecksumMismatch { expected, actual } => write!(
+                f,
+                "zstd content checksum mismatch (frame says {expected:08x}, data has {actual:08x})"
+            ),
+            Error::UnknownSize(c) => {
+                write!(f, "{c} stream does not record its decompressed size")
+            }
+            Error::OutputTooSmall => f.write_str("output buffer too small"),
+            Error::ScratchTooSmall { needed } => {
+                write!(f, "scratch buffer too small ({needed} bytes needed)")
+            }
+            Error::TooLarge(c) => {
+                write!(f, "{c} stream decompresses to more than {MAX_OUTPUT} bytes")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+fn format_of(data: &[u8]) -> Result<Format, Error> {
+    let c = detect(data).ok_or(Error::NotCompressed)?;
+    if c.enabled() {
+        Ok(c)
+    } else {
+        Err(Error::Disabled(c))
+    }
+}
+
+/// The exact decompressed size of `data`, read from the container without
+/// decoding (and without allocating).
+///
+/// - gzip: the last member's ISIZE. Exact for the single-member files every
+///   module tool writes; for concatenated members it is only the last
+///   member's size, and [`decompress_into`] then reports
+///   [`Error::OutputTooSmall`]. Sizes above [`MAX_OUTPUT`] or beyond what
+///   the deflate data could possibly expand to are rejected.
+/// - xz: every stream's footer and index are parsed and checked (CRC32,
+///   structure), and the uncompressed sizes of all blocks are summed.
+/// - zstd: every frame's header and block headers are walked and the
+///   Frame_Content_Size fields summed; a frame without one gives
+///   [`Error::UnknownSize`].
+///
+/// A truncated xz or zstd file is usually already detected here.
+pub fn decompressed_len(data: &[u8]) -> Result<usize, Error> {
+    match format_of(data)? {
+        #[cfg(feature = "gzip")]
+        Format::Gzip => gzip::decompressed_len(data),
+        #[cfg(feature = "xz")]
+        Format::Xz => xz::scan(data).map(|s| s.total),
+        #[cfg(feature = "zstd")]
+        Format::Zstd => zstd::scan(data)?
+            .total
+            .ok_or(Error::UnknownSize(Format::Zstd)),
+        #[allow(unreachable_patterns)]
+        c => Err(Error::Disabled(c)),
+    }
+}
+
+/// Bytes of working memory [`decompress_into`] needs in its `scratch`
+/// argument: for xz, the largest LZMA2 dictionary any block declares
+/// (1 MiB for kbuild's `--lzma2=dict=1MiB`, 8 MiB for `xz -6`, 64 MiB for
+/// `xz -9`); 0 for gzip and zstd.
+///
+/// The dictionary is written sequentially from its start and never beyond
+/// the decompressed size, so a lazily backed anonymous mapping costs at most
+/// the output size in real memory even when the declared size is larger.
+pub fn scratch_len(data: &[u8]) -> Result<usize, Error> {
+    match format_of(data)? {
+        #[cfg(feature = "xz")]
+        Format::Xz => xz::scan(data).map(|s| s.max_dict),
+        _ => Ok(0),
+    }
+}
+
+/// Decompress `data` into `out`, returning the number of bytes written.
+///
+/// `scratch` must be at least [`scratch_len`] bytes (its contents do not
+/// matter; pass `&mut []` for gzip and zstd). All members / streams /
+/// frames are decoded and concatenated; zero padding after the last one is
+/// accepted, anything else is not. Every integrity check present in the data
+/// is verified. Fails with [`Error::OutputTooSmall`] if `out` is too short,
+/// [`Error::TooLarge`] if more than [`MAX_OUTPUT`] bytes would be needed.
+pub fn decompress_into(data: &[u8], out: &mut [u8], scratch: &mut [u8]) -> Result<usize, Error> {
+    let c = format_of(data)?;
+    let limit = out.len().min(MAX_OUTPUT);
+    let capped = out.len() > MAX_OUTPUT;
+    let out = &mut out[..limit];
+    let _ = (&scratch, &out);
+    let r = match c {
+        #[cfg(feature = "gzip")]
+        Format::Gzip => gzip::decompress_into(data, out),
+        #[cfg(feature = "xz")]
+        Format::Xz => xz::decompress_into(data, out, scratch),
+        #[cfg(feature = "zstd")]
+        Format::Zstd => zstd::decompress_into(data, out),
+        #[allow(unreachable_patterns)]
+        c => Err(Error::Disabled(c)),
+    };
+    match r {
+        Err(Error::OutputTooSmall) if capped => Err(Error::TooLarge(c)),
+        r => r,
+    }
+}
+
+/// Decompress `data` into a new vector of at most `limit` bytes (capped at
+/// [`MAX_OUTPUT`]), allocating the xz dictionary as needed. The vector is
+/// sized from [`decompressed_len`] when the container records the size, and
+/// grown (re-decoding) when it does not. [`Error::TooLarge`] if the output
+/// would exceed the limit.
+#[cfg(feature = "alloc")]
+pub fn decompress_to_vec(data: &[u8], limit: usize) -> Result<alloc::vec::Vec<u8>, Error> {
+    use alloc::vec;
+    let c = format_of(data)?;
+    let limit = limit.min(MAX_OUTPUT);
+    let mut cap = match decompressed_len(data) {
+        Ok(n) => n,
+        Err(Error::UnknownSize(_)) => data.len().saturating_mul(4),
+        Err(e) => return Err(e),
+    };
+    if cap > limit {
+        return Err(Error::TooLarge(c));
+    }
+    let mut scratch = vec![0u8; scratch_len(data)?];
+    loop {
+        let mut out = vec![0u8; cap];
+        match decompress_into(data, &mut out, &mut scratch) {
+            Ok(n) => {
+                out.truncate(n);
+                return Ok(out);
+            }
+            Err(Error::OutputTooSmall) if cap < limit => {
+                cap = cap.saturating_mul(2).max(64 * 1024).min(limit);
+            }
+            Err(Error::OutputTooSmall) => return Err(Error::TooLarge(c)),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Little-endian u32 at `pos` (caller guarantees bounds).
+#[allow(dead_code)]
+fn le32(b: &[u8], pos: usize) -> u32 {
+    u32::from_le_bytes([b[pos], b[pos + 1], b[pos + 2], b[pos + 3]])
+}
