@@ -163,3 +163,66 @@ pub fn config_path(dirname: &str, paths: &[&str], name: &str, src: Src) -> Optio
         Src::Softdep => CPath::join(&[dirname, "/modules.softdep"]),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    #[test]
+    fn config_files_sorted_across_dirs_first_dir_wins() {
+        let base = std::env::temp_dir().join(std::format!("earlymod-cfg-{}", std::process::id()));
+        let (a, b) = (base.join("a"), base.join("b"));
+        std::fs::create_dir_all(a.join("sub.conf")).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        for (d, n) in [
+            (&a, "z.conf"),
+            (&a, "m.conf"),
+            (&b, "m.conf"),
+            (&b, "c.alias"),
+            (&b, ".hidden.conf"),
+            (&b, "x.txt"),
+            (&b, ".conf"),
+        ] {
+            std::fs::write(d.join(n), "").unwrap();
+        }
+        let single = base.join("one.conf");
+        std::fs::write(&single, "").unwrap();
+        let (a_s, b_s, s_s) = (
+            a.to_str().unwrap().to_string(),
+            b.to_str().unwrap().to_string(),
+            single.to_str().unwrap().to_string(),
+        );
+        let paths = [a_s.as_str(), b_s.as_str(), s_s.as_str(), "/nonexistent"];
+        let mut errors = Vec::new();
+        let files = config_files(&paths, &mut |p, n| errors.push(std::format!("{p}/{n}")));
+        let got: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.as_str(),
+                    match s {
+                        Src::InDir(0) => "a",
+                        Src::InDir(_) => "b",
+                        Src::File(_) => "file",
+                        Src::Softdep => "softdep",
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("c.alias", "b"),
+                ("m.conf", "a"),
+                ("modules.softdep", "softdep"),
+                ("one.conf", "file"),
+                ("z.conf", "a")
+            ]
+        );
+        assert_eq!(errors.len(), 1, "a directory named *.conf is reported");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -572,3 +572,24 @@ impl Ctx<'_, '_, '_> {
         self.log.log(LOG_NOTICE, format_args!("{}: {how}", s.name));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modprobe_options_words() {
+        let w: heapless::Vec<&str, 8> = env_words(" -q  -C '/etc/x' \"-v\"").collect();
+        assert_eq!(&w[..], &["-q", "-C", "/etc/x", "-v"]);
+    }
+
+    #[test]
+    fn extra_options_are_quoted_like_kmod() {
+        let mut s = heapless::String::new();
+        assert!(options_from_array(
+            &["a=1", "b=x y", "c='p q'", "flag"],
+            &mut s
+        ));
+        assert_eq!(s, "a=1 b=\"x y\" c='p q' flag");
+    }
+}
