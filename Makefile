@@ -49,7 +49,7 @@ difftest: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-static
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod --sample 10
 
-test: setup lint unit difftest
+test: setup lint unit difftest vmtest
 
 bench: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin bench -- --earlymod out/earlymod-static

@@ -78,7 +78,7 @@ impl Kernel for Live {
         params: &CStr,
     ) -> Result<(), LoadError> {
         let Some(map) = Mapped::from_fd(file, false) else {
-            return Err(LoadError::Kernel(Errno(5)));
+            return Err(LoadError::Open(Errno(5)));
         };
         crate::decode::init_module_from(map.bytes(), format, params)
     }

@@ -159,8 +159,10 @@ pub type Reason = heapless::String<96>;
 /// Why one module did not load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadError {
-    /// The kernel (or opening the file) failed with this errno.
+    /// The kernel failed with this errno.
     Kernel(Errno),
+    /// The module file could not be opened or read.
+    Open(Errno),
     /// Userspace decompression failed; the text says why.
     Decompress(Reason),
     /// This build has no userspace decoder for the format.
@@ -198,6 +200,7 @@ impl fmt::Display for LoadError {
                 errno::EEXIST => f.write_str("Module already in kernel"),
                 _ => f.write_str(e.text()),
             },
+            LoadError::Open(e) => write!(f, "cannot read the module file: {e}"),
             LoadError::Decompress(why) => write!(f, "decompression failed: {why}"),
             LoadError::NoDecoder(c) => {
                 write!(f, "{} modules need a decoder this build lacks", c.name())
@@ -281,11 +284,11 @@ pub fn insert_file<K: Kernel>(
     flags: InsertFlags,
     compression: Option<Compression>,
 ) -> Result<Method, LoadError> {
-    let file = kernel.open(path).map_err(LoadError::Kernel)?;
+    let file = kernel.open(path).map_err(LoadError::Open)?;
     let mut head = [0u8; 6];
     let n = kernel
         .read_head(&file, &mut head)
-        .map_err(LoadError::Kernel)?;
+        .map_err(LoadError::Open)?;
     let format = Compression::detect(&head[..n]);
     let bits = flags.bits();
     if format == Compression::None {
@@ -743,7 +746,11 @@ mod tests {
         let mut f = fake(None);
         f.files.retain(|(p, _)| p != "/m/k/c.ko");
         let (res, _) = probe(&mut f, "", "a", RunFlags::default());
-        assert_eq!(res, Err((0, LoadError::Kernel(Errno(errno::ENOENT)))));
+        assert_eq!(res, Err((0, LoadError::Open(Errno(errno::ENOENT)))));
+        assert_eq!(
+            std::format!("{}", LoadError::Open(Errno(errno::ENOENT))),
+            "cannot read the module file: No such file or directory"
+        );
         let mut f = fake(None);
         probe(
             &mut f,
