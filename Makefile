@@ -51,8 +51,11 @@ difftest: setup all
 
 test: setup lint unit difftest vmtest
 
+# Resolution vs kmod on the host, then module-set loading in QEMU vs kmod
+# and busybox (one VM per kernel, interleaved rounds).
 bench: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin bench -- --earlymod out/earlymod-static
+	python3 qemu/vmtest.py --bench
 
 # The main job: resolve the default embedded module set on the real Debian
 # 6.12 tree and print the load plan, exactly as kmod would.
