@@ -42,7 +42,7 @@ const OPTS: &[Opt] = &[
 ];
 
 /// Runs `insmod` with `args` (without argv[0]).
-pub fn main(prog: &str, args: &[&str]) -> i32 {
+pub fn main(prog: &str, args: &mut [&str]) -> i32 {
     let p = getopt::parse(args, OPTS);
     let mut flags = InsertFlags::default();
     for h in p.hits.iter() {

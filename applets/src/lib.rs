@@ -25,7 +25,11 @@ pub fn applet_of(argv0: &str) -> Option<&'static str> {
 
 /// Runs applet `applet` with `args` (without the applet word); `None` when
 /// this library has no such applet (the caller may have more).
-pub fn dispatch(applet: &str, args: &[&str], modprobe_options: Option<&str>) -> Option<i32> {
+pub fn dispatch<'a>(
+    applet: &str,
+    args: &mut [&'a str],
+    modprobe_options: Option<&'a str>,
+) -> Option<i32> {
     Some(match applet {
         "modprobe" => modprobe::main("modprobe", args, modprobe_options),
         "insmod" => insmod::main("insmod", args),

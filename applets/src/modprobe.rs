@@ -215,19 +215,25 @@ fn options_from_array(args: &[&str], out: &mut heapless::String<4096>) -> bool {
 }
 
 /// Runs `modprobe` with `args` (without argv[0]); returns the exit code.
-pub fn main(prog: &str, args: &[&str], env_options: Option<&str>) -> i32 {
-    let mut all: heapless::Vec<&str, 1024> = heapless::Vec::new();
-    for w in env_options
-        .into_iter()
-        .flat_map(env_words)
-        .chain(args.iter().copied())
-    {
-        if all.push(w).is_err() {
-            let _ = writeln!(Out::stderr(), "{prog}: ERROR: too many arguments");
-            return 1;
+pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) -> i32 {
+    // MODPROBE_OPTIONS words go first, as kmod prepends them.
+    let mut with_env: heapless::Vec<&str, 1024> = heapless::Vec::new();
+    let argv: &mut [&str] = match env_options {
+        Some(env) if env_words(env).next().is_some() => {
+            for w in env_words(env).chain(args.iter().copied()) {
+                if with_env.push(w).is_err() {
+                    let _ = writeln!(
+                        Out::stderr(),
+                        "{prog}: ERROR: too many arguments with MODPROBE_OPTIONS"
+                    );
+                    return 1;
+                }
+            }
+            &mut with_env
         }
-    }
-    let p = getopt::parse(&all, OPTS);
+        _ => args,
+    };
+    let p = getopt::parse(argv, OPTS);
     let mut a = Args {
         verbose: LOG_WARNING,
         log_priority: LOG_CRIT,
@@ -319,7 +325,7 @@ pub fn main(prog: &str, args: &[&str], env_options: Option<&str>) -> i32 {
         &a.configs
     };
     with_config(&dir, configs, &log, |resolver| {
-        run(&a, &log, resolver, &dir, &p.operands)
+        run(&a, &log, resolver, &dir, p.operands)
     })
 }
 

@@ -174,7 +174,7 @@ const RMMOD_OPTS: &[Opt] = &[
 ];
 
 /// The `rmmod` applet: `rmmod [-f] NAME|PATH...`.
-pub fn main(prog: &str, args: &[&str]) -> i32 {
+pub fn main(prog: &str, args: &mut [&str]) -> i32 {
     let p = getopt::parse(args, RMMOD_OPTS);
     let mut force = false;
     for h in p.hits.iter() {

@@ -2,21 +2,26 @@
 //! `.ko.zst`).
 //!
 //! Detection is by magic bytes, like libkmod does: the file extension is not
-//! looked at. Uncompressed data is returned borrowed. Every decoder is fed a
-//! complete in-memory buffer and its output is capped at [`MAX_OUTPUT`]; no
-//! input, however malformed, may cause a panic.
+//! looked at. Uncompressed data is returned borrowed. The decoding itself is
+//! `earlymod-decompress` (the same no_std crate the static binary uses),
+//! capped at [`MAX_OUTPUT`]; no input, however malformed, may cause a panic.
+//! What stays here is the host binary's error type and kmod-specific
+//! behaviour: [`zstd_truncation`] models libkmod's streaming zstd loop.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{self, Write};
+
+use earlymod_decompress as d;
 
 /// Largest decompressed size accepted (1 GiB). A kernel module is a few MiB
 /// at most; anything beyond this is a decompression bomb or garbage.
-pub const MAX_OUTPUT: usize = 1 << 30;
+pub const MAX_OUTPUT: usize = d::MAX_OUTPUT;
 
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+const ZSTD_MAGIC: &[u8] = &d::ZSTD_MAGIC;
+#[cfg(test)]
+const GZIP_MAGIC: &[u8] = &d::GZIP_MAGIC;
+#[cfg(test)]
+const XZ_MAGIC: &[u8] = &d::XZ_MAGIC;
 
 /// Compression format of a module file, as told by its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,17 +44,19 @@ impl Compression {
     }
 }
 
+impl From<d::Format> for Compression {
+    fn from(f: d::Format) -> Self {
+        match f {
+            d::Format::Gzip => Compression::Gzip,
+            d::Format::Xz => Compression::Xz,
+            d::Format::Zstd => Compression::Zstd,
+        }
+    }
+}
+
 /// Identify the compression format of `data` by its magic number.
 pub fn detect(data: &[u8]) -> Compression {
-    if data.starts_with(XZ_MAGIC) {
-        Compression::Xz
-    } else if data.starts_with(ZSTD_MAGIC) {
-        Compression::Zstd
-    } else if data.starts_with(GZIP_MAGIC) {
-        Compression::Gzip
-    } else {
-        Compression::None
-    }
+    d::detect(data).map_or(Compression::None, Compression::from)
 }
 
 /// Why a compressed buffer could not be decompressed.
@@ -65,7 +72,7 @@ pub enum DecompressError {
     GzipSizeMismatch { expected: u32, actual: u32 },
     /// The zstd frame's content checksum does not match.
     ZstdChecksumMismatch { expected: u32, actual: u32 },
-    /// The gzip stream uses a feature this decoder does not implement.
+    /// The stream uses a feature this decoder does not implement.
     Unsupported(Compression, String),
     /// The decompressed data would exceed [`MAX_OUTPUT`].
     TooLarge(Compression),
@@ -106,6 +113,38 @@ impl fmt::Display for DecompressError {
 
 impl std::error::Error for DecompressError {}
 
+impl DecompressError {
+    /// The host error for a decoder error on data of format `c`.
+    fn from_decoder(c: Compression, e: d::Error) -> Self {
+        use d::Error as E;
+        match e {
+            E::Truncated(f) => DecompressError::Truncated(f.into()),
+            E::Corrupt(f, why) => DecompressError::Corrupt(f.into(), why.into()),
+            E::Unsupported(f, why) => DecompressError::Unsupported(f.into(), why.into()),
+            E::GzipCrcMismatch { expected, actual } => {
+                DecompressError::GzipCrcMismatch { expected, actual }
+            }
+            E::GzipSizeMismatch { expected, actual } => {
+                DecompressError::GzipSizeMismatch { expected, actual }
+            }
+            E::ZstdChecksumMismatch { expected, actual } => {
+                DecompressError::ZstdChecksumMismatch { expected, actual }
+            }
+            E::XzCheckUnsupported(id) => {
+                DecompressError::Unsupported(Compression::Xz, format!("check type {id}"))
+            }
+            E::XzCheckMismatch(name) => {
+                DecompressError::Corrupt(Compression::Xz, format!("{name} check mismatch"))
+            }
+            E::TooLarge(f) => DecompressError::TooLarge(f.into()),
+            // decompress_to_vec grows its buffer up to the limit, so running
+            // out of room means the limit was hit.
+            E::OutputTooSmall => DecompressError::TooLarge(c),
+            other => DecompressError::Corrupt(c, other.to_string()),
+        }
+    }
+}
+
 /// Decompress `data` according to its magic number. Data that is not
 /// compressed is returned as is, borrowed.
 pub fn decompress(data: &[u8]) -> Result<Cow<'_, [u8]>, DecompressError> {
@@ -115,333 +154,12 @@ pub fn decompress(data: &[u8]) -> Result<Cow<'_, [u8]>, DecompressError> {
 /// Like [`decompress`] with a caller-chosen output cap (at most
 /// [`MAX_OUTPUT`] is ever honoured).
 pub fn decompress_with_limit(data: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, DecompressError> {
-    let limit = limit.min(MAX_OUTPUT);
     match detect(data) {
         Compression::None => Ok(Cow::Borrowed(data)),
-        Compression::Gzip => gunzip(data, limit).map(Cow::Owned),
-        Compression::Xz => unxz(data, limit).map(Cow::Owned),
-        Compression::Zstd => unzstd(data, limit).map(Cow::Owned),
+        c => d::decompress_to_vec(data, limit.min(MAX_OUTPUT))
+            .map(Cow::Owned)
+            .map_err(|e| DecompressError::from_decoder(c, e)),
     }
-}
-
-/// A `Write` sink that refuses to grow past `limit` bytes.
-struct CappedVec {
-    buf: Vec<u8>,
-    limit: usize,
-    overflowed: bool,
-}
-
-impl CappedVec {
-    fn new(limit: usize, hint: usize) -> Self {
-        CappedVec {
-            buf: Vec::with_capacity(hint.min(limit).min(64 << 20)),
-            limit,
-            overflowed: false,
-        }
-    }
-}
-
-impl Write for CappedVec {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if data.len() > self.limit - self.buf.len() {
-            self.overflowed = true;
-            return Err(io::Error::other("output limit exceeded"));
-        }
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------- gzip ----
-
-const FTEXT: u8 = 1;
-const FHCRC: u8 = 2;
-const FEXTRA: u8 = 4;
-const FNAME: u8 = 8;
-const FCOMMENT: u8 = 16;
-
-/// Parse one RFC 1952 member header; returns the offset of the deflate data.
-fn gzip_header(data: &[u8]) -> Result<usize, DecompressError> {
-    const G: Compression = Compression::Gzip;
-    let trunc = || DecompressError::Truncated(G);
-    if data.len() < 10 {
-        return Err(trunc());
-    }
-    if !data.starts_with(GZIP_MAGIC) {
-        return Err(DecompressError::Corrupt(G, "bad member magic".into()));
-    }
-    if data[2] != 8 {
-        return Err(DecompressError::Unsupported(
-            G,
-            format!("compression method {} (only deflate is defined)", data[2]),
-        ));
-    }
-    let flags = data[3];
-    if flags & !(FTEXT | FHCRC | FEXTRA | FNAME | FCOMMENT) != 0 {
-        return Err(DecompressError::Corrupt(
-            G,
-            "reserved header flag bits set".into(),
-        ));
-    }
-    let mut pos = 10usize;
-    if flags & FEXTRA != 0 {
-        let xlen = data.get(pos..pos + 2).ok_or_else(trunc)?;
-        let xlen = usize::from(u16::from_le_bytes([xlen[0], xlen[1]]));
-        pos += 2;
-        if data.len() - pos < xlen {
-            return Err(trunc());
-        }
-        pos += xlen;
-    }
-    for flag in [FNAME, FCOMMENT] {
-        if flags & flag != 0 {
-            let nul = data[pos..].iter().position(|&b| b == 0).ok_or_else(trunc)?;
-            pos += nul + 1;
-        }
-    }
-    if flags & FHCRC != 0 {
-        let stored = data.get(pos..pos + 2).ok_or_else(trunc)?;
-        let stored = u16::from_le_bytes([stored[0], stored[1]]);
-        let actual = crc32fast::hash(&data[..pos]) as u16;
-        if stored != actual {
-            return Err(DecompressError::Corrupt(G, "header CRC16 mismatch".into()));
-        }
-        pos += 2;
-    }
-    Ok(pos)
-}
-
-/// Inflate one raw deflate stream into `out`; returns the input bytes used.
-fn inflate_into(input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<usize, DecompressError> {
-    use miniz_oxide::inflate::TINFLStatus;
-    use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
-    const G: Compression = Compression::Gzip;
-
-    let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
-    let mut decomp = Box::<DecompressorOxide>::default();
-    // The whole of `out` is handed to the decoder each time, so back
-    // references into earlier members' output are harmless but never made.
-    let start = out.len();
-    let mut out_pos = start;
-    let mut consumed = 0usize;
-    let grow = |out: &mut Vec<u8>| -> Result<(), DecompressError> {
-        if out.len() >= limit {
-            return Err(DecompressError::TooLarge(G));
-        }
-        let new_len = out
-            .len()
-            .saturating_mul(2)
-            .max(out.len() + 64 * 1024)
-            .min(limit);
-        out.resize(new_len, 0);
-        Ok(())
-    };
-    if out.len() == out_pos {
-        let want = out_pos.saturating_add(input.len().saturating_mul(3).max(4096));
-        out.resize(want.min(limit).max(out_pos), 0);
-        if out.len() == out_pos {
-            grow(out)?;
-        }
-    }
-    loop {
-        let rest = input.get(consumed..).unwrap_or(&[]);
-        let (status, used, written) = decompress(&mut decomp, rest, out, out_pos, flags);
-        consumed = consumed.saturating_add(used).min(input.len());
-        out_pos = out_pos.saturating_add(written).min(out.len());
-        match status {
-            TINFLStatus::Done => {
-                out.truncate(out_pos);
-                return Ok(consumed);
-            }
-            TINFLStatus::HasMoreOutput => grow(out)?,
-            TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
-                out.truncate(start);
-                return Err(DecompressError::Truncated(G));
-            }
-            TINFLStatus::Adler32Mismatch => {
-                out.truncate(start);
-                return Err(DecompressError::Corrupt(G, "checksum mismatch".into()));
-            }
-            _ => {
-                out.truncate(start);
-                return Err(DecompressError::Corrupt(G, "invalid deflate data".into()));
-            }
-        }
-    }
-}
-
-/// Decompress a gzip file: one or more members, as gunzip does. Trailing
-/// zero bytes after the last member are tolerated, other garbage is not.
-fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
-    const G: Compression = Compression::Gzip;
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    loop {
-        let member = &data[pos..];
-        let hdr = gzip_header(member)?;
-        let member_start = out.len();
-        let used = inflate_into(&member[hdr..], &mut out, limit)?;
-        let tpos = hdr + used;
-        let trailer = member
-            .get(tpos..tpos + 8)
-            .ok_or(DecompressError::Truncated(G))?;
-        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-        let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-        let produced = &out[member_start..];
-        let actual_crc = crc32fast::hash(produced);
-        if crc != actual_crc {
-            return Err(DecompressError::GzipCrcMismatch {
-                expected: crc,
-                actual: actual_crc,
-            });
-        }
-        let actual_size = produced.len() as u32; // modulo 2^32 by definition
-        if isize != actual_size {
-            return Err(DecompressError::GzipSizeMismatch {
-                expected: isize,
-                actual: actual_size,
-            });
-        }
-        pos += tpos + 8;
-        let rest = &data[pos..];
-        if rest.is_empty() || rest.iter().all(|&b| b == 0) {
-            return Ok(out);
-        }
-        if !rest.starts_with(GZIP_MAGIC) {
-            return Err(DecompressError::Corrupt(
-                G,
-                "trailing garbage after gzip member".into(),
-            ));
-        }
-    }
-}
-
-// ------------------------------------------------------------------ xz ----
-
-fn unxz(data: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
-    const X: Compression = Compression::Xz;
-    // Stream padding (groups of four NUL bytes) may follow the stream; the
-    // decoder insists on end of input right after the footer.
-    let mut end = data.len();
-    while end >= 4 && data[end - 4..end] == [0, 0, 0, 0] {
-        end -= 4;
-    }
-    let mut input = io::Cursor::new(&data[..end]);
-    let mut sink = CappedVec::new(limit, data.len().saturating_mul(4));
-    match lzma_rs::xz_decompress(&mut input, &mut sink) {
-        Ok(()) => Ok(sink.buf),
-        Err(_) if sink.overflowed => Err(DecompressError::TooLarge(X)),
-        Err(lzma_rs::error::Error::IoError(e)) | Err(lzma_rs::error::Error::HeaderTooShort(e))
-            if e.kind() == io::ErrorKind::UnexpectedEof =>
-        {
-            Err(DecompressError::Truncated(X))
-        }
-        Err(lzma_rs::error::Error::IoError(e)) | Err(lzma_rs::error::Error::HeaderTooShort(e)) => {
-            Err(DecompressError::Corrupt(X, e.to_string()))
-        }
-        Err(lzma_rs::error::Error::LzmaError(why)) | Err(lzma_rs::error::Error::XzError(why)) => {
-            if why.contains("SHA-256") {
-                Err(DecompressError::Unsupported(X, why))
-            } else if input.position() as usize >= end && !why.contains("mismatch") {
-                // The decoder ran out of input mid-stream.
-                Err(DecompressError::Truncated(X))
-            } else {
-                Err(DecompressError::Corrupt(X, why))
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------- zstd ----
-
-fn unzstd(data: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
-    use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
-    use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
-    const Z: Compression = Compression::Zstd;
-
-    let map_err = |e: FrameDecoderError| -> DecompressError {
-        // Running out of input shows up as an UnexpectedEof I/O error
-        // somewhere down the error's source chain.
-        let mut truncated = matches!(e, FrameDecoderError::FailedToSkipFrame);
-        let mut src: Option<&dyn std::error::Error> = Some(&e);
-        while let Some(s) = src {
-            if let Some(io) = s.downcast_ref::<io::Error>()
-                && io.kind() == io::ErrorKind::UnexpectedEof
-            {
-                truncated = true;
-            }
-            src = s.source();
-        }
-        if truncated {
-            DecompressError::Truncated(Z)
-        } else {
-            DecompressError::Corrupt(Z, e.to_string())
-        }
-    };
-
-    let mut input: &[u8] = data;
-    let mut sink = CappedVec::new(limit, data.len().saturating_mul(4));
-    let mut decoder = FrameDecoder::new();
-    let mut frames = 0usize;
-    while !input.is_empty() {
-        match decoder.init(&mut input) {
-            Ok(()) => {}
-            Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
-                length,
-                ..
-            })) => {
-                input = usize::try_from(length)
-                    .ok()
-                    .and_then(|l| input.get(l..))
-                    .ok_or(DecompressError::Truncated(Z))?;
-                continue;
-            }
-            Err(e) => {
-                if frames > 0 && input.iter().all(|&b| b == 0) {
-                    break;
-                }
-                return Err(map_err(e));
-            }
-        }
-        frames += 1;
-        loop {
-            decoder
-                .decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(1 << 20))
-                .map_err(map_err)?;
-            if let Err(e) = decoder.collect_to_writer(&mut sink) {
-                if sink.overflowed {
-                    return Err(DecompressError::TooLarge(Z));
-                }
-                return Err(DecompressError::Corrupt(Z, e.to_string()));
-            }
-            if decoder.is_finished() {
-                break;
-            }
-            if input.is_empty() {
-                return Err(DecompressError::Truncated(Z));
-            }
-        }
-        if decoder.can_collect() > 0
-            && (decoder.collect_to_writer(&mut sink).is_err() || sink.overflowed)
-        {
-            return Err(DecompressError::TooLarge(Z));
-        }
-        if let (Some(expected), Some(actual)) = (
-            decoder.get_checksum_from_data(),
-            decoder.get_calculated_checksum(),
-        ) && expected != actual
-        {
-            return Err(DecompressError::ZstdChecksumMismatch { expected, actual });
-        }
-    }
-    if frames == 0 {
-        return Err(DecompressError::Truncated(Z));
-    }
-    Ok(sink.buf)
 }
 
 /// How far a truncated zstd file gets with a streaming decoder that simply
@@ -626,9 +344,6 @@ mod tests {
         let fa = fixtures("mma", &a);
         let fb = fixtures("mmb", &b);
         for ((c, za), (_, zb)) in fa.iter().zip(fb.iter()) {
-            if *c == Compression::Xz {
-                continue; // concatenated xz streams are not supported
-            }
             let mut cat = za.clone();
             cat.extend_from_slice(zb);
             let got = decompress(&cat).unwrap_or_else(|e| panic!("{c:?}: {e}"));

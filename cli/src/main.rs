@@ -73,9 +73,9 @@ fn main() {
         let stderr = std::io::stderr();
         modinfo::modinfo_main(rest, &resolve, &mut stdout.lock(), &mut stderr.lock())
     } else {
-        let argv: Vec<&str> = rest.iter().map(String::as_str).collect();
+        let mut argv: Vec<&str> = rest.iter().map(String::as_str).collect();
         let env = std::env::var("MODPROBE_OPTIONS").ok();
-        earlymod_applets::dispatch(applet, &argv, env.as_deref()).unwrap_or_else(|| {
+        earlymod_applets::dispatch(applet, &mut argv, env.as_deref()).unwrap_or_else(|| {
             eprintln!("earlymod: unknown applet '{applet}'");
             1
         })

@@ -183,8 +183,8 @@ fn apply(o: &mut Opts, short: char, arg: Option<String>, out: &mut dyn Write) ->
 
 /// Parses modinfo's command line (GNU `getopt_long` rules and diagnostics).
 fn parse_args(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Parsed {
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let p = getopt::parse(&argv, OPTS);
+    let mut argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let p = getopt::parse(&mut argv, OPTS);
     let mut o = Opts {
         operands: p.operands.iter().map(|s| s.to_string()).collect(),
         ..Opts::default()

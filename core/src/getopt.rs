@@ -42,7 +42,7 @@ pub enum GetoptError<'a> {
     LongNeedsArg(&'static str),
     /// `option '--name' doesn't allow an argument`.
     NoArgAllowed(&'static str),
-    /// More options or operands than the bounded buffers hold.
+    /// More options than the bounded buffer holds.
     TooMany,
 }
 
@@ -87,40 +87,42 @@ impl fmt::Display for Show<'_, '_> {
             GetoptError::NoArgAllowed(n) => {
                 write!(f, "{p}: option '--{n}' doesn't allow an argument")
             }
-            GetoptError::TooMany => write!(f, "{p}: too many arguments"),
+            GetoptError::TooMany => write!(f, "{p}: too many options"),
         }
     }
 }
 
-/// Bound on options and on operands of one command line.
-pub const MAX_ARGS: usize = 1024;
+/// Bound on options (not operands) of one command line.
+pub const MAX_OPTIONS: usize = 256;
 
 /// The result of parsing.
-pub struct Parsed<'a> {
+pub struct Parsed<'a, 's> {
     /// Options seen, in order (up to the error, if any).
-    pub hits: heapless::Vec<Hit<'a>, MAX_ARGS>,
-    /// Non-option arguments, in order.
-    pub operands: heapless::Vec<&'a str, MAX_ARGS>,
+    pub hits: heapless::Vec<Hit<'a>, MAX_OPTIONS>,
+    /// Non-option arguments, in order (moved to the front of the caller's
+    /// slice, as GNU getopt permutes argv: no bound but argv's own).
+    pub operands: &'s [&'a str],
     /// The first bad option.
     pub error: Option<GetoptError<'a>>,
 }
 
-/// Parses `args` (without argv[0]).
-pub fn parse<'a>(args: &[&'a str], opts: &[Opt]) -> Parsed<'a> {
-    let mut p = Parsed {
-        hits: heapless::Vec::new(),
-        operands: heapless::Vec::new(),
-        error: None,
-    };
-    p.error = parse_into(args, opts, &mut p.hits, &mut p.operands).err();
-    p
+/// Parses `args` (without argv[0]), permuting operands to its front.
+pub fn parse<'a, 's>(args: &'s mut [&'a str], opts: &[Opt]) -> Parsed<'a, 's> {
+    let mut hits = heapless::Vec::new();
+    let mut n = 0;
+    let error = parse_into(args, opts, &mut hits, &mut n).err();
+    Parsed {
+        hits,
+        operands: &args[..n],
+        error,
+    }
 }
 
 fn parse_into<'a>(
-    args: &[&'a str],
+    args: &mut [&'a str],
     opts: &[Opt],
-    hits: &mut heapless::Vec<Hit<'a>, MAX_ARGS>,
-    rest: &mut heapless::Vec<&'a str, MAX_ARGS>,
+    hits: &mut heapless::Vec<Hit<'a>, MAX_OPTIONS>,
+    operands: &mut usize,
 ) -> Result<(), GetoptError<'a>> {
     let mut hit = |h: Hit<'a>| hits.push(h).map_err(|_| GetoptError::TooMany);
     let mut i = 0;
@@ -128,8 +130,9 @@ fn parse_into<'a>(
         let a = args[i];
         i += 1;
         if a == "--" {
-            for &r in &args[i..] {
-                rest.push(r).map_err(|_| GetoptError::TooMany)?;
+            for r in i..args.len() {
+                args[*operands] = args[r];
+                *operands += 1;
             }
             break;
         }
@@ -191,7 +194,9 @@ fn parse_into<'a>(
             }
             continue;
         }
-        rest.push(a).map_err(|_| GetoptError::TooMany)?;
+        // Operands only move towards the front, over consumed options.
+        args[*operands] = a;
+        *operands += 1;
     }
     Ok(())
 }
@@ -254,19 +259,17 @@ mod tests {
 
     #[test]
     fn permutes_and_clusters() {
-        let p = parse(
-            &[
-                "x",
-                "-aD",
-                "-d/r",
-                "y",
-                "--show-dep",
-                "--dirname=/q",
-                "--",
-                "-z",
-            ],
-            OPTS,
-        );
+        let mut args = [
+            "x",
+            "-aD",
+            "-d/r",
+            "y",
+            "--show-dep",
+            "--dirname=/q",
+            "--",
+            "-z",
+        ];
+        let p = parse(&mut args, OPTS);
         assert!(p.error.is_none());
         let ids: heapless::Vec<(&str, Option<&str>), 8> =
             p.hits.iter().map(|h| (h.id, h.value)).collect();
@@ -286,7 +289,8 @@ mod tests {
     #[test]
     fn glibc_diagnostics() {
         let msg = |args: &[&str]| {
-            parse(args, OPTS)
+            let mut v: std::vec::Vec<&str> = args.to_vec();
+            parse(&mut v, OPTS)
                 .error
                 .map(|e| e.show("p", OPTS).to_string())
         };
@@ -323,7 +327,18 @@ mod tests {
                 .unwrap()
                 .starts_with("p: option '--show=1' is ambiguous; possibilities: '--show-depends'")
         );
-        let p = parse(&["-a", "-x", "-D"], OPTS);
+        let mut args = ["-a", "-x", "-D"];
+        let p = parse(&mut args, OPTS);
+        assert_eq!(p.hits.len(), 1);
+    }
+
+    #[test]
+    fn operands_are_not_bounded() {
+        let mut args: std::vec::Vec<&str> = core::iter::repeat_n("m", 50_000).collect();
+        args.insert(25_000, "-a");
+        let p = parse(&mut args, OPTS);
+        assert!(p.error.is_none());
+        assert_eq!(p.operands.len(), 50_000);
         assert_eq!(p.hits.len(), 1);
     }
 }

@@ -69,13 +69,12 @@ pub(crate) fn decompressed_len(data: &[u8]) -> Result<usize, Error> {
     }
     let isize = le32(data, data.len() - 4);
     let deflate_len = (data.len() - hdr - 8) as u64;
-    if isize as usize > MAX_OUTPUT {
-        return Err(Error::TooLarge(G));
-    }
-    if u64::from(isize) > deflate_len.saturating_mul(MAX_RATIO) {
+    // ISIZE is only the size mod 2^32 and, in a cut file, arbitrary bytes:
+    // reject what cannot be right rather than claim a huge output.
+    if isize as usize > MAX_OUTPUT || u64::from(isize) > deflate_len.saturating_mul(MAX_RATIO) {
         return Err(Error::Corrupt(
             G,
-            "ISIZE is larger than the deflate data can expand to",
+            "implausible ISIZE in the trailer (file truncated?)",
         ));
     }
     Ok(isize as usize)

@@ -114,7 +114,7 @@ pub enum Error {
     /// The gzip trailer's ISIZE does not match the decompressed length.
     GzipSizeMismatch { expected: u32, actual: u32 },
     /// The xz stream's integrity check type is not one of none, CRC32,
-    /// CRC64, SHA-256.
+    /// CRC64, SHA-256 (SHA-256 only with the `xz-sha256` feature).
     XzCheckUnsupported(u8),
     /// An xz block's integrity check does not match its data; the string
     /// names the check ("CRC32", "CRC64", "SHA-256").
@@ -189,8 +189,9 @@ fn format_of(data: &[u8]) -> Result<Format, Error> {
 /// - gzip: the last member's ISIZE. Exact for the single-member files every
 ///   module tool writes; for concatenated members it is only the last
 ///   member's size, and [`decompress_into`] then reports
-///   [`Error::OutputTooSmall`]. Sizes above [`MAX_OUTPUT`] or beyond what
-///   the deflate data could possibly expand to are rejected.
+///   [`Error::OutputTooSmall`]. An ISIZE above [`MAX_OUTPUT`] or beyond what
+///   the deflate data could possibly expand to is reported as
+///   [`Error::Corrupt`] (a truncated file ends in arbitrary bytes).
 /// - xz: every stream's footer and index are parsed and checked (CRC32,
 ///   structure), and the uncompressed sizes of all blocks are summed.
 /// - zstd: every frame's header and block headers are walked and the
@@ -270,13 +271,16 @@ pub fn decompress_to_vec(data: &[u8], limit: usize) -> Result<alloc::vec::Vec<u8
     let c = format_of(data)?;
     let limit = limit.min(MAX_OUTPUT);
     let mut cap = match decompressed_len(data) {
+        Ok(n) if n > limit => return Err(Error::TooLarge(c)),
         Ok(n) => n,
-        Err(Error::UnknownSize(_)) => data.len().saturating_mul(4),
+        // Size not recorded, or a gzip ISIZE that cannot be right (a cut
+        // file ends in arbitrary bytes): decode into a growing buffer and
+        // let the decoder name the problem.
+        Err(Error::UnknownSize(_) | Error::Corrupt(Format::Gzip, _)) => {
+            data.len().saturating_mul(4).min(limit)
+        }
         Err(e) => return Err(e),
     };
-    if cap > limit {
-        return Err(Error::TooLarge(c));
-    }
     let mut scratch = vec![0u8; scratch_len(data)?];
     loop {
         let mut out = vec![0u8; cap];

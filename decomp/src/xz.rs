@@ -197,7 +197,8 @@ pub(crate) fn scan(data: &[u8]) -> Result<Scan, Error> {
             return Err(Error::Unsupported(X, "reserved stream flags set"));
         }
         let check = flags[1] & 0x0f;
-        if !matches!(check, 0 | 1 | 4 | 10) {
+        let sha256 = cfg!(feature = "xz-sha256");
+        if !(matches!(check, 0 | 1 | 4) || check == 10 && sha256) {
             return Err(Error::XzCheckUnsupported(check));
         }
         // Second pass over the records: each block header's dictionary.
@@ -235,7 +236,10 @@ fn map_err(e: XzError) -> Error {
         XzError::ContentCrc32Mismatch(..) => Error::XzCheckMismatch("CRC32"),
         XzError::ContentCrc64Mismatch(..) => Error::XzCheckMismatch("CRC64"),
         #[cfg(feature = "xz-sha256")]
+        #[cfg(feature = "xz-sha256")]
         XzError::ContentSha256Mismatch(..) => Error::XzCheckMismatch("SHA-256"),
+        #[cfg(not(feature = "xz-sha256"))]
+        XzError::Sha256NotSupported => Error::XzCheckUnsupported(10),
         XzError::UnsupportedCheckType(id) => Error::XzCheckUnsupported(id as u8),
         XzError::DictionaryTooLarge(n) => Error::ScratchTooSmall {
             needed: usize::try_from(n).unwrap_or(usize::MAX),

@@ -23,18 +23,31 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     origin::program::immediate_exit(70)
 }
 
-/// Bound on arguments accepted.
-const MAX_ARGS: usize = 4096;
+/// Arguments kept on the stack; more go to the heap.
+const MAX_ARGS: usize = 1024;
 
 #[unsafe(no_mangle)]
 unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i32 {
-    let mut args: heapless::Vec<&str, MAX_ARGS> = heapless::Vec::new();
-    for i in 0..argc.min(MAX_ARGS) {
-        // SAFETY: the kernel passes argc valid NUL-terminated strings that
-        // live as long as the process.
-        let a = unsafe { CStr::from_ptr((*argv.add(i)).cast()) };
-        let _ = args.push(a.to_str().unwrap_or(""));
-    }
+    // SAFETY: the kernel passes argc valid NUL-terminated strings that live
+    // as long as the process.
+    let arg = |i: usize| {
+        unsafe { CStr::from_ptr((*argv.add(i)).cast()) }
+            .to_str()
+            .unwrap_or("")
+    };
+    // Typical command lines stay on the stack (no heap on the load path);
+    // only a huge one (thousands of names) goes to the heap.
+    let mut small: heapless::Vec<&str, MAX_ARGS> = heapless::Vec::new();
+    let mut big: alloc::vec::Vec<&str> = alloc::vec::Vec::new();
+    let args: &mut [&str] = if argc <= MAX_ARGS {
+        for i in 0..argc {
+            let _ = small.push(arg(i));
+        }
+        &mut small
+    } else {
+        big.extend((0..argc).map(arg));
+        &mut big
+    };
     let mut modprobe_options = None;
     let mut alloc_stats = false;
     let mut e = envp;
@@ -49,7 +62,7 @@ unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i3
         alloc_stats |= v == "EARLYMOD_ALLOC_STATS=1";
         e = unsafe { e.add(1) };
     }
-    let code = run(&args, modprobe_options);
+    let code = run(args, modprobe_options);
     if alloc_stats {
         use core::fmt::Write;
         let _ = writeln!(
@@ -61,13 +74,13 @@ unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i3
     origin::program::exit(code)
 }
 
-fn run(args: &[&str], modprobe_options: Option<&str>) -> i32 {
+fn run<'a>(args: &mut [&'a str], modprobe_options: Option<&'a str>) -> i32 {
     use core::fmt::Write;
     let argv0 = args.first().copied().unwrap_or("earlymod");
-    let (applet, rest) = match earlymod_applets::applet_of(argv0) {
-        Some(a) => (a, args.get(1..).unwrap_or(&[])),
-        None => match args.get(1) {
-            Some(a) => (*a, &args[2..]),
+    let (applet, rest): (&str, &mut [&'a str]) = match earlymod_applets::applet_of(argv0) {
+        Some(a) => (a, args.get_mut(1..).unwrap_or(&mut [])),
+        None => match args.get(1).copied() {
+            Some(a) => (a, &mut args[2..]),
             None => {
                 let _ = writeln!(
                     Out::stderr(),
