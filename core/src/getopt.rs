@@ -283,7 +283,7 @@ mod tests {
                 ("dirname", Some("/q"))
             ]
         );
-        assert_eq!(&p.operands[..], &["x", "y", "-z"]);
+        assert_eq!(p.operands, &["x", "y", "-z"]);
     }
 
     #[test]
