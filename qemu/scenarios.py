@@ -132,6 +132,15 @@ BOOTS = [
     # ---- Linux 6.12: modules are .ko.xz, the kernel decompresses xz ----
     Boot("k612", "k612", trees={"main": "native", "zst": "zst"}, scenarios=[
         Scenario(
+            "request-module", "the kernel's request_module() runs /sbin/modprobe "
+            "-q -- fs-xfs (earlymod) when xfs is mounted, and xfs loads",
+            script="clean\n"
+                   "echo /sbin/modprobe > /proc/sys/kernel/modprobe\n"
+                   "mkdir -p /mnt/x\n"
+                   "run mnt mount -t xfs /dev/null /mnt/x\n"
+                   "echo /bin/false > /proc/sys/kernel/modprobe\n",
+            check=lambda r: [r.live("mnt", r.closure(["xfs"]))]),
+        Scenario(
             "softdep", "scenario 6: libcrc32c alone pulls its softdep crc32c first",
             script="clean\nrun load modprobe libcrc32c\n",
             check=lambda r: [
