@@ -12,7 +12,7 @@ export EARLYMOD_CACHE := $(CACHE)
 STATIC_FLAGS = -C target-feature=+crt-static -C relocation-model=static
 STATIC_BUILD = RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --locked --profile static -p earlymod-applets --bin earlymod-static
 
-all: out/earlymod out/earlymod-static out/earlymod-min
+all: out/earlymod out/earlymod-host out/earlymod-static out/earlymod-min
 
 out/earlymod-static: FORCE
 	$(STATIC_BUILD) --features static-bin --target-dir target/static
@@ -27,11 +27,18 @@ out/earlymod-min: FORCE
 	@cp target/static-min/static/earlymod-static $@
 	@echo "$@: $$(stat -c %s $@) bytes"
 
-out/earlymod: FORCE
+# The one binary with every applet: the static build (modinfo included;
+# cli/tests/modinfo_diff.rs checks it against kmod).
+out/earlymod: out/earlymod-static
+	@cp out/earlymod-static $@
+	@echo "$@: $$(stat -c %s $@) bytes (copy of out/earlymod-static)"
+
+# The same applets on std (host build, for tests and comparison).
+out/earlymod-host: FORCE
 	$(CARGO) build --release --locked -p earlymod
 	@mkdir -p out
-	@cp target/release/earlymod out/earlymod
-	@echo "out/earlymod: $$(stat -c %s out/earlymod) bytes"
+	@cp target/release/earlymod $@
+	@echo "$@: $$(stat -c %s $@) bytes"
 
 setup:
 	bash scripts/setup.sh
@@ -47,7 +54,7 @@ unit:
 # Every query against the static binary; a sample against the host build.
 difftest: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-static
-	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod --sample 10
+	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-host --sample 10
 
 test: setup lint unit difftest vmtest
 

@@ -1,7 +1,10 @@
 //! earlymod's applets over rustix, `no_std` and heap-free on the loading
-//! path: `modprobe`, `insmod`, `rmmod`, `lsmod`. The static libc-free
-//! binary (`src/bin/static.rs`) and the host binary both call [`dispatch`].
+//! path: `modprobe`, `insmod`, `rmmod`, `lsmod`, and `modinfo` (which uses
+//! `alloc`). The static libc-free binary (`src/bin/static.rs`) and the host
+//! binary both call [`dispatch`].
 #![no_std]
+
+extern crate alloc;
 
 pub mod command;
 pub mod decode;
@@ -10,6 +13,7 @@ pub mod kernel;
 pub mod log;
 pub mod lsmod;
 pub mod moddir;
+pub mod modinfo;
 pub mod modprobe;
 pub mod rmmod;
 pub mod showconfig;
@@ -23,15 +27,22 @@ pub fn applet_of(argv0: &str) -> Option<&'static str> {
         .find(|a| *a == base)
 }
 
+/// What the applets take from the environment.
+#[derive(Clone, Copy, Default)]
+pub struct Env<'a> {
+    /// `MODPROBE_OPTIONS` (modprobe).
+    pub modprobe_options: Option<&'a str>,
+    /// `PWD` (modinfo makes relative paths absolute with it, as glibc's
+    /// `get_current_dir_name` does).
+    pub pwd: Option<&'a str>,
+}
+
 /// Runs applet `applet` with `args` (without the applet word); `None` when
-/// this library has no such applet (the caller may have more).
-pub fn dispatch<'a>(
-    applet: &str,
-    args: &mut [&'a str],
-    modprobe_options: Option<&'a str>,
-) -> Option<i32> {
+/// there is no such applet.
+pub fn dispatch<'a>(applet: &str, args: &mut [&'a str], env: Env<'a>) -> Option<i32> {
     Some(match applet {
-        "modprobe" => modprobe::main("modprobe", args, modprobe_options),
+        "modprobe" => modprobe::main("modprobe", args, env.modprobe_options),
+        "modinfo" => modinfo::main(args, env.pwd),
         "insmod" => insmod::main("insmod", args),
         "rmmod" => rmmod::main("rmmod", args),
         "lsmod" => lsmod::main("lsmod"),

@@ -337,6 +337,20 @@ pub fn with_config<R>(
     log: &Log<'_>,
     f: impl FnOnce(&Resolver<'_, '_>) -> R,
 ) -> R {
+    let mut f = Some(f);
+    let mut ret = None;
+    with_config_dyn(dir, configs, log, &mut |r| ret = f.take().map(|f| f(r)));
+    ret.unwrap_or_else(|| unreachable!())
+}
+
+/// [`with_config`], compiled once for all its callers (modprobe, modinfo).
+#[inline(never)]
+fn with_config_dyn(
+    dir: &ModDir,
+    configs: &[&str],
+    log: &Log<'_>,
+    f: &mut dyn FnMut(&Resolver<'_, '_>),
+) {
     let db = dir.db();
     let files = moddir::config_files(configs, &mut |p, n| {
         log.log(
@@ -545,19 +559,30 @@ impl Ctx<'_, '_, '_> {
         err
     }
 
-    /// kmod's `print_action`: `install CMD OPTS`, `insmod PATH OPTS` or `builtin NAME`.
+    /// kmod's `print_action`: `install CMD OPTS`, `insmod PATH OPTS` or
+    /// `builtin NAME` (written as bytes: this runs once per module line).
     fn print_action(&self, s: &Step<'_, '_>, params: &str, out: &mut Out) {
         if let Some(cmd) = s.install {
-            let _ = writeln!(out, "install {cmd} {params}");
+            out.bytes(b"install ");
+            out.bytes(cmd.as_bytes());
         } else if let Some(p) = s.path {
-            if p.starts_with('/') {
-                let _ = writeln!(out, "insmod {p} {params}");
-            } else {
-                let _ = writeln!(out, "insmod {}/{p} {params}", self.dir.dirname);
+            out.bytes(b"insmod ");
+            if !p.starts_with('/') {
+                out.bytes(self.dir.dirname.as_bytes());
+                out.bytes(b"/");
             }
+            out.bytes(p.as_bytes());
         } else if s.builtin || self.resolver.is_builtin(&s.name).unwrap_or(false) {
-            let _ = writeln!(out, "builtin {}", s.name);
+            out.bytes(b"builtin ");
+            out.bytes(s.name.as_bytes());
+            out.bytes(b"\n");
+            return;
+        } else {
+            return;
         }
+        out.bytes(b" ");
+        out.bytes(params.as_bytes());
+        out.bytes(b"\n");
     }
 
     /// `-v`: how each module went in.

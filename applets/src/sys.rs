@@ -8,10 +8,14 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::mm::{MapFlags, ProtFlags};
 
+/// Output buffer size: large, so a long plan (`-a -D` of every module,
+/// megabytes) costs few write calls.
+const OUT_BUF: usize = 64 * 1024;
+
 /// A buffered writer on a file descriptor (stdout or stderr).
 pub struct Out {
     fd: BorrowedFd<'static>,
-    buf: [u8; 4096],
+    buf: [u8; OUT_BUF],
     len: usize,
 }
 
@@ -21,7 +25,7 @@ impl Out {
         // SAFETY: fd 1 stays open for the life of the process.
         Out {
             fd: unsafe { rustix::stdio::stdout() },
-            buf: [0; 4096],
+            buf: [0; OUT_BUF],
             len: 0,
         }
     }
@@ -31,7 +35,7 @@ impl Out {
         // SAFETY: fd 2 stays open for the life of the process.
         Out {
             fd: unsafe { rustix::stdio::stderr() },
-            buf: [0; 4096],
+            buf: [0; OUT_BUF],
             len: 0,
         }
     }

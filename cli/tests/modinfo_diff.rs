@@ -2,6 +2,9 @@
 //! `/usr/sbin/modinfo` on the real module trees cached under
 //! /var/cache/earlymod (k61: plain `.ko`, k612: `.ko.xz`).
 //!
+//! The host build is always compared; so is the static binary, named by
+//! `$EARLYMOD_STATIC` or found at `out/earlymod-static` (when built).
+//!
 //! Skips (with a note) when the trees or the reference binary are absent.
 
 use std::path::{Path, PathBuf};
@@ -94,27 +97,41 @@ fn run(program: &str, pre: &[&str], args: &[String]) -> Outcome {
     }
 }
 
-/// Runs every case through both binaries (in parallel); returns the
-/// failures as printable reports.
-fn compare(cases: &[Vec<String>]) -> Vec<String> {
-    let ours = env!("CARGO_BIN_EXE_earlymod");
+/// The earlymod binaries under test: (label, path).
+fn ours() -> Vec<(&'static str, PathBuf)> {
+    let mut v = vec![("host", PathBuf::from(env!("CARGO_BIN_EXE_earlymod")))];
+    let named = std::env::var_os("EARLYMOD_STATIC").filter(|p| !p.is_empty());
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../out/earlymod-static");
+    match named {
+        Some(p) => v.push(("static", PathBuf::from(p))),
+        None if built.is_file() => v.push(("static", built)),
+        None => println!("note: no out/earlymod-static (EARLYMOD_STATIC unset); host build only"),
+    }
+    v
+}
+
+/// Runs every case through kmod and each of our binaries (in parallel);
+/// returns, per binary, the failures as printable reports.
+fn compare(cases: &[Vec<String>], ours: &[(&str, PathBuf)]) -> Vec<Vec<String>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(4)
         .min(16);
     let chunk = cases.len().div_ceil(threads).max(1);
-    let mut failures = Vec::new();
+    let mut failures = vec![Vec::new(); ours.len()];
     std::thread::scope(|s| {
         let handles: Vec<_> = cases
             .chunks(chunk)
             .map(|part| {
                 s.spawn(move || {
-                    let mut bad = Vec::new();
+                    let mut bad = vec![Vec::new(); ours.len()];
                     for args in part {
                         let want = run(REFERENCE, &[], args);
-                        let got = run(ours, &["modinfo"], args);
-                        if want != got {
-                            bad.push(report(args, &want, &got));
+                        for (i, (label, bin)) in ours.iter().enumerate() {
+                            let got = run(&bin.to_string_lossy(), &["modinfo"], args);
+                            if want != got {
+                                bad[i].push(report(label, args, &want, &got));
+                            }
                         }
                     }
                     bad
@@ -122,14 +139,16 @@ fn compare(cases: &[Vec<String>]) -> Vec<String> {
             })
             .collect();
         for h in handles {
-            failures.extend(h.join().expect("worker panicked"));
+            for (all, bad) in failures.iter_mut().zip(h.join().expect("worker panicked")) {
+                all.extend(bad);
+            }
         }
     });
     failures
 }
 
-fn report(args: &[String], want: &Outcome, got: &Outcome) -> String {
-    let mut r = format!("modinfo {}\n", args.join(" "));
+fn report(label: &str, args: &[String], want: &Outcome, got: &Outcome) -> String {
+    let mut r = format!("[{label}] modinfo {}\n", args.join(" "));
     if want.code != got.code {
         r.push_str(&format!(
             "  exit code: kmod {:?}, earlymod {:?}\n",
@@ -162,14 +181,20 @@ fn report(args: &[String], want: &Outcome, got: &Outcome) -> String {
     r
 }
 
-fn check(label: &str, cases: &[Vec<String>], all_failures: &mut Vec<String>) {
-    let failures = compare(cases);
-    println!(
-        "modinfo {label}: {}/{} identical",
-        cases.len() - failures.len(),
-        cases.len()
-    );
-    all_failures.extend(failures);
+fn check(
+    label: &str,
+    cases: &[Vec<String>],
+    ours: &[(&str, PathBuf)],
+    all_failures: &mut Vec<String>,
+) {
+    for ((bin, _), failures) in ours.iter().zip(compare(cases, ours)) {
+        println!(
+            "modinfo {label} [{bin}]: {}/{} identical",
+            cases.len() - failures.len(),
+            cases.len()
+        );
+        all_failures.extend(failures);
+    }
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -190,6 +215,7 @@ fn modinfo_matches_kmod_on_real_trees() {
         );
         return;
     }
+    let ours = ours();
     let mut failures = Vec::new();
     for tree in &trees {
         let mut files = Vec::new();
@@ -221,7 +247,12 @@ fn modinfo_matches_kmod_on_real_trees() {
             .iter()
             .map(|p| vec![p.to_string_lossy().into_owned()])
             .collect();
-        check(&format!("{} (files)", tree.kver), &by_path, &mut failures);
+        check(
+            &format!("{} (files)", tree.kver),
+            &by_path,
+            &ours,
+            &mut failures,
+        );
 
         // option variations on every 100th module
         let mut variants = Vec::new();
@@ -248,6 +279,7 @@ fn modinfo_matches_kmod_on_real_trees() {
         check(
             &format!("{} (options)", tree.kver),
             &variants,
+            &ours,
             &mut failures,
         );
 
@@ -284,9 +316,14 @@ fn modinfo_matches_kmod_on_real_trees() {
             a.extend(n);
             named.push(a);
         }
-        check(&format!("{} (names)", tree.kver), &named, &mut failures);
+        check(
+            &format!("{} (names)", tree.kver),
+            &named,
+            &ours,
+            &mut failures,
+        );
     }
-    zstd_variants(&trees, &mut failures);
+    zstd_variants(&trees, &ours, &mut failures);
     if !failures.is_empty() {
         for f in failures.iter().take(10) {
             eprintln!("{f}");
@@ -300,7 +337,7 @@ fn modinfo_matches_kmod_on_real_trees() {
 
 /// No tree ships `.ko.zst`: recompress a few `.ko.xz` modules with the
 /// `xz`/`zstd` tools (when present) and compare those too.
-fn zstd_variants(trees: &[Tree], failures: &mut Vec<String>) {
+fn zstd_variants(trees: &[Tree], ours: &[(&str, PathBuf)], failures: &mut Vec<String>) {
     let have = |t: &str| {
         Command::new(t)
             .arg("--version")
@@ -353,6 +390,7 @@ fn zstd_variants(trees: &[Tree], failures: &mut Vec<String>) {
     check(
         &format!("{} (recompressed .ko.zst)", tree.kver),
         &cases,
+        ours,
         failures,
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -385,9 +385,19 @@ impl Params {
         let mut p = Params {
             buf: heapless::Vec::new(),
         };
-        step_options(cfg, step, extra, &mut p)
-            .map_err(|_| LoadError::TooLong("module parameters"))?;
+        p.fill(cfg, step, extra)?;
         Ok(p)
+    }
+
+    /// Rewrites these parameters for `step` (one buffer serves a whole probe).
+    pub fn fill(
+        &mut self,
+        cfg: &Config<'_>,
+        step: &Step<'_, '_>,
+        extra: &str,
+    ) -> Result<(), LoadError> {
+        self.buf.clear();
+        step_options(cfg, step, extra, self).map_err(|_| LoadError::TooLong("module parameters"))
     }
 
     /// The text, without the NUL.
@@ -428,6 +438,9 @@ pub fn run_probe<'s, 'a, 'k, K: Kernel>(
         kernel.kernel_compression()
     };
     let mut path = heapless::Vec::new();
+    let mut params = Params {
+        buf: heapless::Vec::new(),
+    };
     for (i, step) in steps.iter().enumerate() {
         if !flags.ignore_loaded && resolver.in_kernel(step, &*kernel).unwrap_or(false) {
             // libkmod: -EEXIST, which is success unless --first-time on the target.
@@ -436,10 +449,9 @@ pub fn run_probe<'s, 'a, 'k, K: Kernel>(
             }
             continue;
         }
-        let mut params = match Params::for_step(resolver.cfg, step, extra) {
-            Ok(p) => p,
-            Err(e) => return Err((i, e)),
-        };
+        if let Err(e) = params.fill(resolver.cfg, step, extra) {
+            return Err((i, e));
+        }
         let result = if let Some(cmd) = step.install {
             if flags.dry_run {
                 Ok(Method::Command)

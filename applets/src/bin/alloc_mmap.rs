@@ -1,6 +1,7 @@
 //! A global allocator backed directly by anonymous mmap: every allocation
-//! is its own mapping. Only the zstd decoder allocates, a few large blocks
-//! per module, so simplicity beats a general-purpose allocator here.
+//! is its own mapping. Only the zstd decoder (a few large blocks per
+//! module) and `modinfo` (a few dozen per module) allocate, so simplicity
+//! beats a general-purpose allocator here.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +46,11 @@ unsafe impl GlobalAlloc for MmapAlloc {
             Ok(p) => p.cast(),
             Err(_) => core::ptr::null_mut(),
         }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as alloc; fresh anonymous mappings are already zeroed.
+        unsafe { self.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

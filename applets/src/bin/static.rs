@@ -1,6 +1,7 @@
 //! The static, libc-free earlymod: origin starts the process, rustix talks
 //! to the kernel. Multi-call: the applet is argv[0]'s name (`modprobe`,
-//! `insmod`, `rmmod`, `lsmod`) or the first argument (`earlymod modprobe`).
+//! `insmod`, `rmmod`, `lsmod`, `modinfo`) or the first argument
+//! (`earlymod modprobe`).
 #![no_std]
 #![no_main]
 
@@ -48,7 +49,7 @@ unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i3
         big.extend((0..argc).map(arg));
         &mut big
     };
-    let mut modprobe_options = None;
+    let mut env = earlymod_applets::Env::default();
     let mut alloc_stats = false;
     let mut e = envp;
     // SAFETY: envp is a NULL-terminated array of NUL-terminated strings.
@@ -57,12 +58,16 @@ unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i3
             .to_str()
             .unwrap_or("");
         if let Some(o) = v.strip_prefix("MODPROBE_OPTIONS=") {
-            modprobe_options = Some(o);
+            env.modprobe_options = Some(o);
+        } else if let Some(o) = v.strip_prefix("PWD=")
+            && env.pwd.is_none()
+        {
+            env.pwd = Some(o);
         }
         alloc_stats |= v == "EARLYMOD_ALLOC_STATS=1";
         e = unsafe { e.add(1) };
     }
-    let code = run(args, modprobe_options);
+    let code = run(args, env);
     if alloc_stats {
         use core::fmt::Write;
         let _ = writeln!(
@@ -74,7 +79,7 @@ unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i3
     origin::program::exit(code)
 }
 
-fn run<'a>(args: &mut [&'a str], modprobe_options: Option<&'a str>) -> i32 {
+fn run<'a>(args: &mut [&'a str], env: earlymod_applets::Env<'a>) -> i32 {
     use core::fmt::Write;
     let argv0 = args.first().copied().unwrap_or("earlymod");
     let (applet, rest): (&str, &mut [&'a str]) = match earlymod_applets::applet_of(argv0) {
@@ -84,13 +89,13 @@ fn run<'a>(args: &mut [&'a str], modprobe_options: Option<&'a str>) -> i32 {
             None => {
                 let _ = writeln!(
                     Out::stderr(),
-                    "usage: earlymod APPLET [ARGS]   (applets: modprobe, insmod, rmmod, lsmod)"
+                    "usage: earlymod APPLET [ARGS]   (applets: modprobe, insmod, rmmod, lsmod, modinfo)"
                 );
                 return 1;
             }
         },
     };
-    earlymod_applets::dispatch(applet, rest, modprobe_options).unwrap_or_else(|| {
+    earlymod_applets::dispatch(applet, rest, env).unwrap_or_else(|| {
         let _ = writeln!(Out::stderr(), "earlymod: unknown applet '{applet}'");
         1
     })

@@ -1,0 +1,307 @@
+//! A module file's image as libkmod's `kmod_file_open` sees it: mapped,
+//! and decompressed when its magic says so (the file name is not looked
+//! at). Without the `decompress` feature the image is the file as it is,
+//! as libkmod built without zlib/xz/zstd treats it.
+
+use crate::sys::{self, CPath, Mapped};
+#[cfg(feature = "decompress")]
+use alloc::vec::Vec;
+
+#[cfg(feature = "decompress")]
+pub(crate) const ENOEXEC: i32 = 8;
+pub(crate) const EINVAL: i32 = 22;
+const ENAMETOOLONG: i32 = 36;
+
+/// A module image: the mapped file, or its decompressed contents.
+pub enum Image {
+    /// The file as it is.
+    Mapped(Mapped),
+    /// Decompressed.
+    #[cfg(feature = "decompress")]
+    Owned(Vec<u8>),
+}
+
+impl Image {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Image::Mapped(m) => m.bytes(),
+            #[cfg(feature = "decompress")]
+            Image::Owned(v) => v,
+        }
+    }
+}
+
+/// Maps a whole file read-only; `Err(errno)` when it cannot be opened or
+/// read.
+pub fn map_file(path: &str) -> Result<Mapped, i32> {
+    let c = CPath::join(&[path]).ok_or(ENAMETOOLONG)?;
+    let fd = sys::open(c.as_cstr()).map_err(|e| e.raw_os_error())?;
+    Mapped::from_fd(&fd, false).ok_or_else(|| {
+        // Not mappable (a directory, say): read(2) names the problem.
+        match rustix::io::read(&fd, &mut [0u8; 1]) {
+            Err(e) => e.raw_os_error(),
+            Ok(_) => EINVAL,
+        }
+    })
+}
+
+/// The image of module file `path`; `Err(errno)` as libkmod reports it.
+pub fn load(path: &str) -> Result<Image, i32> {
+    let raw = map_file(path)?;
+    // libkmod refuses files shorter than the longest magic it probes (6).
+    if raw.bytes().len() < 6 {
+        return Err(EINVAL);
+    }
+    decompress(raw)
+}
+
+#[cfg(not(feature = "decompress"))]
+fn decompress(raw: Mapped) -> Result<Image, i32> {
+    Ok(Image::Mapped(raw))
+}
+
+#[cfg(feature = "decompress")]
+fn decompress(raw: Mapped) -> Result<Image, i32> {
+    use earlymod_decompress as d;
+    let data = raw.bytes();
+    if d::detect(data).is_none() {
+        return Ok(Image::Mapped(raw));
+    }
+    match d::decompress_to_vec(data, d::MAX_OUTPUT) {
+        Ok(v) => Ok(Image::Owned(v)),
+        // libkmod feeds libzstd until end of file and keeps whatever came
+        // out, so a cut .ko.zst is judged by the ELF reader, not rejected.
+        Err(d::Error::Truncated(d::Format::Zstd)) => match zstd_truncation(data) {
+            ZstdTruncation::NothingDecoded => Err(ENOEXEC),
+            ZstdTruncation::OnlyChecksumMissing(patched) => {
+                d::decompress_to_vec(&patched, d::MAX_OUTPUT)
+                    .map(Image::Owned)
+                    .map_err(|_| EINVAL)
+            }
+            _ => Err(EINVAL),
+        },
+        Err(_) => Err(EINVAL),
+    }
+}
+
+/// How far a truncated zstd file gets with a streaming decoder that simply
+/// stops at end of input (as libkmod's libzstd loop does), found by walking
+/// frame and block headers without decoding.
+#[cfg(feature = "decompress")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZstdTruncation {
+    /// The input is not truncated (or is not zstd at all).
+    NotTruncated,
+    /// Not even the first block is complete: no output at all.
+    NothingDecoded,
+    /// Some blocks are complete, a later one is cut.
+    PartiallyDecoded,
+    /// Every block is complete, only the trailing content checksum is cut.
+    /// Holds an equivalent input without the checksum flag, which decodes
+    /// to everything a streaming decoder would have produced.
+    OnlyChecksumMissing(Vec<u8>),
+}
+
+/// Classifies a zstd input's truncation; see [`ZstdTruncation`].
+#[cfg(feature = "decompress")]
+pub fn zstd_truncation(data: &[u8]) -> ZstdTruncation {
+    let mut pos = 0usize;
+    let mut produced = false;
+    let cut = |produced: bool| {
+        if produced {
+            ZstdTruncation::PartiallyDecoded
+        } else {
+            ZstdTruncation::NothingDecoded
+        }
+    };
+    while pos < data.len() {
+        let Some(magic) = data.get(pos..pos + 4) else {
+            return cut(produced);
+        };
+        let magic = u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]);
+        if magic & 0xffff_fff0 == 0x184d_2a50 {
+            let Some(l) = data.get(pos + 4..pos + 8) else {
+                return cut(produced);
+            };
+            let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
+            pos = match (pos + 8).checked_add(len) {
+                Some(end) if end <= data.len() => end,
+                _ => return cut(produced),
+            };
+            continue;
+        }
+        if !data[pos..].starts_with(&earlymod_decompress::ZSTD_MAGIC) {
+            return ZstdTruncation::NotTruncated; // garbage: a real error
+        }
+        let Some(&fhd) = data.get(pos + 4) else {
+            return cut(produced);
+        };
+        let fhd_pos = pos + 4;
+        let single = fhd & 0x20 != 0;
+        let did = [0usize, 1, 2, 4][usize::from(fhd & 3)];
+        let fcs = match fhd >> 6 {
+            0 => usize::from(single),
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        let has_checksum = fhd & 0x04 != 0;
+        pos = fhd_pos + 1 + usize::from(!single) + did + fcs;
+        loop {
+            let Some(h) = data.get(pos..pos + 3) else {
+                return cut(produced);
+            };
+            let h = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
+            let last = h & 1 != 0;
+            let size = (h >> 3) as usize;
+            let content = if (h >> 1) & 3 == 1 { 1 } else { size };
+            match (pos + 3).checked_add(content) {
+                Some(end) if end <= data.len() => pos = end,
+                _ => return cut(produced),
+            }
+            produced = true;
+            if last {
+                break;
+            }
+        }
+        if has_checksum {
+            if pos + 4 > data.len() {
+                let mut patched = data[..pos].to_vec();
+                patched[fhd_pos] &= !0x04;
+                return ZstdTruncation::OnlyChecksumMissing(patched);
+            }
+            pos += 4;
+        }
+    }
+    ZstdTruncation::NotTruncated
+}
+
+#[cfg(all(test, feature = "decompress"))]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::modinfo::tests::TempDir;
+    use std::path::Path;
+    use std::process::Command;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    /// Deterministic, moderately compressible payload.
+    fn payload(len: usize) -> Vec<u8> {
+        let mut x: u32 = 0x1234_5678;
+        (0..len)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                if i % 7 == 0 {
+                    (x & 0xff) as u8
+                } else {
+                    b"modinfo="[i % 8]
+                }
+            })
+            .collect()
+    }
+
+    /// `data` compressed by each available tool: (tool, bytes).
+    fn fixtures(dir: &Path, data: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+        let src = dir.join("in");
+        std::fs::write(&src, data).unwrap();
+        let mut v = Vec::new();
+        let tools: [(&str, &[&str]); 4] = [
+            ("gzip", &["-c", "-n"]),
+            ("xz", &["-c", "--check=crc32"]),
+            ("xz", &["-c", "--check=crc64"]),
+            ("zstd", &["-c", "-q", "--check"]),
+        ];
+        for (tool, args) in tools {
+            match Command::new(tool).args(args).arg(&src).output() {
+                Ok(o) if o.status.success() => v.push((tool, o.stdout)),
+                _ => std::eprintln!("note: {tool} not available, skipping its fixture"),
+            }
+        }
+        v
+    }
+
+    fn load_bytes(dir: &Path, name: &str, data: &[u8]) -> Result<Vec<u8>, i32> {
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        load(p.to_str().unwrap()).map(|i| i.bytes().to_vec())
+    }
+
+    #[test]
+    fn loads_plain_and_compressed() {
+        let d = TempDir::new("unpack");
+        let dir = d.path();
+        for len in [6usize, 1000, 300_000] {
+            let data = payload(len);
+            assert_eq!(load_bytes(dir, "plain", &data).unwrap(), data);
+            for (tool, z) in fixtures(dir, &data) {
+                assert_eq!(load_bytes(dir, "z", &z).unwrap(), data, "{tool} {len}");
+                // cut files: EINVAL (zstd: see zstd_truncation)
+                if tool != "zstd" {
+                    assert_eq!(load_bytes(dir, "z", &z[..z.len() / 2]), Err(EINVAL));
+                }
+            }
+        }
+        assert_eq!(load_bytes(dir, "short", b"\x7fELF\x02"), Err(EINVAL));
+        assert_eq!(load(&dir.join("missing").to_string_lossy()).err(), Some(2));
+        let s: String = dir.to_str().unwrap().to_string();
+        assert_eq!(load(&s).err(), Some(21), "a directory: EISDIR");
+    }
+
+    #[test]
+    fn zstd_truncation_classes() {
+        let d = TempDir::new("ztrunc");
+        let data = payload(300_000);
+        let Some((_, z)) = fixtures(d.path(), &data)
+            .into_iter()
+            .find(|(t, _)| *t == "zstd")
+        else {
+            return;
+        };
+        assert_eq!(zstd_truncation(&z), ZstdTruncation::NotTruncated);
+        assert_eq!(zstd_truncation(&z[..8]), ZstdTruncation::NothingDecoded);
+        assert_eq!(
+            zstd_truncation(&z[..z.len() - 10]),
+            ZstdTruncation::PartiallyDecoded
+        );
+        match zstd_truncation(&z[..z.len() - 2]) {
+            ZstdTruncation::OnlyChecksumMissing(p) => {
+                assert_eq!(
+                    earlymod_decompress::decompress_to_vec(&p, 1 << 30).unwrap(),
+                    data
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // as modinfo sees them
+        let dir = d.path();
+        assert_eq!(load_bytes(dir, "z", &z[..8]), Err(ENOEXEC));
+        assert_eq!(load_bytes(dir, "z", &z[..z.len() - 10]), Err(EINVAL));
+        assert_eq!(load_bytes(dir, "z", &z[..z.len() - 2]).unwrap(), data);
+    }
+
+    #[test]
+    fn garbage_after_magic_never_panics() {
+        let mut x: u32 = 7;
+        for magic in [
+            &earlymod_decompress::GZIP_MAGIC[..],
+            &earlymod_decompress::XZ_MAGIC,
+            &earlymod_decompress::ZSTD_MAGIC,
+        ] {
+            for len in 0..300usize {
+                let mut v = magic.to_vec();
+                for _ in 0..len {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    v.push(x as u8);
+                }
+                let _ = earlymod_decompress::decompress_to_vec(&v, 1 << 30);
+                let _ = zstd_truncation(&v);
+            }
+        }
+    }
+}
