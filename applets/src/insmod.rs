@@ -1,49 +1,17 @@
 //! The `insmod` applet: `insmod [-f] FILE [PARAMS...]`, loading one file the
 //! way modprobe loads a module (kernel decompression when it can).
 
+use crate::FORCE_OPTS;
 use crate::kernel::Live;
 use crate::log::{LOG_ERR, Log};
 use crate::sys::{CPath, Out};
 use core::fmt::Write;
-use earlymod_core::getopt::{self, Opt};
+use earlymod_core::getopt;
 use earlymod_core::load::{self, InsertFlags, Kernel, Params};
-
-const OPTS: &[Opt] = &[
-    Opt {
-        short: Some('f'),
-        long: &["force"],
-        arg: false,
-        id: "force",
-    },
-    Opt {
-        short: Some('s'),
-        long: &["syslog"],
-        arg: false,
-        id: "syslog",
-    },
-    Opt {
-        short: Some('v'),
-        long: &["verbose"],
-        arg: false,
-        id: "verbose",
-    },
-    Opt {
-        short: Some('V'),
-        long: &["version"],
-        arg: false,
-        id: "version",
-    },
-    Opt {
-        short: Some('h'),
-        long: &["help"],
-        arg: false,
-        id: "help",
-    },
-];
 
 /// Runs `insmod` with `args` (without argv[0]).
 pub fn main(prog: &str, args: &mut [&str]) -> i32 {
-    let p = getopt::parse(args, OPTS);
+    let p = getopt::parse(args, FORCE_OPTS);
     let mut flags = InsertFlags::default();
     for h in p.hits.iter() {
         match h.id {
@@ -53,26 +21,19 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
                     ignore_vermagic: true,
                 }
             }
-            "help" => {
-                let _ = writeln!(
-                    Out::stdout(),
-                    "Usage:\n\t{prog} [options] filename [args]\nOptions:\n\t-f, --force       DANGEROUS: forces a module load, may cause data corruption and crash your machine\n\t-v, --verbose     print messages\n\t-V, --version     show version\n\t-h, --help        show this help"
+            "help" | "version" => {
+                return crate::help_or_version(
+                    h.id,
+                    prog,
+                    "filename [args]",
+                    "DANGEROUS: forces a module load, may cause data corruption and crash your machine",
                 );
-                return 0;
-            }
-            "version" => {
-                let _ = writeln!(
-                    Out::stdout(),
-                    "earlymod version {}",
-                    env!("CARGO_PKG_VERSION")
-                );
-                return 0;
             }
             _ => {}
         }
     }
     if let Some(e) = p.error {
-        let _ = writeln!(Out::stderr(), "{}", e.show(prog, OPTS));
+        let _ = writeln!(Out::stderr(), "{}", e.show(prog, FORCE_OPTS));
         return 1;
     }
     let log = Log {

@@ -49,3 +49,52 @@ pub fn dispatch<'a>(applet: &str, args: &mut [&'a str], env: Env<'a>) -> Option<
         _ => return None,
     })
 }
+
+/// The options kmod's `insmod` and `rmmod` share: `-f -s -v -V -h`.
+pub(crate) const FORCE_OPTS: &[earlymod_core::getopt::Opt] = &[
+    earlymod_core::getopt::Opt {
+        short: Some('f'),
+        long: &["force"],
+        arg: false,
+        id: "force",
+    },
+    earlymod_core::getopt::Opt {
+        short: Some('s'),
+        long: &["syslog"],
+        arg: false,
+        id: "syslog",
+    },
+    earlymod_core::getopt::Opt {
+        short: Some('v'),
+        long: &["verbose"],
+        arg: false,
+        id: "verbose",
+    },
+    earlymod_core::getopt::Opt {
+        short: Some('V'),
+        long: &["version"],
+        arg: false,
+        id: "version",
+    },
+    earlymod_core::getopt::Opt {
+        short: Some('h'),
+        long: &["help"],
+        arg: false,
+        id: "help",
+    },
+];
+
+/// `-h` (usage with `operands` and what `-f` does) or `-V`; exit code 0.
+pub(crate) fn help_or_version(id: &str, prog: &str, operands: &str, force: &str) -> i32 {
+    use core::fmt::Write;
+    let mut out = sys::Out::stdout();
+    let _ = if id == "help" {
+        writeln!(
+            out,
+            "Usage:\n\t{prog} [options] {operands}\nOptions:\n\t-f, --force       {force}\n\t-v, --verbose     print messages\n\t-V, --version     show version\n\t-h, --help        show this help"
+        )
+    } else {
+        writeln!(out, "earlymod version {}", env!("CARGO_PKG_VERSION"))
+    };
+    0
+}

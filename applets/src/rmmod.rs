@@ -1,11 +1,12 @@
 //! Removing modules: the `rmmod` applet and `modprobe -r`.
 
+use crate::FORCE_OPTS;
 use crate::kernel::initstate;
 use crate::log::{LOG_ERR, Log};
 use crate::sys::{self, CPath, Out};
 use core::fmt::Write;
 use earlymod_core::db::DepLine;
-use earlymod_core::getopt::{self, Opt};
+use earlymod_core::getopt;
 use earlymod_core::name::{AliasBuf, ModName, modname, modname_from_path, normalize_alias};
 use earlymod_core::probe::{Candidates, InitState, Resolver};
 
@@ -140,66 +141,26 @@ pub fn remove_all(
     err
 }
 
-const RMMOD_OPTS: &[Opt] = &[
-    Opt {
-        short: Some('f'),
-        long: &["force"],
-        arg: false,
-        id: "force",
-    },
-    Opt {
-        short: Some('s'),
-        long: &["syslog"],
-        arg: false,
-        id: "syslog",
-    },
-    Opt {
-        short: Some('v'),
-        long: &["verbose"],
-        arg: false,
-        id: "verbose",
-    },
-    Opt {
-        short: Some('V'),
-        long: &["version"],
-        arg: false,
-        id: "version",
-    },
-    Opt {
-        short: Some('h'),
-        long: &["help"],
-        arg: false,
-        id: "help",
-    },
-];
-
 /// The `rmmod` applet: `rmmod [-f] NAME|PATH...`.
 pub fn main(prog: &str, args: &mut [&str]) -> i32 {
-    let p = getopt::parse(args, RMMOD_OPTS);
+    let p = getopt::parse(args, FORCE_OPTS);
     let mut force = false;
     for h in p.hits.iter() {
         match h.id {
             "force" => force = true,
-            "help" => {
-                let _ = writeln!(
-                    Out::stdout(),
-                    "Usage:\n\t{prog} [options] modulename ...\nOptions:\n\t-f, --force       forces a module unload\n\t-v, --verbose     enables more messages\n\t-V, --version     show version\n\t-h, --help        show this help"
+            "help" | "version" => {
+                return crate::help_or_version(
+                    h.id,
+                    prog,
+                    "modulename ...",
+                    "forces a module unload",
                 );
-                return 0;
-            }
-            "version" => {
-                let _ = writeln!(
-                    Out::stdout(),
-                    "earlymod version {}",
-                    env!("CARGO_PKG_VERSION")
-                );
-                return 0;
             }
             _ => {}
         }
     }
     if let Some(e) = p.error {
-        let _ = writeln!(Out::stderr(), "{}", e.show(prog, RMMOD_OPTS));
+        let _ = writeln!(Out::stderr(), "{}", e.show(prog, FORCE_OPTS));
         return 1;
     }
     let log = Log {
