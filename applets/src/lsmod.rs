@@ -1,15 +1,14 @@
 //! The `lsmod` applet, in kmod's format, from `/proc/modules` and sysfs.
 
 use crate::rmmod::{holders, refcnt};
-use crate::sys::{Mapped, Out};
+use crate::sys::{Out, read_small};
 use core::fmt::Write;
 
 /// Prints the loaded modules; returns the exit code.
 pub fn main(prog: &str) -> i32 {
     // /proc files report size 0: read them, do not map them.
     let mut buf = [0u8; 64 * 1024];
-    let _ = Mapped::open;
-    let Some(text) = read_all(c"/proc/modules", &mut buf) else {
+    let Some(text) = read_small(c"/proc/modules", &mut buf) else {
         let _ = writeln!(
             Out::stderr(),
             "{prog}: ERROR: could not get list of modules: cannot read /proc/modules"
@@ -37,8 +36,4 @@ pub fn main(prog: &str) -> i32 {
         out.bytes(b"\n");
     }
     0
-}
-
-fn read_all<'b>(path: &core::ffi::CStr, buf: &'b mut [u8]) -> Option<&'b [u8]> {
-    crate::sys::read_small(path, buf)
 }

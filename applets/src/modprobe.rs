@@ -414,7 +414,7 @@ fn run(
         return crate::showconfig::show_config(resolver.cfg, resolver.db, &mut out);
     }
     if a.remove {
-        return crate::rmmod::remove_all(log, resolver, operands, &mut out);
+        return crate::rmmod::remove_all(log, resolver, operands);
     }
     let mut kernel = Live::new();
     let ctx = Ctx {

@@ -78,12 +78,7 @@ fn delete(name: &str, force: bool) -> Result<(), rustix::io::Errno> {
 
 /// `modprobe -r NAME...`: resolve each name, remove the module (or run its
 /// `remove` command), then its now-unused dependencies.
-pub fn remove_all(
-    log: &Log<'_>,
-    resolver: &Resolver<'_, '_>,
-    names: &[&str],
-    _out: &mut Out,
-) -> i32 {
+pub fn remove_all(log: &Log<'_>, resolver: &Resolver<'_, '_>, names: &[&str]) -> i32 {
     let mut err = 0;
     for name in names {
         let mut key = AliasBuf::new();

@@ -173,16 +173,6 @@ pub enum LoadError {
     Command(i32),
 }
 
-impl LoadError {
-    /// The errno-style view, for exit decisions (`EEXIST` is success).
-    pub fn errno(&self) -> Option<Errno> {
-        match self {
-            LoadError::Kernel(e) => Some(*e),
-            _ => None,
-        }
-    }
-}
-
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -374,19 +364,6 @@ impl Params {
         };
         let _ = p.buf.extend_from_slice(text.as_bytes());
         p
-    }
-
-    /// The options kmod passes for `step`: config options, then `extra` for the target.
-    pub fn for_step(
-        cfg: &Config<'_>,
-        step: &Step<'_, '_>,
-        extra: &str,
-    ) -> Result<Params, LoadError> {
-        let mut p = Params {
-            buf: heapless::Vec::new(),
-        };
-        p.fill(cfg, step, extra)?;
-        Ok(p)
     }
 
     /// Rewrites these parameters for `step` (one buffer serves a whole probe).

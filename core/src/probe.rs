@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::db::{DepLine, Matches, ModuleDb};
 use crate::error::{Error, Result};
 use crate::fnmatch::fnmatch;
-use crate::name::{AliasBuf, ModName, modname, modname_from_path, normalize_alias};
+use crate::name::{AliasBuf, ModName, modname_from_path, normalize_alias};
 use core::cell::OnceCell;
 
 /// Bound on modules one lookup may return.
@@ -297,9 +297,13 @@ impl<'r, 'a> Resolver<'r, 'a> {
 
     /// True when the kernel already has `step` (live or builtin).
     pub fn in_kernel(&self, step: &Step<'_, '_>, kernel: &dyn KernelState) -> Result<bool> {
-        Ok(step.builtin
-            || self.db.is_builtin(&step.name)?
-            || kernel.initstate(&step.name) == InitState::Live)
+        self.name_in_kernel(&step.name, step.builtin, kernel)
+    }
+
+    /// libkmod's `module_is_inkernel`: known builtin, listed in
+    /// `modules.builtin`, or `live` in sysfs.
+    fn name_in_kernel(&self, name: &str, builtin: bool, kernel: &dyn KernelState) -> Result<bool> {
+        Ok(builtin || self.db.is_builtin(name)? || kernel.initstate(name) == InitState::Live)
     }
 
     /// The probe list that loads `target`, or why there is nothing to do.
@@ -317,11 +321,8 @@ impl<'r, 'a> Resolver<'r, 'a> {
         'a: 'k,
     {
         out.clear();
-        if !flags.ignore_loaded {
-            let as_step = self.step(target, None, false, false)?;
-            if self.in_kernel(&as_step, kernel)? {
-                return Ok(Err(Skip::AlreadyLoaded));
-            }
+        if !flags.ignore_loaded && self.name_in_kernel(&target.name, target.builtin, kernel)? {
+            return Ok(Err(Skip::AlreadyLoaded));
         }
         if (target.alias.is_some() || flags.use_blacklist) && self.cfg.is_blacklisted(&target.name)
         {
@@ -332,7 +333,7 @@ impl<'r, 'a> Resolver<'r, 'a> {
             steps: out,
             in_progress: heapless::Vec::new(),
         };
-        self.get_probe_list(&mut b, target, true, flags.ignore_commands, 0)?;
+        self.get_probe_list(&mut b, target, flags.ignore_commands, 0)?;
         // libkmod marks the target and its dependencies required: a failure
         // of any other entry (softdeps) is ignored when loading.
         let target_deps = self.db.dep_line(&target.name)?.and_then(DepLine::parse);
@@ -352,7 +353,6 @@ impl<'r, 'a> Resolver<'r, 'a> {
         c: &Candidate<'k>,
         path: Option<&'a str>,
         ignorecmd: bool,
-        _: bool,
     ) -> Result<Step<'a, 'k>>
     where
         'a: 'k,
@@ -386,7 +386,6 @@ impl<'r, 'a> Resolver<'r, 'a> {
         &self,
         b: &mut Builder<'_, 'a, 'k>,
         m: &Candidate<'k>,
-        required: bool,
         ignorecmd: bool,
         depth: usize,
     ) -> Result<()>
@@ -422,7 +421,7 @@ impl<'r, 'a> Resolver<'r, 'a> {
         }
         let path = line.map(|l| l.path);
         if ignorecmd {
-            let mut s = self.step(m, path, true, required)?;
+            let mut s = self.step(m, path, true)?;
             s.visited = true;
             b.steps
                 .push(s)
@@ -458,16 +457,16 @@ impl<'r, 'a> Resolver<'r, 'a> {
             self.resolve_softdeps(sd.post(), b.names, &mut post)?;
             has_softdeps = !pre.is_empty() || !post.is_empty();
             for c in pre.iter() {
-                self.get_probe_list(b, c, false, false, depth + 1)?;
+                self.get_probe_list(b, c, false, depth + 1)?;
             }
         }
-        let mut s = self.step(m, path, has_softdeps, false)?;
+        let mut s = self.step(m, path, has_softdeps)?;
         s.visited = visit;
         b.steps
             .push(s)
             .map_err(|_| Error::Capacity("probe list entries"))?;
         for c in post.iter() {
-            self.get_probe_list(b, c, false, false, depth + 1)?;
+            self.get_probe_list(b, c, false, depth + 1)?;
         }
         Ok(())
     }
@@ -525,11 +524,6 @@ pub fn step_options<W: core::fmt::Write>(
         out.write_char(' ')?;
     }
     out.write_str(extra)
-}
-
-/// Module name of a user-supplied argument (helper for callers).
-pub fn name_of(arg: &str) -> Result<ModName> {
-    modname(arg)
 }
 
 #[cfg(test)]
