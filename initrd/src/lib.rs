@@ -1,0 +1,8 @@
+//! Building initramfs images for earlymod: the module closure of a config,
+//! subset indexes that kmod itself reads, modules transcoded for the target
+//! kernel, and a reproducible newc cpio. Host-side (std); the early-boot
+//! binary does not link this crate.
+
+pub mod compress;
+pub mod cpio;
+pub mod index_write;
