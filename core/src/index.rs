@@ -144,7 +144,10 @@ impl<'a> Index<'a> {
             return Ok(None);
         }
         let oob = || Error::OffsetOutOfBounds(start as u32);
-        if start >= self.data.len() {
+        // A node with no parts has no bytes: the empty index's root sits
+        // at the end of the file, and libkmod reads that as empty.
+        let flags = word & (FLAG_PREFIX | FLAG_VALUES | FLAG_CHILDS);
+        if start > self.data.len() || (start == self.data.len() && flags != 0) {
             return Err(oob());
         }
         let mut off = start;
@@ -425,6 +428,24 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].value, b"D");
         assert_eq!(out[0].priority, 3);
+    }
+
+    #[test]
+    fn empty_index_is_empty() {
+        // depmod's empty index: the flagless root sits at the end of the file.
+        let data = [0xb0, 0x07, 0xf4, 0x57, 0, 2, 0, 1, 0, 0, 0, 0x0c];
+        let idx = Index::new(&data).unwrap();
+        assert_eq!(idx.exact(b"x"), Ok(None));
+        let mut out: heapless::Vec<Value<'_>, 4> = heapless::Vec::new();
+        idx.wildcard(b"x", &mut out).unwrap();
+        assert!(out.is_empty());
+        let mut n = 0;
+        idx.for_each(&mut |_, _| n += 1).unwrap();
+        assert_eq!(n, 0);
+        // A root with parts cannot sit at the end.
+        let mut bad = data;
+        bad[8] = 0x40;
+        assert!(Index::new(&bad).and_then(|i| i.exact(b"x")).is_err());
     }
 
     #[test]

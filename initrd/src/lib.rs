@@ -3,6 +3,14 @@
 //! kernel, and a reproducible newc cpio. Host-side (std); the early-boot
 //! binary does not link this crate.
 
+pub mod closure;
 pub mod compress;
 pub mod cpio;
+pub mod hostonly;
+pub mod image;
 pub mod index_write;
+pub mod pack;
+pub mod packconf;
+pub mod subset;
+pub mod transcode;
+pub mod tree;

@@ -1,1 +1,245 @@
-fn main() {}
+//! `earlymod-pack`: build an initramfs image for earlymod.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use earlymod_core::getopt::{self, Opt};
+use earlymod_initrd::pack::{PackOptions, pack};
+
+const PROG: &str = "earlymod-pack";
+
+const OPTS: &[Opt] = &[
+    Opt {
+        short: Some('b'),
+        long: &["basedir"],
+        arg: true,
+        id: "basedir",
+    },
+    Opt {
+        short: Some('k'),
+        long: &["kver"],
+        arg: true,
+        id: "kver",
+    },
+    Opt {
+        short: Some('c'),
+        long: &["config"],
+        arg: true,
+        id: "config",
+    },
+    Opt {
+        short: Some('o'),
+        long: &["output"],
+        arg: true,
+        id: "output",
+    },
+    Opt {
+        short: Some('m'),
+        long: &["module"],
+        arg: true,
+        id: "module",
+    },
+    Opt {
+        short: None,
+        long: &["host-only"],
+        arg: false,
+        id: "host-only",
+    },
+    Opt {
+        short: None,
+        long: &["keep-compression"],
+        arg: false,
+        id: "keep",
+    },
+    Opt {
+        short: None,
+        long: &["compress"],
+        arg: true,
+        id: "compress",
+    },
+    Opt {
+        short: None,
+        long: &["kernel-config"],
+        arg: true,
+        id: "kconfig",
+    },
+    Opt {
+        short: None,
+        long: &["earlymod"],
+        arg: true,
+        id: "earlymod",
+    },
+    Opt {
+        short: Some('j'),
+        long: &["jobs"],
+        arg: true,
+        id: "jobs",
+    },
+    Opt {
+        short: Some('q'),
+        long: &["quiet"],
+        arg: false,
+        id: "quiet",
+    },
+    Opt {
+        short: Some('h'),
+        long: &["help"],
+        arg: false,
+        id: "help",
+    },
+    Opt {
+        short: Some('V'),
+        long: &["version"],
+        arg: false,
+        id: "version",
+    },
+];
+
+const HELP: &str = "\
+Usage: earlymod-pack [options] -c CONFIG -o IMAGE
+Build an initramfs image: the module closure of CONFIG, subset indexes kmod
+reads, modules stored in a form the target kernel loads, a reproducible cpio.
+
+  -b, --basedir ROOT      module tree root (ROOT/lib/modules/KVER; default /)
+  -k, --kver KVER         kernel release (default: the running kernel's)
+  -c, --config FILE       pack config (see config/pack/README.md); repeatable
+  -o, --output IMAGE      image to write
+  -m, --module NAME       also include and load NAME (module or alias); repeatable
+      --host-only         also include what this machine's devices (MODALIAS=
+                          under /sys/devices) and root filesystem need
+      --keep-compression  keep modules compressed (earlymod decompresses them)
+      --compress KIND     main member compression: none, gzip, zstd (default zstd)
+      --kernel-config F   the target kernel's config (default ROOT/boot/config-KVER)
+      --earlymod PATH     the earlymod binary (default: earlymod beside this program)
+  -j, --jobs N            threads for transcoding (default: CPUs)
+  -q, --quiet             no progress line, no summary
+  -h, --help, -V, --version
+
+Entries get mtime $SOURCE_DATE_EPOCH (default 0): same inputs, same bytes.
+Problems with single modules or files are reported one per line; the image
+is still written and the exit status is 1.
+";
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("{PROG}: {msg}");
+    ExitCode::from(2)
+}
+
+fn mb(n: u64) -> String {
+    format!("{:.1} MB", n as f64 / 1e6)
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let p = getopt::parse(&mut args, OPTS);
+    if let Some(e) = p.error {
+        eprintln!("{}", e.show(PROG, OPTS));
+        return ExitCode::from(2);
+    }
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut o = PackOptions {
+        root: PathBuf::from("/"),
+        kver: String::new(),
+        configs: Vec::new(),
+        load: Vec::new(),
+        output: PathBuf::new(),
+        host_only: false,
+        keep_compression: false,
+        compress: None,
+        kernel_config: None,
+        earlymod: std::env::current_exe()
+            .ok()
+            .and_then(|e| Some(e.parent()?.join("earlymod")))
+            .unwrap_or_else(|| PathBuf::from("earlymod")),
+        sysfs: PathBuf::from("/sys"),
+        mounts: PathBuf::from("/proc/mounts"),
+        mtime: 0,
+        jobs,
+        quiet: false,
+    };
+    for h in p.hits.iter() {
+        let v = h.value.unwrap_or("");
+        match h.id {
+            "basedir" => o.root = PathBuf::from(v),
+            "kver" => o.kver = v.to_string(),
+            "config" => o.configs.push(PathBuf::from(v)),
+            "output" => o.output = PathBuf::from(v),
+            "module" => o.load.push(v.to_string()),
+            "host-only" => o.host_only = true,
+            "keep" => o.keep_compression = true,
+            "compress" => match v.parse() {
+                Ok(c) => o.compress = Some(c),
+                Err(_) => return fail(&format!("--compress: unknown compression '{v}'")),
+            },
+            "kconfig" => o.kernel_config = Some(PathBuf::from(v)),
+            "earlymod" => o.earlymod = PathBuf::from(v),
+            "jobs" => match v.parse::<usize>() {
+                Ok(n) if n > 0 => o.jobs = n,
+                _ => return fail(&format!("--jobs: bad number '{v}'")),
+            },
+            "quiet" => o.quiet = true,
+            "help" => {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            "version" => {
+                println!("{PROG} {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            _ => {}
+        }
+    }
+    if let Some(extra) = p.operands.first() {
+        return fail(&format!("unexpected argument '{extra}' (see --help)"));
+    }
+    if o.output.as_os_str().is_empty() {
+        return fail("no output image (-o IMAGE)");
+    }
+    if o.kver.is_empty() {
+        match std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+            Ok(k) => o.kver = k.trim().to_string(),
+            Err(e) => return fail(&format!("cannot tell the running kernel (use -k): {e}")),
+        }
+    }
+    if let Ok(s) = std::env::var("SOURCE_DATE_EPOCH") {
+        match s.trim().parse::<u32>() {
+            Ok(t) => o.mtime = t,
+            Err(_) => return fail(&format!("SOURCE_DATE_EPOCH: bad value '{s}'")),
+        }
+    }
+    let r = match pack(&o) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    for w in &r.warnings {
+        eprintln!("{PROG}: warning: {w}");
+    }
+    for e in &r.errors {
+        eprintln!("{PROG}: error: {e}");
+    }
+    if !o.quiet {
+        eprintln!(
+            "{PROG}: {} modules ({} builtin needed none, {} decompressed for a kernel that {}), \
+             modules {} -> {}, image {} ({} entries) in {:.2} s: {}",
+            r.modules,
+            r.builtin,
+            r.transcoded,
+            r.kernel_decompresses
+                .map_or("takes plain modules only".to_string(), |k| format!(
+                    "decompresses {k}"
+                )),
+            mb(r.bytes_before),
+            mb(r.bytes_after),
+            mb(r.image_len),
+            r.image.entries,
+            r.elapsed.as_secs_f64(),
+            o.output.display()
+        );
+    }
+    if r.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,232 @@
+//! The image's file tree and its serialization: one uncompressed newc
+//! member holding the directories and every already-compressed file, then
+//! one member (compressed as asked) with the rest. Entries are sorted by
+//! path, owned by root, with one mtime and inode numbers in order, so the
+//! same inputs give the same bytes.
+
+use std::collections::BTreeMap;
+
+use crate::compress::{Compression, compress};
+use crate::cpio::{Entry, EntryKind, write_newc};
+
+/// One node of the image tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir(u32),
+    File {
+        data: Vec<u8>,
+        mode: u32,
+        precompressed: bool,
+    },
+    Symlink(String),
+    CharDev {
+        major: u32,
+        minor: u32,
+        mode: u32,
+    },
+}
+
+/// The tree to pack, keyed by path (relative, no leading `/`).
+#[derive(Debug, Default)]
+pub struct Image {
+    nodes: BTreeMap<String, Node>,
+}
+
+/// Sizes of a written image.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ImageStats {
+    /// Entries written (trailers not counted).
+    pub entries: usize,
+    /// Bytes of the uncompressed first member (0 if there is none).
+    pub raw_member: usize,
+    /// Bytes of the main member before compression.
+    pub main_plain: usize,
+    /// Bytes of the main member as written.
+    pub main_written: usize,
+}
+
+impl Image {
+    /// An empty image.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn insert(&mut self, path: &str, node: Node) -> Result<(), String> {
+        let path = path.trim_start_matches('/');
+        if path.is_empty()
+            || path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(format!("{path}: bad image path"));
+        }
+        // Parents are directories.
+        let mut at = 0;
+        while let Some(i) = path[at..].find('/') {
+            let parent = &path[..at + i];
+            match self.nodes.get(parent) {
+                None => {
+                    self.nodes.insert(parent.to_string(), Node::Dir(0o755));
+                }
+                Some(Node::Dir(_)) => {}
+                Some(_) => return Err(format!("/{path}: /{parent} is not a directory")),
+            }
+            at += i + 1;
+        }
+        match self.nodes.get(path) {
+            Some(Node::Dir(_)) if matches!(node, Node::Dir(_)) => {}
+            Some(old) if *old != node => {
+                return Err(format!("/{path}: already in the image as something else"));
+            }
+            _ => {}
+        }
+        self.nodes.insert(path.to_string(), node);
+        Ok(())
+    }
+
+    /// Adds a directory (and its parents).
+    pub fn dir(&mut self, path: &str, mode: u32) -> Result<(), String> {
+        self.insert(path, Node::Dir(mode))
+    }
+
+    /// Adds a regular file; `precompressed` files go into the uncompressed
+    /// member (compressing them again gains nothing).
+    pub fn file(
+        &mut self,
+        path: &str,
+        data: Vec<u8>,
+        mode: u32,
+        precompressed: bool,
+    ) -> Result<(), String> {
+        self.insert(
+            path,
+            Node::File {
+                data,
+                mode,
+                precompressed,
+            },
+        )
+    }
+
+    /// Adds a symbolic link.
+    pub fn symlink(&mut self, path: &str, target: &str) -> Result<(), String> {
+        self.insert(path, Node::Symlink(target.to_string()))
+    }
+
+    /// Adds a character device node.
+    pub fn chardev(&mut self, path: &str, major: u32, minor: u32, mode: u32) -> Result<(), String> {
+        self.insert(path, Node::CharDev { major, minor, mode })
+    }
+
+    /// True when the image has `path`.
+    pub fn contains(&self, path: &str) -> bool {
+        self.nodes.contains_key(path.trim_start_matches('/'))
+    }
+
+    /// Serializes the image.
+    pub fn write(&self, how: Compression, mtime: u32) -> Result<(Vec<u8>, ImageStats), String> {
+        let any_pre = self.nodes.values().any(|n| {
+            matches!(
+                n,
+                Node::File {
+                    precompressed: true,
+                    ..
+                }
+            )
+        });
+        let mut raw = Vec::new();
+        let mut main = Vec::new();
+        for (path, node) in &self.nodes {
+            let (kind, mode, to_raw) = match node {
+                Node::Dir(m) => (EntryKind::Dir, *m, any_pre),
+                Node::File {
+                    data,
+                    mode,
+                    precompressed,
+                } => (EntryKind::File(data.clone()), *mode, *precompressed),
+                Node::Symlink(t) => (EntryKind::Symlink(t.clone()), 0o777, false),
+                Node::CharDev { major, minor, mode } => (
+                    EntryKind::CharDev {
+                        major: *major,
+                        minor: *minor,
+                    },
+                    *mode,
+                    false,
+                ),
+            };
+            let e = Entry {
+                path: path.clone(),
+                mode,
+                kind,
+            };
+            if to_raw { &mut raw } else { &mut main }.push(e);
+        }
+        let mut out = Vec::new();
+        let mut ino = 1;
+        let mut stats = ImageStats {
+            entries: raw.len() + main.len(),
+            ..ImageStats::default()
+        };
+        if !raw.is_empty() {
+            ino = write_newc(&raw, mtime, ino, &mut out).map_err(|e| e.to_string())?;
+            stats.raw_member = out.len();
+        }
+        let mut plain = Vec::new();
+        write_newc(&main, mtime, ino, &mut plain).map_err(|e| e.to_string())?;
+        stats.main_plain = plain.len();
+        let packed = compress(&plain, how);
+        stats.main_written = packed.len();
+        out.extend_from_slice(&packed);
+        Ok((out, stats))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpio::read_image;
+
+    #[test]
+    fn parents_members_and_conflicts() {
+        let mut img = Image::new();
+        img.file(
+            "lib/modules/k/a.ko.xz",
+            b"\xfd7zXZ\0...".to_vec(),
+            0o644,
+            true,
+        )
+        .unwrap();
+        img.file("etc/x.conf", b"x\n".to_vec(), 0o644, false)
+            .unwrap();
+        img.symlink("sbin/modprobe", "earlymod").unwrap();
+        img.chardev("dev/console", 5, 1, 0o600).unwrap();
+        assert!(img.file("etc/x.conf/y", vec![], 0o644, false).is_err());
+        assert!(img.symlink("etc/x.conf", "z").is_err());
+        assert!(img.file("../x", vec![], 0o644, false).is_err());
+        img.file("etc/x.conf", b"x\n".to_vec(), 0o644, false)
+            .unwrap();
+        let (bytes, stats) = img.write(Compression::Gzip, 0).unwrap();
+        assert!(stats.raw_member > 0 && stats.main_written > 0);
+        let got = read_image(&bytes).unwrap();
+        let names: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "dev",
+                "etc",
+                "lib",
+                "lib/modules",
+                "lib/modules/k",
+                "lib/modules/k/a.ko.xz",
+                "sbin",
+                "dev/console",
+                "etc/x.conf",
+                "sbin/modprobe"
+            ]
+        );
+        let inos: Vec<u32> = got.iter().map(|e| e.ino).collect();
+        assert_eq!(inos, (1..=10).collect::<Vec<_>>());
+        let (again, _) = img.write(Compression::Gzip, 0).unwrap();
+        assert_eq!(bytes, again);
+    }
+}

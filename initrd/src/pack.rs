@@ -1,0 +1,298 @@
+//! One packing run: config → closure → transcoded modules → subset indexes
+//! → image file.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::closure::{Closure, parse_config};
+use crate::compress::Compression;
+use crate::hostonly::host_requests;
+use crate::image::{Image, ImageStats};
+use crate::packconf::{Extra, PackConfig};
+use crate::subset::{Member, subset_files};
+use crate::transcode::{kernel_decompression, transcode_all};
+use crate::tree::Tree;
+
+/// The applet names `/sbin` gets as links to earlymod.
+pub const APPLET_LINKS: [&str; 5] = ["modprobe", "insmod", "rmmod", "lsmod", "modinfo"];
+
+/// What to pack.
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+    /// Root of the module tree (`ROOT/lib/modules/KVER`).
+    pub root: PathBuf,
+    /// Kernel release.
+    pub kver: String,
+    /// Pack config files, merged in order.
+    pub configs: Vec<PathBuf>,
+    /// Extra modules to load (`-m`).
+    pub load: Vec<String>,
+    /// The image to write.
+    pub output: PathBuf,
+    /// Add what this machine's devices and root filesystem need.
+    pub host_only: bool,
+    /// Keep modules compressed for earlymod's userspace decoders.
+    pub keep_compression: bool,
+    /// Compression of the main member (overrides the config; default zstd).
+    pub compress: Option<Compression>,
+    /// Kernel config (default `ROOT/boot/config-KVER`, then `/boot/...`).
+    pub kernel_config: Option<PathBuf>,
+    /// The earlymod binary installed as `/sbin/earlymod`.
+    pub earlymod: PathBuf,
+    /// sysfs and mounts table read by `--host-only`.
+    pub sysfs: PathBuf,
+    /// The mounts table read by `--host-only`.
+    pub mounts: PathBuf,
+    /// mtime of every entry (`SOURCE_DATE_EPOCH`, default 0).
+    pub mtime: u32,
+    /// Threads for transcoding.
+    pub jobs: usize,
+    /// No progress line and no summary.
+    pub quiet: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Modules included.
+    pub modules: usize,
+    /// Builtin modules among the requests and their closures.
+    pub builtin: usize,
+    /// Modules decompressed for the kernel.
+    pub transcoded: usize,
+    /// Module bytes in the tree.
+    pub bytes_before: u64,
+    /// Module bytes as stored.
+    pub bytes_after: u64,
+    /// Sizes of the image.
+    pub image: ImageStats,
+    /// Image file size.
+    pub image_len: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// One line per problem (the image is still written).
+    pub errors: Vec<String>,
+    /// One line per warning.
+    pub warnings: Vec<String>,
+    /// How the kernel takes compressed modules.
+    pub kernel_decompresses: Option<&'static str>,
+}
+
+fn progress(quiet: bool) -> impl Fn(usize, usize) + Sync {
+    let tty = !quiet && std::io::stderr().is_terminal();
+    move |done, total| {
+        if tty && (done == total || done % 16 == 0) {
+            eprint!("\rearlymod-pack: storing modules {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+fn basename(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Packs an image. Fatal problems (no tree, unwritable output) are `Err`;
+/// everything else is reported in [`Report::errors`] and the image is
+/// still written.
+pub fn pack(o: &PackOptions) -> Result<Report, String> {
+    let start = Instant::now();
+    let mut r = Report::default();
+    let mut cfg = PackConfig::default();
+    for c in &o.configs {
+        match std::fs::read_to_string(c) {
+            Ok(text) => r
+                .errors
+                .extend(cfg.parse(c, &text).into_iter().map(|e| e.to_string())),
+            Err(e) => return Err(format!("{}: {e}", c.display())),
+        }
+    }
+    let tree = Tree::open(&o.root, &o.kver).map_err(|e| e.to_string())?;
+
+    // modprobe.d as the image will have it, plus the tree's modules.softdep.
+    let mut carried: Vec<(String, Vec<u8>)> = Vec::new();
+    if !cfg.modprobe_lines.is_empty() {
+        let text: String = cfg
+            .modprobe_lines
+            .iter()
+            .flat_map(|l| [l.as_str(), "\n"])
+            .collect();
+        carried.push(("earlymod-pack.conf".into(), text.into_bytes()));
+    }
+    for f in &cfg.modprobe_files {
+        match std::fs::read(f) {
+            Ok(b) => carried.push((basename(f), b)),
+            Err(e) => r.errors.push(format!("{}: {e}", f.display())),
+        }
+    }
+    let mut texts = carried.clone();
+    if let Some(sd) = &tree.softdep {
+        texts.push(("modules.softdep".into(), sd.clone()));
+    }
+    let modcfg = parse_config(&mut texts, &mut |m| r.warnings.push(m));
+
+    let db = tree.db();
+    let mut closure = Closure::default();
+    let load: Vec<String> = cfg.load.iter().chain(&o.load).cloned().collect();
+    closure.add(&db, &modcfg, &load, false);
+    closure.add(&db, &modcfg, &cfg.include, false);
+    if o.host_only {
+        let mounts = std::fs::read_to_string(&o.mounts).unwrap_or_default();
+        closure.add(&db, &modcfg, &host_requests(&o.sysfs, &mounts), true);
+    }
+    r.errors.append(&mut closure.errors);
+    r.warnings.append(&mut closure.warnings);
+    r.builtin = closure.builtin.len();
+
+    // The kernel's module decompression, from its config.
+    let kconfig = o.kernel_config.clone().or_else(|| {
+        let name = format!("config-{}", o.kver);
+        [
+            o.root.join("boot").join(&name),
+            Path::new("/boot").join(&name),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+    });
+    let kernel = match &kconfig {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => kernel_decompression(&t),
+            Err(e) => return Err(format!("{}: {e}", p.display())),
+        },
+        None => {
+            if !o.keep_compression {
+                r.warnings.push(format!(
+                    "no kernel config for {} (config-{0} in ROOT/boot or /boot): storing modules uncompressed",
+                    o.kver
+                ));
+            }
+            None
+        }
+    };
+    r.kernel_decompresses = kernel.map(|f| f.name());
+
+    let wanted: Vec<(String, String)> = closure.modules.into_iter().collect();
+    let (stored, errs) = transcode_all(
+        &tree.moddir,
+        &wanted,
+        kernel,
+        o.keep_compression,
+        o.jobs,
+        &progress(o.quiet),
+    );
+    r.errors.extend(errs);
+    let members: Vec<Member> = stored
+        .iter()
+        .map(|s| Member {
+            name: s.name.clone(),
+            src_rel: s.src_rel.clone(),
+            rel: s.rel.clone(),
+        })
+        .collect();
+    let files = subset_files(&tree, &members)?;
+
+    let mut img = Image::new();
+    let moddir = format!("lib/modules/{}", o.kver);
+    for s in stored {
+        r.modules += 1;
+        r.transcoded += usize::from(s.transcoded.is_some());
+        r.bytes_before += s.src_len;
+        r.bytes_after += s.data.len() as u64;
+        let pre = s.format.is_some();
+        note(
+            &mut r.errors,
+            img.file(&format!("{moddir}/{}", s.rel), s.data, 0o644, pre),
+        );
+    }
+    for (name, data) in files {
+        note(
+            &mut r.errors,
+            img.file(&format!("{moddir}/{name}"), data, 0o644, false),
+        );
+    }
+    for (name, data) in carried {
+        note(
+            &mut r.errors,
+            img.file(&format!("etc/modprobe.d/{name}"), data, 0o644, false),
+        );
+    }
+    if !load.is_empty() {
+        let text: String = load.iter().flat_map(|l| [l.as_str(), "\n"]).collect();
+        note(
+            &mut r.errors,
+            img.file(
+                "etc/modules-load.d/earlymod-pack.conf",
+                text.into_bytes(),
+                0o644,
+                false,
+            ),
+        );
+    }
+    let bin = std::fs::read(&o.earlymod).map_err(|e| format!("{}: {e}", o.earlymod.display()))?;
+    note(&mut r.errors, img.file("sbin/earlymod", bin, 0o755, false));
+    for a in APPLET_LINKS {
+        note(&mut r.errors, img.symlink(&format!("sbin/{a}"), "earlymod"));
+    }
+    match &cfg.init {
+        Some(p) => match std::fs::read(p) {
+            Ok(b) => note(&mut r.errors, img.file("init", b, 0o755, false)),
+            Err(e) => r.errors.push(format!("init {}: {e}", p.display())),
+        },
+        None => r
+            .errors
+            .push("no init: the config needs an 'init PATH' line".to_string()),
+    }
+    note(&mut r.errors, img.chardev("dev/console", 5, 1, 0o600));
+    for d in ["proc", "sys", "run", "tmp", "root"] {
+        note(&mut r.errors, img.dir(d, 0o755));
+    }
+    for x in &cfg.extras {
+        match x {
+            Extra::File { src, dest, mode } => match std::fs::read(src) {
+                Ok(b) => {
+                    let mode = mode.unwrap_or_else(|| file_mode(src));
+                    note(&mut r.errors, img.file(dest, b, mode, false));
+                }
+                Err(e) => r.errors.push(format!("file {}: {e}", src.display())),
+            },
+            Extra::Symlink { dest, target } => note(&mut r.errors, img.symlink(dest, target)),
+            Extra::Dir(d) => note(&mut r.errors, img.dir(d, 0o755)),
+        }
+    }
+
+    let how = o.compress.or(cfg.compress).unwrap_or(Compression::Zstd);
+    let (bytes, stats) = img.write(how, o.mtime)?;
+    r.image = stats;
+    r.image_len = bytes.len() as u64;
+    write_atomic(&o.output, &bytes)?;
+    r.elapsed = start.elapsed();
+    Ok(r)
+}
+
+fn note(errors: &mut Vec<String>, res: Result<(), String>) {
+    if let Err(e) = res {
+        errors.push(e);
+    }
+}
+
+#[cfg(unix)]
+fn file_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).map_or(0o644, |m| m.permissions().mode() & 0o7777)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("earlymod-pack.tmp");
+    let res = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    res.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: {e}", path.display())
+    })
+}

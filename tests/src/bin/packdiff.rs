@@ -1,0 +1,373 @@
+//! Differential test of `earlymod-pack` images: kmod's modprobe over the
+//! packed tree answers like over the full tree, and earlymod like kmod.
+//!
+//!     packdiff --pack out/earlymod-pack --earlymod out/earlymod [--workdir DIR]
+//!
+//! For each test kernel and module set: pack an image, unpack it with the
+//! initrd crate's reader, then
+//! - the packed modules are exactly kmod's `-D -a` closure of the set over
+//!   the full tree (builtins excluded);
+//! - `modprobe -D NAME` for every packed module: kmod over the packed tree
+//!   = kmod over the full tree (root prefix, and for transcoded trees the
+//!   compression suffix, normalized);
+//! - `modprobe -R` for a string matching every alias pattern and every
+//!   symbol of the packed modules, and every builtin name: kmod over the
+//!   packed tree = kmod over the full tree with modules outside the set
+//!   dropped (counted separately when the full answer needed no dropping);
+//! - earlymod over the packed tree = kmod over the packed tree, for all of
+//!   these queries (stdout and exit code).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use earlymod_initrd::cpio::read_image;
+use earlymod_tests::{
+    Tool, Tree, alias_lines, builtin_names, default_trees, default_workers, derived_aliases,
+    module_name_from_path, par_map, run,
+};
+
+struct Case {
+    label: String,
+    tree: Tree,
+    config: PathBuf,
+    extra: Vec<String>,
+    /// Compression suffixes may differ (modules decompressed for the kernel).
+    transcoded: bool,
+}
+
+#[derive(Default)]
+struct Counts {
+    checked: usize,
+    identical: usize,
+    identical_filtered: usize,
+    /// Queries only modules outside the set answer over the full tree.
+    outside: usize,
+    failures: Vec<String>,
+}
+
+impl Counts {
+    fn fail(&mut self, msg: String) {
+        if self.failures.len() < 20 {
+            self.failures.push(msg);
+        }
+    }
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn unpack(image: &Path, dest: &Path) -> Result<(), String> {
+    let data = fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let _ = fs::remove_dir_all(dest);
+    fs::create_dir_all(dest).map_err(|e| e.to_string())?;
+    for e in read_image(&data).map_err(|e| format!("{}: {e}", image.display()))? {
+        let p = dest.join(&e.path);
+        match e.mode & 0o170000 {
+            0o040000 => fs::create_dir_all(&p).map_err(|x| format!("{}: {x}", p.display()))?,
+            0o100000 => fs::write(&p, &e.data).map_err(|x| format!("{}: {x}", p.display()))?,
+            0o120000 => {
+                let target = String::from_utf8_lossy(&e.data).into_owned();
+                std::os::unix::fs::symlink(target, &p)
+                    .map_err(|x| format!("{}: {x}", p.display()))?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn normalize(out: &[u8], root: &Path, transcoded: bool) -> String {
+    let mut s = String::from_utf8_lossy(out).replace(&*root.to_string_lossy(), "ROOT");
+    if transcoded {
+        for ext in [".ko.xz", ".ko.zst", ".ko.gz"] {
+            s = s.replace(ext, ".ko");
+        }
+    }
+    s
+}
+
+fn run_case(c: &Case, pack: &Path, earlymod: &Path, work: &Path) -> Result<Counts, String> {
+    let dir = work.join(&c.label);
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let image = dir.join("initrd.img");
+    let mut cmd = Command::new(pack);
+    cmd.arg("-q")
+        .arg("-b")
+        .arg(&c.tree.root)
+        .arg("-k")
+        .arg(&c.tree.kver)
+        .arg("-c")
+        .arg(&c.config)
+        .arg("-o")
+        .arg(&image)
+        .arg("--earlymod")
+        .arg(earlymod)
+        .args(&c.extra);
+    let o = cmd
+        .output()
+        .map_err(|e| format!("{}: {e}", pack.display()))?;
+    if !o.status.success() {
+        return Err(format!(
+            "earlymod-pack failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    let root = dir.join("root");
+    unpack(&image, &root)?;
+    let packed = Tree {
+        label: format!("{}-packed", c.label),
+        root: root.clone(),
+        kver: c.tree.kver.clone(),
+    };
+    let confdir = root.join("etc/modprobe.d");
+    let conf = vec!["-C".to_string(), confdir.to_string_lossy().into_owned()];
+    let kmod = Tool {
+        program: PathBuf::from("modprobe"),
+        applet: None,
+    };
+    let ours = Tool {
+        program: earlymod.to_path_buf(),
+        applet: Some("modprobe".into()),
+    };
+    let mut n = Counts::default();
+
+    // The closure: kmod's plan for the load set over the full tree.
+    let load: Vec<String> = fs::read_to_string(root.join("etc/modules-load.d/earlymod-pack.conf"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut args = conf.clone();
+    args.extend(["-D".to_string(), "-a".to_string()]);
+    args.extend(load.iter().cloned());
+    let plan = run(&kmod.argv(&c.tree, &args), None);
+    let want: BTreeSet<String> = String::from_utf8_lossy(&plan.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("insmod "))
+        .map(|l| module_name_from_path(l.split_whitespace().next().unwrap_or("")))
+        .collect();
+    let got: Vec<String> = fs::read_to_string(packed.moddir().join("modules.dep"))
+        .map_err(|e| e.to_string())?
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(p, _)| module_name_from_path(p)))
+        .collect();
+    let got_set: BTreeSet<String> = got.iter().cloned().collect();
+    n.checked += 1;
+    if want == got_set {
+        n.identical += 1;
+    } else {
+        n.fail(format!(
+            "closure differs: kmod only {:?}, packed only {:?}",
+            want.difference(&got_set).collect::<Vec<_>>(),
+            got_set.difference(&want).collect::<Vec<_>>()
+        ));
+    }
+
+    // Queries: -D every packed module; -R aliases, symbols, builtins.
+    let mut queries: Vec<Vec<String>> = got.iter().map(|m| vec!["-D".into(), m.clone()]).collect();
+    let full_alias =
+        alias_lines(&c.tree.moddir().join("modules.alias")).map_err(|e| e.to_string())?;
+    let ours_alias: Vec<(String, String)> = full_alias
+        .into_iter()
+        .filter(|(_, m)| got_set.contains(&m.replace('-', "_")))
+        .collect();
+    let mut strings: BTreeSet<String> = derived_aliases(&ours_alias).into_iter().collect();
+    let syms = alias_lines(&c.tree.moddir().join("modules.symbols")).map_err(|e| e.to_string())?;
+    strings.extend(
+        syms.into_iter()
+            .filter(|(_, m)| got_set.contains(&m.replace('-', "_")))
+            .map(|(s, _)| s),
+    );
+    strings.extend(builtin_names(&c.tree).unwrap_or_default());
+    queries.extend(strings.into_iter().map(|s| vec!["-R".into(), s]));
+
+    let results = par_map(
+        &queries,
+        default_workers(),
+        |q| {
+            let mut a = conf.clone();
+            a.extend(q.iter().cloned());
+            let full = run(&kmod.argv(&c.tree, &a), None);
+            let pk = run(&kmod.argv(&packed, &a), None);
+            let em = run(&ours.argv(&packed, &a), None);
+            (full, pk, em)
+        },
+        |_| {},
+    );
+    for (q, (full, pk, em)) in queries.iter().zip(results) {
+        n.checked += 1;
+        let f = normalize(&full.stdout, &c.tree.root, c.transcoded);
+        let p = normalize(&pk.stdout, &root, c.transcoded);
+        let what = q.join(" ");
+        if f == p && full.code == pk.code {
+            n.identical += 1;
+        } else if q[0] == "-R" {
+            // Modules outside the set drop out of the full tree's answer.
+            let kept: Vec<&str> = f.lines().filter(|l| got_set.contains(*l)).collect();
+            let kept_text: String = kept.iter().flat_map(|l| [*l, "\n"]).collect();
+            if kept_text == p && !kept.is_empty() && pk.code == 0 {
+                n.identical_filtered += 1;
+            } else if kept.is_empty() && full.code == 0 {
+                // Only modules outside the set answer this over the full
+                // tree (e.g. `crc32`: crypto modules, else the builtin
+                // library): the packed tree rightly answers without them.
+                n.outside += 1;
+            } else {
+                n.fail(format!(
+                    "kmod -R {what}: full {f:?} ({}) vs packed {p:?} ({})",
+                    full.code, pk.code
+                ));
+            }
+        } else {
+            n.fail(format!(
+                "kmod {what}: full {f:?} ({}) vs packed {p:?} ({})",
+                full.code, pk.code
+            ));
+        }
+        n.checked += 1;
+        if em.stdout == pk.stdout && em.code == pk.code {
+            n.identical += 1;
+        } else {
+            n.fail(format!(
+                "earlymod vs kmod on the packed tree, {what}: {:?} ({}) vs {:?} ({})",
+                String::from_utf8_lossy(&em.stdout),
+                em.code,
+                String::from_utf8_lossy(&pk.stdout),
+                pk.code
+            ));
+        }
+    }
+    Ok(n)
+}
+
+/// Module names whose path starts with one of `prefixes`.
+fn names_under(tree: &Tree, prefixes: &[&str]) -> Vec<String> {
+    fs::read_to_string(tree.moddir().join("modules.dep"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(p, _)| p))
+        .filter(|p| prefixes.iter().any(|x| p.starts_with(x)))
+        .map(module_name_from_path)
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let pack = PathBuf::from(arg(&args, "--pack").unwrap_or("out/earlymod-pack".into()));
+    let earlymod = PathBuf::from(arg(&args, "--earlymod").unwrap_or("out/earlymod".into()));
+    let work = PathBuf::from(arg(&args, "--workdir").unwrap_or("/tmp/earlymod-packdiff".into()));
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (trees, problems) = default_trees();
+    for p in &problems {
+        eprintln!("packdiff: {p}");
+    }
+    if trees.is_empty() {
+        eprintln!("packdiff: no test trees (run scripts/setup.sh)");
+        return ExitCode::FAILURE;
+    }
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).expect("workdir");
+    let mut cases = Vec::new();
+    for t in &trees {
+        cases.push(Case {
+            label: format!("{}-default", t.label),
+            tree: t.clone(),
+            config: repo.join("config/pack/default.conf"),
+            extra: vec![],
+            transcoded: false,
+        });
+        // A bigger set: every filesystem, block, SCSI and Intel Ethernet module.
+        let big = names_under(
+            t,
+            &[
+                "kernel/fs/",
+                "kernel/drivers/block/",
+                "kernel/drivers/scsi/",
+                "kernel/drivers/net/ethernet/intel/",
+            ],
+        );
+        let conf = work.join(format!("{}-storage.conf", t.label));
+        fs::write(
+            &conf,
+            format!(
+                "load {}\nsoftdep ext4 pre: crc32c_generic\nblacklist floppy\ninit {}\n",
+                big.join(" "),
+                repo.join("config/pack/init-modprobe.sh").display()
+            ),
+        )
+        .expect("config");
+        cases.push(Case {
+            label: format!("{}-storage", t.label),
+            tree: t.clone(),
+            config: conf,
+            extra: vec![],
+            transcoded: false,
+        });
+    }
+    // Transcoding: a tree of compressed modules packed for a kernel without
+    // module decompression (the 6.1 config): every module stored as .ko.
+    if let (Some(new), Some(old)) = (
+        trees.iter().find(|t| t.kver.starts_with("6.12")),
+        trees.iter().find(|t| t.kver.starts_with("6.1.")),
+    ) {
+        cases.push(Case {
+            label: format!("{}-transcoded", new.label),
+            tree: new.clone(),
+            config: repo.join("config/pack/default.conf"),
+            extra: vec![
+                "--kernel-config".into(),
+                old.root
+                    .join(format!("boot/config-{}", old.kver))
+                    .to_string_lossy()
+                    .into_owned(),
+            ],
+            transcoded: true,
+        });
+    }
+    let mut failed = false;
+    let (mut total, mut same, mut filtered, mut outside) = (0, 0, 0, 0);
+    for c in &cases {
+        match run_case(c, &pack, &earlymod, &work) {
+            Ok(n) => {
+                println!(
+                    "packdiff {}: {} checks, {} identical, {} identical once modules outside the set are dropped, \
+                     {} answered only by modules outside the set, {} different",
+                    c.label,
+                    n.checked,
+                    n.identical,
+                    n.identical_filtered,
+                    n.outside,
+                    n.checked - n.identical - n.identical_filtered - n.outside
+                );
+                for f in &n.failures {
+                    println!("  FAIL {f}");
+                }
+                failed |= !n.failures.is_empty();
+                total += n.checked;
+                same += n.identical;
+                filtered += n.identical_filtered;
+                outside += n.outside;
+            }
+            Err(e) => {
+                println!("packdiff {}: FAIL {e}", c.label);
+                failed = true;
+            }
+        }
+    }
+    println!(
+        "packdiff: {total} checks over {} images: {same} identical, {filtered} identical after dropping \
+         modules outside the set, {outside} answered only by modules outside the set, {} different",
+        cases.len(),
+        total - same - filtered - outside
+    );
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
