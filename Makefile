@@ -12,7 +12,7 @@ export EARLYMOD_CACHE := $(CACHE)
 STATIC_FLAGS = -C target-feature=+crt-static -C relocation-model=static
 STATIC_BUILD = RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --locked --profile static -p earlymod-applets --bin earlymod-static
 
-all: out/earlymod out/earlymod-host out/earlymod-static out/earlymod-min
+all: out/earlymod out/earlymod-host out/earlymod-static out/earlymod-min out/earlymod-pack
 
 out/earlymod-static: FORCE
 	$(STATIC_BUILD) --features static-bin --target-dir target/static
@@ -40,6 +40,13 @@ out/earlymod-host: FORCE
 	@cp target/release/earlymod $@
 	@echo "$@: $$(stat -c %s $@) bytes"
 
+# The initramfs builder (host tool, std): see config/pack/README.md.
+out/earlymod-pack: FORCE
+	$(CARGO) build --release --locked -p earlymod-initrd --bin earlymod-pack
+	@mkdir -p out
+	@cp target/release/earlymod-pack $@
+	@echo "$@: $$(stat -c %s $@) bytes"
+
 setup:
 	bash scripts/setup.sh
 
@@ -55,29 +62,36 @@ unit:
 difftest: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-static
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-host --sample 10
+	$(CARGO) run --locked --release -q -p earlymod-tests --bin packdiff -- --pack out/earlymod-pack --earlymod out/earlymod
 
 test: setup lint unit difftest vmtest
 
 # Resolution vs kmod on the host, then module-set loading in QEMU vs kmod
 # and busybox (one VM per kernel, interleaved rounds).
 bench: setup all
+	bash scripts/setup.sh bench
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin bench -- --earlymod out/earlymod-static
 	python3 qemu/vmtest.py --bench
+	python3 initrd/packbench.py --pack out/earlymod-pack --kernel k612 --kernel k61
 
 # The main job: resolve the default embedded module set on the real Debian
-# 6.12 tree and print the load plan, exactly as kmod would.
+# 6.12 tree and print the load plan, exactly as kmod would; pack its image.
 demo: setup all
 	@root=$(K612)/root; kver=$$(cat $(K612)/kver); \
 	mods=$$(grep -v '^#' config/default-modules.conf | tr '\n' ' '); \
 	echo "== earlymod modprobe -C config/modprobe.d -D -a <default set> on Linux $$kver"; \
 	out/earlymod-static modprobe -d $$root -S $$kver -C config/modprobe.d -D -a $$mods
+	@echo "== earlymod-pack -c config/pack/default.conf -o out/demo-initrd.img"
+	@out/earlymod-pack -b $(K612)/root -k $$(cat $(K612)/kver) -c config/pack/default.conf -o out/demo-initrd.img
 
 clean:
 	rm -rf out target
 
 # Boot the cached 6.1 and 6.12 kernels under QEMU (TCG) and load real
 # modules with out/earlymod (QEMU_LOADER=kmod|busybox to try other loaders,
-# VM_ARGS=--bench for the vm-bench mode). Not part of `test`; see qemu/README.md.
+# VM_ARGS=--bench for the vm-bench mode), then boot images made by
+# earlymod-pack (qemu/packtest.py); see qemu/README.md.
 .PHONY: vmtest
 vmtest: setup all
 	python3 qemu/vmtest.py $(VM_ARGS)
+	python3 qemu/packtest.py

@@ -36,7 +36,8 @@ Peers, as a Debian user would run them for "just these modules":
       MODULES=list.
 
   earlymod-pack
-      PACK -q -b ROOT -k KVER -c CONF -o OUT, CONF = "load NAME NAME ...".
+      PACK -q -b ROOT -k KVER -c CONF -o OUT, CONF = "load NAME NAME ...",
+      config/pack/init-modprobe.sh as /init, and busybox.
 
 One untimed warm-up run per tool comes first (page cache; its image is the
 one analysed), then the timed rounds, rotating the tool order each round.
@@ -51,6 +52,7 @@ this script created.
 """
 
 import argparse
+import filecmp
 import json
 import os
 import shutil
@@ -294,8 +296,13 @@ class EarlymodPack(Tool):
         if self.skip:
             return
         self.conf = os.path.join(self.work, "pack.conf")
+        # Like the peers' images: the set, an /init (the minimal busybox
+        # script; mkinitramfs ships busybox too) and busybox itself.
+        init = os.path.join(REPO, "config", "pack", "init-modprobe.sh")
         with open(self.conf, "w") as f:
             f.write("load " + " ".join(self.modules) + "\n")
+            f.write(f"init {init}\nfile /bin/busybox bin/busybox 0755\n"
+                    "symlink bin/sh busybox\n")
             if self.args.pack_compress:
                 f.write(f"compress {self.args.pack_compress}\n")
 
@@ -498,6 +505,50 @@ def report(kname, kver, res, args, modules):
         print(f"\n(earlymod-pack not measured: {em.get('skip') or em.get('error')})")
 
 
+def bench_indexes(kname, args, work):
+    """The index part for the whole tree: earlymod-pack --indexes-only with
+    every module of the tree against depmod -b on a hard-link copy of it.
+    depmod reads every module file (decompressing .ko.xz) to compute what it
+    writes; earlymod-pack derives the subset from the tree's existing
+    indexes, so this compares the two ways of producing the same files."""
+    base = os.path.join(args.cache, kname)
+    with open(os.path.join(base, "kver")) as f:
+        kver = f.read().strip()
+    root = os.path.join(base, "root")
+    moddir = os.path.join(root, "lib/modules", kver)
+    with open(os.path.join(moddir, "modules.dep")) as f:
+        names = [mod_name(l.split(":")[0]) for l in f if ":" in l]
+    conf = os.path.join(work, f"all-{kname}.conf")
+    with open(conf, "w") as f:
+        f.write("include " + " ".join(names) + "\n")
+    copy = os.path.join(work, f"depmod-{kname}")
+    os.makedirs(os.path.join(copy, "lib/modules"))
+    subprocess.run(["cp", "-al", moddir, os.path.join(copy, "lib/modules", kver)], check=True)
+    out = os.path.join(work, f"idx-{kname}")
+    times = {"earlymod-pack": [], "depmod": []}
+    for _ in range(args.rounds):
+        for tool in times:
+            if tool == "depmod":
+                cmd = ["depmod", "-b", copy, kver]
+            else:
+                cmd = [os.path.abspath(args.pack), "-q", "-b", root, "-k", kver,
+                       "-c", conf, "--indexes-only", out]
+            t0 = time.monotonic()
+            subprocess.run(cmd, check=True, capture_output=True)
+            times[tool].append(time.monotonic() - t0)
+    em, dm = statistics.median(times["earlymod-pack"]), statistics.median(times["depmod"])
+    print(f"\n### Index files for the whole tree, {kver} ({len(names)} modules, "
+          f"median of {args.rounds})\n")
+    print("| tool | time | ratio earlymod/peer |\n|---|---:|---:|")
+    print(f"| earlymod-pack --indexes-only | {fmt_s(em)} | |")
+    print(f"| depmod -b | {fmt_s(dm)} | {em / dm:.3f} |")
+    same = all(filecmp.cmp(os.path.join(out, f), os.path.join(copy, "lib/modules", kver, f),
+                           shallow=False)
+               for f in ("modules.dep", "modules.softdep"))
+    print(f"\nmodules.dep and modules.softdep byte-identical to depmod's: {same}")
+    return em, dm
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pack", help="path to the earlymod-pack binary")
@@ -544,6 +595,9 @@ def main():
                 host.undo()  # /lib/modules/KVER is per kernel
             results[k] = {"kver": kver, "tools": res}
             report(k, kver, res, args, modules)
+        if args.pack and os.path.isfile(args.pack):
+            for k in kernels:
+                results.setdefault(k, {})["indexes"] = bench_indexes(k, args, work)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=1)

@@ -8,6 +8,11 @@ CACHE=${EARLYMOD_CACHE:-/var/cache/earlymod}
 PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine)
 # The image ships qemu-utils from bookworm-backports; qemu-system-x86 must match it.
 BPO_PKGS=(qemu-system-x86)
+# `setup.sh bench`: the peers of the packing benchmark (the -core packages
+# install side by side and bring no kernel hooks).
+if [ "${1:-}" = bench ]; then
+    PKGS+=(initramfs-tools-core dracut-core)
+fi
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }

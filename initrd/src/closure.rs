@@ -166,3 +166,95 @@ impl Closure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use earlymod_core::db::Source;
+
+    const DEP: &[u8] = b"kernel/fs/foo.ko.xz: kernel/lib/bar.ko.xz kernel/lib/baz.ko.xz\n\
+kernel/lib/bar.ko.xz: kernel/lib/baz.ko.xz\n\
+kernel/lib/baz.ko.xz:\n\
+kernel/crypto/soft.ko.xz:\n\
+kernel/crypto/weak.ko.xz:\n\
+kernel/drivers/pcspkr.ko.xz:\n\
+kernel/drivers/nic.ko.xz: kernel/lib/baz.ko.xz\n";
+    const ALIAS: &[u8] = b"alias pci:v00008086d0000100E* nic\nalias platform:pcspkr pcspkr\nalias crypto-soft soft\n";
+
+    fn run(requests: &[&str], config: &str, optional: bool) -> Closure {
+        let db = ModuleDb {
+            dep: Source::new(None, Some(DEP)),
+            alias: Source::new(None, Some(ALIAS)),
+            symbols: Source::Missing,
+            builtin: Source::new(None, Some(b"kernel/lib/crc16.ko\n")),
+            builtin_alias: Source::Missing,
+        };
+        let mut files = vec![("x.conf".to_string(), config.as_bytes().to_vec())];
+        let mut diags = Vec::new();
+        let cfg = parse_config(&mut files, &mut |m| diags.push(m));
+        assert!(diags.is_empty(), "{diags:?}");
+        let mut c = Closure::default();
+        let req: Vec<String> = requests.iter().map(|s| s.to_string()).collect();
+        c.add(&db, &cfg, &req, optional);
+        c
+    }
+
+    fn names(c: &Closure) -> Vec<&str> {
+        c.modules.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn dependencies_softdeps_weakdeps_builtins() {
+        let c = run(
+            &["foo", "crc16", "pci:v00008086d0000100Esv0sd0bc02sc00i00"],
+            "softdep foo pre: crypto-soft\nweakdep nic weak\n",
+            false,
+        );
+        assert_eq!(names(&c), ["bar", "baz", "foo", "nic", "soft", "weak"]);
+        assert_eq!(c.modules["foo"], "kernel/fs/foo.ko.xz");
+        assert_eq!(c.builtin.iter().collect::<Vec<_>>(), ["crc16"]);
+        assert!(c.errors.is_empty() && c.warnings.is_empty(), "{c:?}");
+    }
+
+    #[test]
+    fn blacklist_applies_to_aliases_only_and_misses_are_errors() {
+        let c = run(
+            &["platform:pcspkr", "nosuch", "pci:v00001234d00000001"],
+            "blacklist pcspkr\n",
+            false,
+        );
+        assert!(names(&c).is_empty());
+        assert_eq!(c.warnings.len(), 1, "{c:?}");
+        assert!(c.warnings[0].contains("pcspkr is blacklisted"));
+        assert_eq!(
+            c.errors,
+            [
+                "nosuch: no module or alias of that name in the tree",
+                "pci:v00001234d00000001: no module or alias of that name in the tree"
+            ]
+        );
+        // By name, modprobe loads a blacklisted module.
+        assert_eq!(
+            names(&run(&["pcspkr"], "blacklist pcspkr\n", false)),
+            ["pcspkr"]
+        );
+        // Device modaliases without a driver are not errors.
+        assert!(run(&["pci:v00001234d00000001"], "", true).errors.is_empty());
+    }
+
+    #[test]
+    fn config_alias_and_install_warning() {
+        let c = run(
+            &["mynic"],
+            "alias mynic nic\ninstall baz /bin/true\n",
+            false,
+        );
+        assert_eq!(names(&c), ["baz", "nic"]);
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("baz: has an install command")),
+            "{c:?}"
+        );
+    }
+}

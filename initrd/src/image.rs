@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::compress::{Compression, compress};
+use crate::compress::{Compression, compress_parallel};
 use crate::cpio::{Entry, EntryKind, write_newc};
 
 /// One node of the image tree.
@@ -43,6 +43,8 @@ pub struct ImageStats {
     pub main_plain: usize,
     /// Bytes of the main member as written.
     pub main_written: usize,
+    /// Members (each a whole newc archive).
+    pub members: usize,
 }
 
 impl Image {
@@ -123,8 +125,13 @@ impl Image {
         self.nodes.contains_key(path.trim_start_matches('/'))
     }
 
-    /// Serializes the image.
-    pub fn write(&self, how: Compression, mtime: u32) -> Result<(Vec<u8>, ImageStats), String> {
+    /// Serializes the image, compressing with `jobs` threads.
+    pub fn write(
+        &self,
+        how: Compression,
+        mtime: u32,
+        jobs: usize,
+    ) -> Result<(Vec<u8>, ImageStats), String> {
         let any_pre = self.nodes.values().any(|n| {
             matches!(
                 n,
@@ -170,12 +177,14 @@ impl Image {
         if !raw.is_empty() {
             ino = write_newc(&raw, mtime, ino, &mut out).map_err(|e| e.to_string())?;
             stats.raw_member = out.len();
+            stats.members = 1;
         }
         let mut plain = Vec::new();
         write_newc(&main, mtime, ino, &mut plain).map_err(|e| e.to_string())?;
         stats.main_plain = plain.len();
-        let packed = compress(&plain, how);
+        let packed = compress_parallel(&plain, how, jobs);
         stats.main_written = packed.len();
+        stats.members += 1;
         out.extend_from_slice(&packed);
         Ok((out, stats))
     }
@@ -205,7 +214,7 @@ mod tests {
         assert!(img.file("../x", vec![], 0o644, false).is_err());
         img.file("etc/x.conf", b"x\n".to_vec(), 0o644, false)
             .unwrap();
-        let (bytes, stats) = img.write(Compression::Gzip, 0).unwrap();
+        let (bytes, stats) = img.write(Compression::Gzip, 0, 2).unwrap();
         assert!(stats.raw_member > 0 && stats.main_written > 0);
         let got = read_image(&bytes).unwrap();
         let names: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
@@ -226,7 +235,7 @@ mod tests {
         );
         let inos: Vec<u32> = got.iter().map(|e| e.ino).collect();
         assert_eq!(inos, (1..=10).collect::<Vec<_>>());
-        let (again, _) = img.write(Compression::Gzip, 0).unwrap();
+        let (again, _) = img.write(Compression::Gzip, 0, 2).unwrap();
         assert_eq!(bytes, again);
     }
 }

@@ -34,7 +34,7 @@ pub struct PackOptions {
     pub host_only: bool,
     /// Keep modules compressed for earlymod's userspace decoders.
     pub keep_compression: bool,
-    /// Compression of the main member (overrides the config; default zstd).
+    /// Compression of the main member (overrides the config; default gzip).
     pub compress: Option<Compression>,
     /// Kernel config (default `ROOT/boot/config-KVER`, then `/boot/...`).
     pub kernel_config: Option<PathBuf>,
@@ -50,6 +50,9 @@ pub struct PackOptions {
     pub jobs: usize,
     /// No progress line and no summary.
     pub quiet: bool,
+    /// Write only the subset's depmod files into this directory (module
+    /// paths as in the tree, nothing transcoded, no image).
+    pub indexes_only: Option<PathBuf>,
 }
 
 /// What a run did.
@@ -177,6 +180,24 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
     r.kernel_decompresses = kernel.map(|f| f.name());
 
     let wanted: Vec<(String, String)> = closure.modules.into_iter().collect();
+    if let Some(dir) = &o.indexes_only {
+        let members: Vec<Member> = wanted
+            .iter()
+            .map(|(name, rel)| Member {
+                name: name.clone(),
+                src_rel: rel.clone(),
+                rel: rel.clone(),
+            })
+            .collect();
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for (name, data) in subset_files(&tree, &members)? {
+            write_atomic(&dir.join(&name), &data)?;
+            r.image_len += data.len() as u64;
+        }
+        r.modules = members.len();
+        r.elapsed = start.elapsed();
+        return Ok(r);
+    }
     let (stored, errs) = transcode_all(
         &tree.moddir,
         &wanted,
@@ -265,8 +286,8 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
         }
     }
 
-    let how = o.compress.or(cfg.compress).unwrap_or(Compression::Zstd);
-    let (bytes, stats) = img.write(how, o.mtime)?;
+    let how = o.compress.or(cfg.compress).unwrap_or(Compression::Gzip);
+    let (bytes, stats) = img.write(how, o.mtime, o.jobs)?;
     r.image = stats;
     r.image_len = bytes.len() as u64;
     write_atomic(&o.output, &bytes)?;

@@ -8,91 +8,36 @@ use earlymod_initrd::pack::{PackOptions, pack};
 
 const PROG: &str = "earlymod-pack";
 
+const fn opt(
+    short: Option<char>,
+    long: &'static [&'static str],
+    arg: bool,
+    id: &'static str,
+) -> Opt {
+    Opt {
+        short,
+        long,
+        arg,
+        id,
+    }
+}
+
 const OPTS: &[Opt] = &[
-    Opt {
-        short: Some('b'),
-        long: &["basedir"],
-        arg: true,
-        id: "basedir",
-    },
-    Opt {
-        short: Some('k'),
-        long: &["kver"],
-        arg: true,
-        id: "kver",
-    },
-    Opt {
-        short: Some('c'),
-        long: &["config"],
-        arg: true,
-        id: "config",
-    },
-    Opt {
-        short: Some('o'),
-        long: &["output"],
-        arg: true,
-        id: "output",
-    },
-    Opt {
-        short: Some('m'),
-        long: &["module"],
-        arg: true,
-        id: "module",
-    },
-    Opt {
-        short: None,
-        long: &["host-only"],
-        arg: false,
-        id: "host-only",
-    },
-    Opt {
-        short: None,
-        long: &["keep-compression"],
-        arg: false,
-        id: "keep",
-    },
-    Opt {
-        short: None,
-        long: &["compress"],
-        arg: true,
-        id: "compress",
-    },
-    Opt {
-        short: None,
-        long: &["kernel-config"],
-        arg: true,
-        id: "kconfig",
-    },
-    Opt {
-        short: None,
-        long: &["earlymod"],
-        arg: true,
-        id: "earlymod",
-    },
-    Opt {
-        short: Some('j'),
-        long: &["jobs"],
-        arg: true,
-        id: "jobs",
-    },
-    Opt {
-        short: Some('q'),
-        long: &["quiet"],
-        arg: false,
-        id: "quiet",
-    },
-    Opt {
-        short: Some('h'),
-        long: &["help"],
-        arg: false,
-        id: "help",
-    },
-    Opt {
-        short: Some('V'),
-        long: &["version"],
-        arg: false,
-        id: "version",
-    },
+    opt(Some('b'), &["basedir"], true, "basedir"),
+    opt(Some('k'), &["kver"], true, "kver"),
+    opt(Some('c'), &["config"], true, "config"),
+    opt(Some('o'), &["output"], true, "output"),
+    opt(Some('m'), &["module"], true, "module"),
+    opt(None, &["host-only"], false, "host-only"),
+    opt(None, &["keep-compression"], false, "keep"),
+    opt(None, &["compress"], true, "compress"),
+    opt(None, &["kernel-config"], true, "kconfig"),
+    opt(None, &["earlymod"], true, "earlymod"),
+    opt(None, &["indexes-only"], true, "indexes-only"),
+    opt(Some('j'), &["jobs"], true, "jobs"),
+    opt(Some('q'), &["quiet"], false, "quiet"),
+    opt(Some('h'), &["help"], false, "help"),
+    opt(Some('V'), &["version"], false, "version"),
 ];
 
 const HELP: &str = "\
@@ -108,10 +53,12 @@ reads, modules stored in a form the target kernel loads, a reproducible cpio.
       --host-only         also include what this machine's devices (MODALIAS=
                           under /sys/devices) and root filesystem need
       --keep-compression  keep modules compressed (earlymod decompresses them)
-      --compress KIND     main member compression: none, gzip, zstd (default zstd)
+      --compress KIND     main member compression: none, gzip, zstd (default gzip)
       --kernel-config F   the target kernel's config (default ROOT/boot/config-KVER)
       --earlymod PATH     the earlymod binary (default: earlymod beside this program)
-  -j, --jobs N            threads for transcoding (default: CPUs)
+      --indexes-only DIR  write only the set's depmod files (indexes, modules.dep,
+                          ...) into DIR: no module files, no image
+  -j, --jobs N            threads for transcoding and compression (default: CPUs)
   -q, --quiet             no progress line, no summary
   -h, --help, -V, --version
 
@@ -157,6 +104,7 @@ fn main() -> ExitCode {
         mtime: 0,
         jobs,
         quiet: false,
+        indexes_only: None,
     };
     for h in p.hits.iter() {
         let v = h.value.unwrap_or("");
@@ -179,6 +127,7 @@ fn main() -> ExitCode {
                 _ => return fail(&format!("--jobs: bad number '{v}'")),
             },
             "quiet" => o.quiet = true,
+            "indexes-only" => o.indexes_only = Some(PathBuf::from(v)),
             "help" => {
                 print!("{HELP}");
                 return ExitCode::SUCCESS;
@@ -193,7 +142,7 @@ fn main() -> ExitCode {
     if let Some(extra) = p.operands.first() {
         return fail(&format!("unexpected argument '{extra}' (see --help)"));
     }
-    if o.output.as_os_str().is_empty() {
+    if o.output.as_os_str().is_empty() && o.indexes_only.is_none() {
         return fail("no output image (-o IMAGE)");
     }
     if o.kver.is_empty() {
@@ -218,7 +167,14 @@ fn main() -> ExitCode {
     for e in &r.errors {
         eprintln!("{PROG}: error: {e}");
     }
-    if !o.quiet {
+    if !o.quiet && o.indexes_only.is_some() {
+        eprintln!(
+            "{PROG}: depmod files for {} modules ({} bytes) in {:.3} s",
+            r.modules,
+            r.image_len,
+            r.elapsed.as_secs_f64()
+        );
+    } else if !o.quiet {
         eprintln!(
             "{PROG}: {} modules ({} builtin needed none, {} decompressed for a kernel that {}), \
              modules {} -> {}, image {} ({} entries) in {:.2} s: {}",
