@@ -6,7 +6,8 @@
 //! For each test kernel and module set: pack an image, unpack it with the
 //! initrd crate's reader, then
 //! - the packed modules are exactly kmod's `-D -a` closure of the set over
-//!   the full tree (builtins excluded);
+//!   the full tree (builtins excluded), for `--host-only` together with
+//!   kmod's `-D` of every device modalias and of `fs-TYPE` of `/`;
 //! - `modprobe -D NAME` for every packed module: kmod over the packed tree
 //!   = kmod over the full tree (root prefix, and for transcoded trees the
 //!   compression suffix, normalized);
@@ -35,6 +36,8 @@ struct Case {
     extra: Vec<String>,
     /// Compression suffixes may differ (modules decompressed for the kernel).
     transcoded: bool,
+    /// `--host-only`: these requests (optional ones) are part of the set.
+    host: Vec<String>,
 }
 
 #[derive(Default)]
@@ -145,12 +148,21 @@ fn run_case(c: &Case, pack: &Path, earlymod: &Path, work: &Path) -> Result<Count
     let mut args = conf.clone();
     args.extend(["-D".to_string(), "-a".to_string()]);
     args.extend(load.iter().cloned());
+    let insmods = |out: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("insmod "))
+            .map(|l| module_name_from_path(l.split_whitespace().next().unwrap_or("")))
+            .collect()
+    };
     let plan = run(&kmod.argv(&c.tree, &args), None);
-    let want: BTreeSet<String> = String::from_utf8_lossy(&plan.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("insmod "))
-        .map(|l| module_name_from_path(l.split_whitespace().next().unwrap_or("")))
-        .collect();
+    let mut want: BTreeSet<String> = insmods(&plan.stdout).into_iter().collect();
+    // Host requests one by one: most modaliases resolve to nothing.
+    for r in &c.host {
+        let mut a = conf.clone();
+        a.extend(["-D".to_string(), r.clone()]);
+        want.extend(insmods(&run(&kmod.argv(&c.tree, &a), None).stdout));
+    }
     let got: Vec<String> = fs::read_to_string(packed.moddir().join("modules.dep"))
         .map_err(|e| e.to_string())?
         .lines()
@@ -280,6 +292,7 @@ fn main() -> ExitCode {
             config: repo.join("config/pack/default.conf"),
             extra: vec![],
             transcoded: false,
+            host: vec![],
         });
         // A bigger set: every filesystem, block, SCSI and Intel Ethernet module.
         let big = names_under(
@@ -307,6 +320,7 @@ fn main() -> ExitCode {
             config: conf,
             extra: vec![],
             transcoded: false,
+            host: vec![],
         });
     }
     // Transcoding: a tree of compressed modules packed for a kernel without
@@ -327,6 +341,18 @@ fn main() -> ExitCode {
                     .into_owned(),
             ],
             transcoded: true,
+            host: vec![],
+        });
+        // --host-only: this machine's devices and root filesystem.
+        let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let host = earlymod_initrd::hostonly::host_requests(Path::new("/sys"), &mounts);
+        cases.push(Case {
+            label: format!("{}-host-only", new.label),
+            tree: new.clone(),
+            config: repo.join("config/pack/default.conf"),
+            extra: vec!["--host-only".into()],
+            transcoded: false,
+            host,
         });
     }
     let mut failed = false;
