@@ -95,3 +95,4 @@ clean:
 vmtest: setup all
 	python3 qemu/vmtest.py $(VM_ARGS)
 	python3 qemu/packtest.py
+	python3 qemu/boottest.py

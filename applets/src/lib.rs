@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod command;
 pub mod decode;
+pub mod init;
 pub mod insmod;
 pub mod kernel;
 pub mod log;
@@ -22,9 +23,19 @@ pub mod sys;
 /// The applet for `argv[0]`'s base name, or `None`.
 pub fn applet_of(argv0: &str) -> Option<&'static str> {
     let base = argv0.rsplit('/').next().unwrap_or(argv0);
-    ["modprobe", "insmod", "rmmod", "lsmod", "modinfo"]
-        .into_iter()
-        .find(|a| *a == base)
+    [
+        "modprobe",
+        "insmod",
+        "rmmod",
+        "lsmod",
+        "modinfo",
+        "init",
+        "coldplug",
+        "load-config",
+        "report",
+    ]
+    .into_iter()
+    .find(|a| *a == base)
 }
 
 /// What the applets take from the environment.
@@ -46,6 +57,9 @@ pub fn dispatch<'a>(applet: &str, args: &mut [&'a str], env: Env<'a>) -> Option<
         "insmod" => insmod::main("insmod", args),
         "rmmod" => rmmod::main("rmmod", args),
         "lsmod" => lsmod::main("lsmod"),
+        "init" => init::init_main(),
+        "coldplug" | "load-config" => init::helper_main(applet, args),
+        "report" => init::report_main(),
         _ => return None,
     })
 }

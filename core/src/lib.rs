@@ -13,9 +13,11 @@ pub mod index;
 pub mod load;
 
 pub use error::{Error, Result};
+pub mod blkid;
 pub mod cmdline;
 pub mod config;
 pub mod db;
 pub mod modules_load;
 pub mod name;
 pub mod probe;
+pub mod sched;

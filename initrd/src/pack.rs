@@ -264,9 +264,8 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
             Ok(b) => note(&mut r.errors, img.file("init", b, 0o755, false)),
             Err(e) => r.errors.push(format!("init {}: {e}", p.display())),
         },
-        None => r
-            .errors
-            .push("no init: the config needs an 'init PATH' line".to_string()),
+        // earlymod's PID-1 mode: argv[0] "/init" selects it.
+        None => note(&mut r.errors, img.symlink("init", "sbin/earlymod")),
     }
     note(&mut r.errors, img.chardev("dev/console", 5, 1, 0o600));
     for d in ["proc", "sys", "run", "tmp", "root"] {

@@ -58,7 +58,7 @@ pub struct PackConfig {
     pub modprobe_lines: Vec<String>,
     /// Whole modprobe.d files to carry, by host path.
     pub modprobe_files: Vec<PathBuf>,
-    /// The host file used as `/init`.
+    /// `/init`: a host file; `None` means earlymod itself (PID-1 mode).
     pub init: Option<PathBuf>,
     /// Compression of the image's main member.
     pub compress: Option<Compression>,
@@ -204,7 +204,7 @@ impl PackConfig {
                 if args.len() > 1 {
                     return Err("'init' takes one path".into());
                 }
-                self.init = Some(host_path(base, args[0]));
+                self.init = (args[0] != "earlymod").then(|| host_path(base, args[0]));
             }
             "compress" => {
                 need(1)?;

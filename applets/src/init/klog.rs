@@ -1,0 +1,86 @@
+//! PID 1's log: every line with a monotonic timestamp to `/dev/kmsg`, and to
+//! the console (stderr) when `earlymod.debug` is set or the line matters
+//! to the user (errors, failures).
+
+use alloc::string::String;
+use core::fmt::{self, Write};
+
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags};
+
+use crate::sys::Out;
+
+/// The logger.
+pub struct Klog {
+    kmsg: Option<OwnedFd>,
+    /// Also print debug lines on the console.
+    pub debug: bool,
+    /// Print every line on the console (helper modes run from a shell).
+    pub console: bool,
+}
+
+impl Klog {
+    /// A logger that opens `/dev/kmsg` when it can.
+    pub fn new() -> Klog {
+        let mut k = Klog {
+            kmsg: None,
+            debug: false,
+            console: false,
+        };
+        k.reopen();
+        k
+    }
+
+    /// For a forked loader child: console and kmsg, no debug lines.
+    pub fn child() -> Klog {
+        Klog::new()
+    }
+
+    /// (Re)opens `/dev/kmsg` (after devtmpfs is mounted).
+    pub fn reopen(&mut self) {
+        if self.kmsg.is_none() {
+            self.kmsg = rustix::fs::open(
+                c"/dev/kmsg",
+                OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+                Mode::empty(),
+            )
+            .ok();
+        }
+    }
+
+    fn emit(&mut self, level: u8, console: bool, args: fmt::Arguments<'_>) {
+        let t = super::now_us();
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "<{level}>earlymod: [{}.{:06}] {args}",
+            t / 1_000_000,
+            t % 1_000_000
+        );
+        if let Some(fd) = &self.kmsg {
+            let _ = rustix::io::write(fd, s.as_bytes());
+        }
+        if console || self.console {
+            let mut err = Out::stderr();
+            err.bytes(&s.as_bytes()[3..]);
+            err.flush();
+        }
+    }
+
+    /// A line the user should see (errors, failures, milestones).
+    pub fn line(&mut self, args: fmt::Arguments<'_>) {
+        self.emit(5, true, args);
+    }
+
+    /// A step: kmsg always, the console with `earlymod.debug`.
+    pub fn debug(&mut self, args: fmt::Arguments<'_>) {
+        let d = self.debug;
+        self.emit(7, d, args);
+    }
+}
+
+impl Default for Klog {
+    fn default() -> Self {
+        Self::new()
+    }
+}

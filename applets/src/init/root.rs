@@ -1,0 +1,152 @@
+//! Finding the device `root=` names among `/sys/class/block`, and mounting
+//! it on `/sysroot`.
+
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use earlymod_core::blkid::{self, RootSpec};
+use rustix::fs::{Mode, OFlags};
+
+use crate::sys::{self, CPath, Kind};
+
+/// Where the new root is mounted.
+pub const SYSROOT: &str = "/sysroot";
+
+/// A block device that matched.
+pub struct Found {
+    /// `/dev/NAME`.
+    pub dev: String,
+    /// Filesystem type from its superblock, if recognised.
+    pub fstype: Option<&'static str>,
+}
+
+fn read_head(dev: &str, len: usize) -> Option<Vec<u8>> {
+    let path = CPath::join(&[dev])?;
+    let fd = rustix::fs::open(
+        path.as_cstr(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut buf = vec![0u8; len];
+    let mut n = 0;
+    while n < len {
+        match rustix::io::read(&fd, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+    buf.truncate(n);
+    Some(buf)
+}
+
+fn sysfs_attr(name: &str, attr: &str) -> Option<String> {
+    let p = CPath::join(&["/sys/class/block/", name, "/", attr])?;
+    let mut buf = [0u8; 64];
+    let b = sys::read_small(p.as_cstr(), &mut buf)?;
+    Some(core::str::from_utf8(b).ok()?.trim().to_string())
+}
+
+/// The disk a partition belongs to (`vda1` → `vda`), from the sysfs link.
+fn parent_disk(name: &str) -> Option<String> {
+    let p = CPath::join(&["/sys/class/block/", name])?;
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
+    let (link, _) = rustix::fs::readlinkat_raw(rustix::fs::CWD, p.as_cstr(), &mut buf[..]).ok()?;
+    let link = core::str::from_utf8(link).ok()?;
+    let mut parts = link.rsplit('/');
+    parts.next();
+    parts.next().map(str::to_string)
+}
+
+/// Block device names in `/sys/class/block`, sorted.
+pub fn block_devices() -> Vec<String> {
+    let mut v = Vec::new();
+    sys::list_dir(c"/sys/class/block", &mut |n, _k: Kind| {
+        v.push(n.to_string())
+    });
+    v.sort();
+    v
+}
+
+/// Looks for the device `spec` names among the current block devices.
+pub fn find(spec: &RootSpec<'_>) -> Option<Found> {
+    for name in block_devices() {
+        let dev = alloc::format!("/dev/{name}");
+        let hit = match *spec {
+            RootSpec::Path(p) => p == dev,
+            RootSpec::DevNum(ma, mi) => {
+                sysfs_attr(&name, "dev") == Some(alloc::format!("{ma}:{mi}"))
+            }
+            RootSpec::Uuid(u) => read_head(&dev, blkid::PROBE_LEN)
+                .is_some_and(|h| blkid::probe_fs(&h).is_some_and(|i| i.uuid.matches(u))),
+            RootSpec::Label(l) => read_head(&dev, blkid::PROBE_LEN)
+                .is_some_and(|h| blkid::probe_fs(&h).is_some_and(|i| i.has_label(l))),
+            RootSpec::PartUuid(_) | RootSpec::PartLabel(_) => part_matches(&name, spec),
+        };
+        if hit {
+            let fstype = read_head(&dev, blkid::PROBE_LEN)
+                .and_then(|h| blkid::probe_fs(&h).map(|i| i.kind.name()));
+            return Some(Found { dev, fstype });
+        }
+    }
+    None
+}
+
+fn part_matches(name: &str, spec: &RootSpec<'_>) -> bool {
+    let Some(num) = sysfs_attr(name, "partition").and_then(|n| n.parse::<u32>().ok()) else {
+        return false;
+    };
+    let Some(disk) = parent_disk(name) else {
+        return false;
+    };
+    let Some(head) = read_head(&alloc::format!("/dev/{disk}"), 34 * 4096) else {
+        return false;
+    };
+    let mut hit = false;
+    blkid::partitions(&head, &mut |p| {
+        if p.number == num {
+            hit |= match *spec {
+                RootSpec::PartUuid(u) => p.id.matches(u),
+                RootSpec::PartLabel(l) => p.has_name(l),
+                _ => false,
+            };
+        }
+    });
+    hit
+}
+
+/// Mount flags and data from the command line.
+pub struct MountOpts<'a> {
+    /// `rootfstype=`.
+    pub fstype: Option<&'a str>,
+    /// `rootflags=`.
+    pub flags: Option<&'a str>,
+    /// `rw` (the kernel's default is read-only).
+    pub rw: bool,
+}
+
+/// Mounts `dev` on [`SYSROOT`].
+pub fn mount(found: &Found, o: &MountOpts<'_>) -> Result<String, String> {
+    let _ = rustix::fs::mkdir(SYSROOT, Mode::from_raw_mode(0o755));
+    let fstype = match (o.fstype, found.fstype) {
+        (Some(t), _) => t,
+        (None, Some(t)) => t,
+        (None, None) => {
+            return Err(alloc::format!(
+                "{}: unknown filesystem (give rootfstype=)",
+                found.dev
+            ));
+        }
+    };
+    let mut flags = rustix::mount::MountFlags::empty();
+    if !o.rw {
+        flags |= rustix::mount::MountFlags::RDONLY;
+    }
+    let data = CPath::join(&[o.flags.unwrap_or("")]).ok_or("rootflags too long")?;
+    rustix::mount::mount(found.dev.as_str(), SYSROOT, fstype, flags, data.as_cstr())
+        .map_err(|e| alloc::format!("mount {} on {SYSROOT} ({fstype}): {e}", found.dev))?;
+    Ok(fstype.to_string())
+}

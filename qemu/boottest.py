@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""End-to-end boots with earlymod as PID 1 (/init of an earlymod-pack image).
+
+    python3 qemu/boottest.py [--only NAME[,NAME]] [-j N]
+
+Each case packs config/pack/boot.conf (drivers only, `init earlymod`) for one
+kernel, makes an ext4 root filesystem with `mkfs.ext4 -d` from a tiny tree
+(busybox; /sbin/init prints a marker, /proc/modules and the boot report,
+then powers off), boots QEMU (TCG, -smp 2) with the root on virtio-blk and
+a second disk on AHCI, and checks the serial log. Cases:
+
+  k612-uuid     6.12, root=UUID=..., parallel loading (default jobs)
+  k61-label     6.1, root=LABEL=... (virtio_pci is a module there: coldplug
+                must iterate), earlymod.jobs=1, a module option from the
+                command line, init= override
+  k612-noroot   root=UUID of no disk: a clear message, no kernel panic
+  k612-broken   a broken module (garbage .ko.xz for sd_mod) in the image:
+                the boot still reaches the root
+
+Prints `bootvm: NAME ok|FAIL (reason)`; exits 1 on any failure.
+"""
+
+import argparse
+import concurrent.futures
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import vmtest as V  # noqa: E402
+
+WORK = os.path.join(V.WORK, "boot")
+CONF = os.path.join(REPO, "config/pack/boot.conf")
+UUID = "5e1f0c2a-7d4b-4c1e-9a8f-0b6d2e4f1a3c"
+LABEL = "emroot"
+
+ROOT_INIT = r"""#!/bin/sh
+export PATH=/sbin:/bin
+echo "@@ROOT marker pid=$$ init=$0"
+echo "@@ROOT uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "@@ROOT mounts=$(awk '$2 == "/" {print $1 ":" $3}' /proc/mounts | tr '\n' ' ')"
+echo "@@ROOT live=$(awk '$5 == "Live" {print $1}' /proc/modules | sort | tr '\n' ' ')"
+[ -r /sys/module/e1000/parameters/copybreak ] && echo "@@ROOT e1000.copybreak=$(cat /sys/module/e1000/parameters/copybreak)"
+echo "@@ROOT disks=$(ls /sys/class/block | tr '\n' ' ')"
+echo "@@ROOT run=$(ls /run 2>/dev/null | tr '\n' ' ')"
+sed 's/^/@@REPORT /' /run/earlymod/boot.log
+echo "@@ROOT done"
+sync
+poweroff -f
+sleep 10
+"""
+
+
+def make_root(d, kname):
+    """An ext4 image whose /sbin/init (and /sbin/init2) print the markers."""
+    tree = os.path.join(d, "rootfs")
+    shutil.rmtree(tree, ignore_errors=True)
+    for sub in ("bin", "sbin", "dev", "proc", "sys", "run", "tmp"):
+        os.makedirs(os.path.join(tree, sub))
+    shutil.copy(shutil.which("busybox"), os.path.join(tree, "bin/busybox"))
+    for app in ("sh", "cat", "cut", "awk", "sort", "tr", "ls", "sed", "sync", "poweroff", "sleep"):
+        os.symlink("busybox", os.path.join(tree, "bin", app))
+    for name in ("init", "init2"):
+        V.write(os.path.join(tree, "sbin", name),
+                ROOT_INIT.replace("@@ROOT marker", f"@@ROOT marker {name}").encode(), 0o755)
+    img = os.path.join(d, "root.img")
+    if os.path.exists(img):
+        os.unlink(img)
+    V.sh(["mkfs.ext4", "-q", "-F", "-d", tree, "-L", LABEL, "-U", UUID, img, "32M"])
+    disk2 = os.path.join(d, "disk2.img")
+    with open(disk2, "wb") as f:
+        f.truncate(8 << 20)
+    return img, disk2
+
+
+def pack(args, k, out, extra_conf=""):
+    conf = CONF
+    if extra_conf:
+        conf = out + ".conf"
+        with open(CONF) as f:
+            text = f.read().replace("../modprobe.d", os.path.join(REPO, "config/modprobe.d"))
+        with open(conf, "w") as f:
+            f.write(text + extra_conf)
+    cmd = [args.pack, "-b", k.root, "-k", k.kver, "-c", conf, "-o", out,
+           "--earlymod", args.earlymod]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"earlymod-pack exit {p.returncode}: {p.stderr.strip()}")
+    return p.stderr.strip()
+
+
+def boot(k, img, root, disk2, append, log, timeout=90, stop=None):
+    cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512",
+           "-smp", "2", "-display", "none", "-monitor", "none", "-nic", "none",
+           "-no-reboot", "-serial", "file:" + log, "-kernel", k.vmlinuz,
+           "-initrd", img,
+           "-drive", f"file={root},if=virtio,format=raw",
+           "-device", "ahci,id=ahci",
+           "-drive", f"id=d2,file={disk2},if=none,format=raw",
+           "-device", "ide-hd,drive=d2,bus=ahci.0",
+           "-append", "console=ttyS0 panic=-1 loglevel=4 " + append]
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    note = ""
+    while p.poll() is None:
+        if time.monotonic() - t0 > timeout:
+            note = f"timeout after {timeout}s"
+            break
+        if stop and os.path.exists(log):
+            with open(log, errors="replace") as f:
+                if stop in f.read():
+                    time.sleep(1)
+                    break
+        time.sleep(0.5)
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+    with open(log, errors="replace") as f:
+        return f.read(), time.monotonic() - t0, note
+
+
+def check_root(text, want_init, want_mods):
+    probs = []
+    kv = {}
+    for line in text.splitlines():
+        m = re.match(r".*@@ROOT (\S+?)=(.*)$", line.rstrip())
+        if m:
+            kv[m.group(1)] = m.group(2).strip()
+    m = re.search(r"@@ROOT marker (\S+) pid=(\d+)", text)
+    if not m:
+        probs.append("the root's init never ran")
+        return probs, kv
+    if m.group(1) != want_init:
+        probs.append(f"ran {m.group(1)}, expected {want_init}")
+    if m.group(2) != "1":
+        probs.append(f"init is pid {m.group(2)}, not 1")
+    live = set(kv.get("live", "").split())
+    missing = [x for x in want_mods if x not in live]
+    if missing:
+        probs.append(f"not live: {missing}")
+    if "@@REPORT earlymod boot report" not in text:
+        probs.append("no boot report in the new root's /run")
+    if "@@ROOT done" not in text:
+        probs.append("init did not finish")
+    return probs, kv
+
+
+def run_case(args, name):
+    kname = "k61" if name.startswith("k61-") else "k612"
+    k = V.Kernel(kname)
+    d = os.path.join(WORK, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    root, disk2 = make_root(d, kname)
+    img = os.path.join(d, "initrd.img")
+    log = os.path.join(d, "serial.log")
+    summary = pack(args, k, img)
+    if name == "k612-broken":
+        # Replace sd_mod in the image's tree with garbage: repack from a
+        # copy of the tree whose sd_mod file is broken.
+        tree = os.path.join(d, "tree")
+        dst = os.path.join(tree, "lib/modules", k.kver)
+        os.makedirs(os.path.dirname(dst))
+        subprocess.run(["cp", "-al", k.moddir, dst], check=True)
+        sd = subprocess.run(["modprobe", "-d", k.root, "-S", k.kver, "-D", "sd_mod"],
+                            capture_output=True, text=True, check=True).stdout.split()[-1]
+        rel = os.path.relpath(sd, k.moddir)
+        os.unlink(os.path.join(dst, rel))
+        V.write(os.path.join(dst, rel), b"\xfd7zXZ\x00" + b"\x00\x04" + os.urandom(3000))
+        os.makedirs(os.path.join(tree, "boot"))
+        shutil.copy(os.path.join(k.root, "boot", "config-" + k.kver), os.path.join(tree, "boot"))
+        cmd = [args.pack, "-b", tree, "-k", k.kver, "-c", CONF, "-o", img,
+               "--earlymod", args.earlymod]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        summary = p.stderr.strip()
+    want_init, mods, append = "init", ["virtio_blk", "ext4", "ahci", "sd_mod"], ""
+    if name == "k612-uuid":
+        append = f"root=UUID={UUID} rw"
+    elif name == "k61-label":
+        append = f"root=LABEL={LABEL} earlymod.jobs=1 init=/sbin/init2 e1000.copybreak=77 rd.modules_load=e1000"
+        want_init = "init2"
+        mods = mods + ["virtio_pci", "e1000"]
+    elif name == "k612-noroot":
+        append = "root=UUID=00000000-0000-0000-0000-000000000001 earlymod.root_timeout=3"
+    elif name == "k612-broken":
+        append = f"root=UUID={UUID}"
+        mods = ["virtio_blk", "ext4", "ahci"]
+    stop = "boot failed" if name == "k612-noroot" else None
+    text, dt, note = boot(k, img, root, disk2, append, log, stop=stop)
+    probs = []
+    if V.CRASH.search(text):
+        probs.append("kernel crash or panic in the log")
+    if name == "k612-noroot":
+        if "root device UUID=00000000-0000-0000-0000-000000000001 not found" not in text:
+            probs.append("no clear 'root device ... not found' message")
+        if "@@ROOT" in text:
+            probs.append("reached a root it should not have")
+        kv = {}
+    else:
+        if note:
+            probs.append(note)
+        p2, kv = check_root(text, want_init, mods)
+        probs += p2
+        if name == "k61-label" and kv.get("e1000.copybreak") != "77":
+            probs.append(f"e1000.copybreak={kv.get('e1000.copybreak')!r}, expected 77 from the command line")
+        if name == "k612-broken":
+            if "sd_mod" not in text or "FAILED" not in text:
+                probs.append("the broken sd_mod was not reported")
+    return name, probs, dt, kv.get("uptime"), summary
+
+
+CASES = ["k612-uuid", "k61-label", "k612-noroot", "k612-broken"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pack", default=os.path.join(REPO, "out/earlymod-pack"))
+    ap.add_argument("--earlymod", default=os.path.join(REPO, "out/earlymod"))
+    ap.add_argument("--only", default="")
+    ap.add_argument("-j", type=int, default=2)
+    args = ap.parse_args()
+    names = args.only.split(",") if args.only else CASES
+    os.makedirs(WORK, exist_ok=True)
+    failed = 0
+    with concurrent.futures.ThreadPoolExecutor(args.j) as ex:
+        for f in [ex.submit(run_case, args, n) for n in names]:
+            try:
+                name, probs, dt, up, summary = f.result()
+            except Exception as e:  # noqa: BLE001
+                print(f"bootvm: FAIL ({e})")
+                failed += 1
+                continue
+            state = "ok" if not probs else "FAIL (" + "; ".join(probs) + ")"
+            print(f"bootvm: {name} {state}: boot {dt:.1f} s, root's init at uptime {up}")
+            failed += bool(probs)
+    print(f"bootvm: {len(names) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
