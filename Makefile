@@ -75,14 +75,15 @@ bench: setup all
 	python3 initrd/packbench.py --pack out/earlymod-pack --kernel k612 --kernel k61
 
 # The main job: resolve the default embedded module set on the real Debian
-# 6.12 tree and print the load plan, exactly as kmod would; pack its image.
+# 6.12 tree and print the load plan, exactly as kmod would; then pack it
+# with earlymod as PID 1, boot it under QEMU and print the boot report.
 demo: setup all
 	@root=$(K612)/root; kver=$$(cat $(K612)/kver); \
 	mods=$$(grep -v '^#' config/default-modules.conf | tr '\n' ' '); \
 	echo "== earlymod modprobe -C config/modprobe.d -D -a <default set> on Linux $$kver"; \
 	out/earlymod-static modprobe -d $$root -S $$kver -C config/modprobe.d -D -a $$mods
-	@echo "== earlymod-pack -c config/pack/default.conf -o out/demo-initrd.img"
-	@out/earlymod-pack -b $(K612)/root -k $$(cat $(K612)/kver) -c config/pack/default.conf -o out/demo-initrd.img
+	@echo "== earlymod-pack the set with earlymod as /init, boot it (QEMU, tiny ext4 root), print the boot report"
+	@python3 qemu/boottest.py --demo
 
 clean:
 	rm -rf out target

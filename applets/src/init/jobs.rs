@@ -45,6 +45,9 @@ pub struct Plan {
     /// Requests that found nothing to load, with why (not errors for
     /// coldplug modaliases, which usually have no driver module).
     pub unresolved: Vec<String>,
+    /// Module names not loaded when reached through an alias
+    /// (`rd.driver.blacklist=`).
+    pub blacklist: Vec<String>,
 }
 
 fn live_or_builtin(r: &Resolver<'_, '_>, name: &str) -> bool {
@@ -75,6 +78,13 @@ impl Plan {
         let mut steps = Steps::new();
         let flags = ProbeFlags::default();
         for c in found.iter() {
+            if c.alias.is_some() && self.blacklist.iter().any(|b| *b == c.name.as_str()) {
+                log.debug(format_args!(
+                    "{request}: {} is blacklisted on the command line",
+                    c.name
+                ));
+                continue;
+            }
             match r.probe_list(c, flags, &Live::new(), &names, &mut steps) {
                 Ok(Ok(())) => {}
                 Ok(Err(Skip::AlreadyLoaded)) => continue,

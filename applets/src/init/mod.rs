@@ -85,6 +85,9 @@ struct Report {
     root: Option<(String, u64)>,
     jobs: usize,
     events: Vec<(u64, String)>,
+    /// `rd.driver.blacklist=` / `modprobe.blacklist=` names (normalized):
+    /// like a modprobe.d blacklist, they stop loads through aliases.
+    blacklist: Vec<String>,
 }
 
 impl Report {
@@ -174,42 +177,45 @@ fn mount_api(log: &mut Klog, report: &mut Report) {
     }
 }
 
-/// The `MODALIAS=` values of every uevent file under `/sys/devices`.
+/// The `MODALIAS=` values of every device on every bus — the uevent files
+/// of `/sys/bus/*/devices/*` (links into `/sys/devices`) — and of the input
+/// class (the one class whose devices carry a modalias: `evdev`,
+/// `joydev`). Far fewer reads than walking all of `/sys/devices`.
 fn modaliases(out: &mut Vec<String>) {
-    fn walk(dir: &mut String, out: &mut Vec<String>, depth: usize) {
-        if depth > 64 {
-            return;
+    let mut dirs: Vec<String> = Vec::new();
+    sys::list_dir(c"/sys/bus", &mut |n, _| {
+        if !n.starts_with('.') {
+            dirs.push(alloc::format!("/sys/bus/{n}/devices"));
         }
-        let Some(c) = CPath::join(&[dir]) else { return };
-        let mut subdirs: Vec<String> = Vec::new();
-        let mut has_uevent = false;
-        sys::list_dir(c.as_cstr(), &mut |n, k| match k {
-            Kind::Dir if n != "." && n != ".." => subdirs.push(n.to_string()),
-            Kind::Other if n == "uevent" => has_uevent = true,
-            _ => {}
+    });
+    dirs.push("/sys/class/input".to_string());
+    let mut buf = [0u8; 4096];
+    for dir in dirs {
+        let Some(dir) = CPath::join(&[&dir]) else {
+            continue;
+        };
+        let mut devs: Vec<String> = Vec::new();
+        sys::list_dir(dir.as_cstr(), &mut |n, _| {
+            if !n.starts_with('.') {
+                devs.push(n.to_string());
+            }
         });
-        if has_uevent && let Some(p) = CPath::join(&[dir, "/uevent"]) {
-            let mut buf = [0u8; 4096];
-            if let Some(b) = sys::read_small(p.as_cstr(), &mut buf) {
-                for line in b.split(|&c| c == b'\n') {
-                    if let Some(v) = line.strip_prefix(b"MODALIAS=")
-                        && let Ok(v) = core::str::from_utf8(v)
-                    {
-                        out.push(v.to_string());
-                    }
+        for d in devs {
+            let Some(p) = CPath::join(&[dir.as_str(), "/", &d, "/uevent"]) else {
+                continue;
+            };
+            let Some(text) = sys::read_small(p.as_cstr(), &mut buf) else {
+                continue;
+            };
+            for line in text.split(|&c| c == b'\n') {
+                if let Some(v) = line.strip_prefix(b"MODALIAS=")
+                    && let Ok(v) = core::str::from_utf8(v)
+                {
+                    out.push(v.to_string());
                 }
             }
         }
-        for s in subdirs {
-            let len = dir.len();
-            dir.push('/');
-            dir.push_str(&s);
-            walk(dir, out, depth + 1);
-            dir.truncate(len);
-        }
     }
-    let mut dir = String::from("/sys/devices");
-    walk(&mut dir, out, 0);
 }
 
 /// modules-load.d names, files sorted by name (earlier dirs win a name).
@@ -249,6 +255,7 @@ fn batch(
 ) -> usize {
     let t0 = now_us();
     let mut plan = Plan::default();
+    plan.blacklist = report.blacklist.clone();
     for q in requests {
         plan.add(r, moddir, q, log);
     }
@@ -289,6 +296,7 @@ fn load_all(
     report: &mut Report,
 ) {
     let bp = BootParams::parse(&cmd.text).unwrap_or_default();
+    report.blacklist = bp.blacklist.iter().map(|b| b.replace('-', "_")).collect();
     // rd.driver.pre: in order, each before anything else.
     for m in bp.driver_pre.iter() {
         batch(r, moddir, "rd.driver.pre", &[m.to_string()], 1, log, report);
