@@ -73,6 +73,7 @@ bench: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin bench -- --earlymod out/earlymod-static
 	python3 qemu/vmtest.py --bench
 	python3 initrd/packbench.py --pack out/earlymod-pack --kernel k612 --kernel k61
+	python3 qemu/boottest.py --bench
 
 # The main job: resolve the default embedded module set on the real Debian
 # 6.12 tree and print the load plan, exactly as kmod would; then pack it

@@ -252,6 +252,7 @@ done
 /sbin/modprobe -q ext4
 mkdir -p /sysroot
 mount -o ro -t ext4 "$dev" /sysroot
+for m in dev proc sys; do mount --move "/$m" "/sysroot/$m"; done
 exec switch_root /sysroot /sbin/init
 """
 

@@ -121,10 +121,15 @@ impl Schedule {
         self.advance();
         let running = self.state.contains(&JobState::Running);
         if !running {
-            // Only a cycle can leave waiting jobs with nothing running.
-            if let Some(i) =
-                (self.cursor..self.state.len()).find(|&i| self.state[i] == JobState::Waiting)
-            {
+            // Only a cycle can leave waiting jobs with nothing running:
+            // break it at a job whose hard dependencies are done (so only
+            // a soft ordering is dropped), else at the lowest waiting job.
+            let waiting = |i: &usize| self.state[*i] == JobState::Waiting;
+            let pick = (self.cursor..self.state.len())
+                .filter(waiting)
+                .find(|&i| self.hard_done(i))
+                .or_else(|| (self.cursor..self.state.len()).find(waiting));
+            if let Some(i) = pick {
                 self.state[i] = JobState::Running;
                 return Some(i);
             }
@@ -136,6 +141,13 @@ impl Schedule {
         while self.cursor < self.state.len() && self.state[self.cursor] != JobState::Waiting {
             self.cursor += 1;
         }
+    }
+
+    fn hard_done(&self, i: usize) -> bool {
+        self.edges
+            .iter()
+            .filter(|&&(_, a, hard)| hard && usize::from(a) == i)
+            .all(|&(b, _, _)| self.state[usize::from(b)] == JobState::Done)
     }
 
     fn readiness(&self, i: usize) -> Readiness {
@@ -258,6 +270,18 @@ mod tests {
         s.add_edge(1, 2, true).unwrap();
         let order = drive(&mut s, 2, &[]);
         assert_eq!(&order[..], &[0, 1, 2]);
+    }
+
+    #[test]
+    fn a_soft_edge_against_a_hard_one_keeps_the_hard_order() {
+        // 0 is a hard dependency of 1; a softdep "post" says 1 before 0.
+        let mut s = Schedule::new();
+        s.add_job().unwrap();
+        s.add_job().unwrap();
+        s.add_edge(1, 0, false).unwrap();
+        s.add_edge(0, 1, true).unwrap();
+        let order = drive(&mut s, 2, &[]);
+        assert_eq!(&order[..], &[0, 1]);
     }
 
     #[test]

@@ -31,9 +31,14 @@ impl Klog {
         k
     }
 
-    /// For a forked loader child: console and kmsg, no debug lines.
-    pub fn child() -> Klog {
-        Klog::new()
+    /// A logger that writes only to the console (tests, no `/dev/kmsg`).
+    #[cfg(test)]
+    pub fn console_only() -> Klog {
+        Klog {
+            kmsg: None,
+            debug: false,
+            console: false,
+        }
     }
 
     /// (Re)opens `/dev/kmsg` (after devtmpfs is mounted).

@@ -256,10 +256,11 @@ fn batch(
     let t0 = now_us();
     let mut plan = Plan::default();
     plan.blacklist = report.blacklist.clone();
+    let live = crate::kernel::Live::new();
     for q in requests {
-        plan.add(r, moddir, q, log);
+        plan.add(r, &live, moddir, q, log);
     }
-    plan.run(jobs, log);
+    plan.run(jobs, &mut jobs::ForkRunner, log);
     let failed = plan.jobs.iter().filter(|j| j.error.is_some()).count();
     let loaded = plan.jobs.len() - failed;
     report.passes.push(Pass {
