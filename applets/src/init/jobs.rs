@@ -461,15 +461,15 @@ mod tests {
             }
             let mut dep_text = String::new();
             let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for i in 0..n {
+            for (i, c) in closure.iter().enumerate() {
                 let _ = write!(dep_text, "kernel/m{i}.ko:");
-                for d in closure[i].iter().rev() {
+                for d in c.iter().rev() {
                     let _ = write!(dep_text, " kernel/m{d}.ko");
                 }
                 dep_text.push('\n');
                 deps.insert(
                     alloc::format!("m{i}"),
-                    closure[i].iter().map(|d| alloc::format!("m{d}")).collect(),
+                    c.iter().map(|d| alloc::format!("m{d}")).collect(),
                 );
             }
             // A softdep or two (soft: order only).
