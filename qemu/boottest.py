@@ -28,7 +28,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -96,34 +95,12 @@ def pack(args, k, out, extra_conf=""):
 
 
 def boot(k, img, root, disk2, append, log, timeout=90, stop=None):
-    cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512",
-           "-smp", "2", "-display", "none", "-monitor", "none", "-nic", "none",
-           "-no-reboot", "-serial", "file:" + log, "-kernel", k.vmlinuz,
-           "-initrd", img,
-           "-drive", f"file={root},if=virtio,format=raw",
-           "-device", "ahci,id=ahci",
-           "-drive", f"id=d2,file={disk2},if=none,format=raw",
-           "-device", "ide-hd,drive=d2,bus=ahci.0",
-           "-append", "console=ttyS0 panic=-1 loglevel=4 " + append]
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    note = ""
-    while p.poll() is None:
-        if time.monotonic() - t0 > timeout:
-            note = f"timeout after {timeout}s"
-            break
-        if stop and os.path.exists(log):
-            with open(log, errors="replace") as f:
-                if stop in f.read():
-                    time.sleep(1)
-                    break
-        time.sleep(0.5)
-    if p.poll() is None:
-        p.kill()
-        p.wait()
-    with open(log, errors="replace") as f:
-        return f.read(), time.monotonic() - t0, note
+    cmd = V.qemu_argv(k, img, log, "loglevel=4 " + append, [
+        "-drive", f"file={root},if=virtio,format=raw",
+        "-device", "ahci,id=ahci",
+        "-drive", f"id=d2,file={disk2},if=none,format=raw",
+        "-device", "ide-hd,drive=d2,bus=ahci.0"])
+    return V.run_qemu(cmd, log, timeout, stop)
 
 
 def check_root(text, want_init, want_mods):

@@ -28,7 +28,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -90,18 +89,7 @@ def pack(args, k, root, out, extra=()):
 
 
 def boot(k, img, log, timeout=120):
-    cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512",
-           "-smp", "2", "-display", "none", "-monitor", "none", "-nic", "none",
-           "-no-reboot", "-serial", "file:" + log, "-kernel", k.vmlinuz,
-           "-initrd", img, "-append", "console=ttyS0 panic=-1 quiet loglevel=1"]
-    t0 = time.monotonic()
-    note = ""
-    try:
-        subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        note = f"timeout after {timeout}s"
-    with open(log, errors="replace") as f:
-        return f.read(), time.monotonic() - t0, note
+    return V.run_qemu(V.qemu_argv(k, img, log, "quiet loglevel=1"), log, timeout)
 
 
 CASES = {

@@ -416,15 +416,44 @@ def build_image(boot, loader, body, bench=False):
     return k, img
 
 
+def qemu_argv(k, img, log, append, extra=()):
+    """QEMU (TCG, 2 vCPUs, 512 MB, no network, serial console to `log`)
+    booting kernel k with initramfs img; `extra` adds devices."""
+    return (["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512",
+             "-smp", "2", "-display", "none", "-monitor", "none", "-nic", "none",
+             "-no-reboot", "-serial", "file:" + log, "-kernel", k.vmlinuz,
+             "-initrd", img] + list(extra) + ["-append", "console=ttyS0 panic=-1 " + append])
+
+
+def run_qemu(cmd, log, timeout, stop=None):
+    """Runs QEMU until it exits, `timeout` seconds pass, or (with `stop`)
+    that text appears in the serial log; returns (log text, seconds, note)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    note = ""
+    while p.poll() is None:
+        if time.monotonic() - t0 > timeout:
+            note = f"timeout after {timeout}s"
+            break
+        if stop and os.path.exists(log):
+            with open(log, errors="replace") as f:
+                if stop in f.read():
+                    time.sleep(1)
+                    break
+        time.sleep(0.2)
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+    with open(log, errors="replace") as f:
+        return f.read(), time.monotonic() - t0, note
+
+
 def boot_vm(boot, k, img):
     """Boot under TCG; returns (serial log text, wall seconds, note)."""
     log = os.path.join(WORK, boot.name, "serial.log")
     timeout = int(os.environ.get("QEMU_TIMEOUT", boot.timeout))
-    cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512",
-           "-smp", "2", "-display", "none", "-monitor", "none", "-nic", "none",
-           "-no-reboot", "-serial", "file:" + log, "-kernel", k.vmlinuz,
-           "-initrd", img, "-append",
-           "console=ttyS0 panic=-1 quiet loglevel=1 " + S.CMDLINE_PARAMS]
+    cmd = qemu_argv(k, img, log, "quiet loglevel=1 " + S.CMDLINE_PARAMS)
     with open(os.path.join(WORK, boot.name, "qemu.cmd"), "w") as f:
         f.write(" ".join(cmd) + "\n")
     t0 = time.monotonic()

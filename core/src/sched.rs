@@ -230,9 +230,8 @@ mod tests {
         order
     }
 
-    #[test]
-    fn dependencies_first_and_failures_skip_dependents() {
-        // 0 <- 1 <- 2 (hard), 3 independent, 4 after 0 (soft).
+    /// 0 <- 1 <- 2 (hard), 3 independent, 4 after 0 (soft).
+    fn chain() -> Schedule {
         let mut s = Schedule::new();
         for _ in 0..5 {
             s.add_job().unwrap();
@@ -240,16 +239,16 @@ mod tests {
         s.add_edge(0, 1, true).unwrap();
         s.add_edge(1, 2, true).unwrap();
         s.add_edge(0, 4, false).unwrap();
+        s
+    }
+
+    #[test]
+    fn dependencies_first_and_failures_skip_dependents() {
+        let mut s = chain();
         let order = drive(&mut s, 2, &[]);
         assert_eq!(&order[..], &[0, 3, 1, 4, 2]);
 
-        let mut s = Schedule::new();
-        for _ in 0..5 {
-            s.add_job().unwrap();
-        }
-        s.add_edge(0, 1, true).unwrap();
-        s.add_edge(1, 2, true).unwrap();
-        s.add_edge(0, 4, false).unwrap();
+        let mut s = chain();
         let order = drive(&mut s, 1, &[0]);
         assert_eq!(&order[..], &[0, 3, 4]);
         assert_eq!(s.state(1), JobState::Skipped);

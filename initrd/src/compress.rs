@@ -223,8 +223,7 @@ fn gzip_wrap(deflated: &[u8], data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     fn sample() -> Vec<u8> {
         let mut v = Vec::new();
@@ -237,24 +236,7 @@ mod tests {
 
     /// Runs `cmd args` with `input` on stdin, returns stdout (panics on failure).
     fn pipe(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-        let mut child = Command::new(cmd)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
-        let mut stdin = child.stdin.take().unwrap();
-        let input = input.to_vec();
-        let writer = std::thread::spawn(move || stdin.write_all(&input));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        assert!(
-            out.status.success(),
-            "{cmd} {args:?} failed: {}",
-            out.status
-        );
-        out.stdout
+        crate::testutil::run(cmd, args, None, input).stdout
     }
 
     #[test]

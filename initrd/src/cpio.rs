@@ -943,10 +943,8 @@ fn xz_stream(data: &[u8], budget: usize) -> Result<(Vec<u8>, usize), DecompressE
 mod tests {
     use super::*;
     use crate::compress::{Compression, compress};
-    use std::io::Write;
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
     use std::path::{Path, PathBuf};
-    use std::process::{Command, Output, Stdio};
 
     const MTIME: u32 = 1_700_000_000;
 
@@ -974,32 +972,7 @@ mod tests {
         }
     }
 
-    /// Runs `cmd args` in `dir` with `input` on stdin.
-    fn run(cmd: &str, args: &[&str], dir: Option<&Path>, input: &[u8]) -> Output {
-        let mut c = Command::new(cmd);
-        c.args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(dir) = dir {
-            c.current_dir(dir);
-        }
-        let mut child = c
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
-        let mut stdin = child.stdin.take().unwrap();
-        let input = input.to_vec();
-        let writer = std::thread::spawn(move || stdin.write_all(&input));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        assert!(
-            out.status.success(),
-            "{cmd} {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
+    use crate::testutil::run;
 
     fn is_root() -> bool {
         let t = TempDir::new("uid");

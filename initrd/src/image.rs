@@ -47,6 +47,20 @@ pub struct ImageStats {
     pub members: usize,
 }
 
+/// `p` as an image path: without leading `/`, not empty, no empty, `.`
+/// or `..` components.
+pub fn image_path(p: &str) -> Result<&str, String> {
+    let rel = p.trim_start_matches('/');
+    if rel.is_empty()
+        || rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(format!("bad image path '{p}'"));
+    }
+    Ok(rel)
+}
+
 impl Image {
     /// An empty image.
     pub fn new() -> Self {
@@ -54,14 +68,7 @@ impl Image {
     }
 
     fn insert(&mut self, path: &str, node: Node) -> Result<(), String> {
-        let path = path.trim_start_matches('/');
-        if path.is_empty()
-            || path
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..")
-        {
-            return Err(format!("{path}: bad image path"));
-        }
+        let path = image_path(path)?;
         // Parents are directories.
         let mut at = 0;
         while let Some(i) = path[at..].find('/') {

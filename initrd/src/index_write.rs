@@ -20,6 +20,16 @@ const VERSION: u32 = 0x0002_0001;
 const FLAG_PREFIX: u32 = 0x8000_0000;
 const FLAG_VALUES: u32 = 0x4000_0000;
 const FLAG_CHILDS: u32 = 0x2000_0000;
+/// The five depmod binary indexes (tests rewrite the real ones).
+#[cfg(test)]
+const INDEX_NAMES: [&str; 5] = [
+    "modules.alias.bin",
+    "modules.dep.bin",
+    "modules.symbols.bin",
+    "modules.builtin.bin",
+    "modules.builtin.alias.bin",
+];
+
 /// Largest file whose every offset fits the 28-bit offset field.
 pub const MAX_INDEX_SIZE: usize = 0x0FFF_FFFF;
 /// Header size; the root body follows at this offset.
@@ -517,13 +527,7 @@ mod tests {
             return;
         };
         let dir = format!("{base}/root/lib/modules/{}", kver.trim());
-        for name in [
-            "modules.alias.bin",
-            "modules.dep.bin",
-            "modules.symbols.bin",
-            "modules.builtin.bin",
-            "modules.builtin.alias.bin",
-        ] {
+        for name in INDEX_NAMES {
             let path = format!("{dir}/{name}");
             let Ok(orig) = std::fs::read(&path) else {
                 eprintln!("skipping: {path} missing");
@@ -688,13 +692,7 @@ mod kmod_tests {
             }
         }
         let mut names = Vec::new();
-        for name in [
-            "modules.alias.bin",
-            "modules.dep.bin",
-            "modules.symbols.bin",
-            "modules.builtin.bin",
-            "modules.builtin.alias.bin",
-        ] {
+        for name in INDEX_NAMES {
             let data = std::fs::read(orig.join(name)).unwrap();
             let idx = earlymod_core::index::Index::new(&data).unwrap();
             let mut b = IndexBuilder::new();

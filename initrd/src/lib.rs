@@ -12,5 +12,7 @@ pub mod index_write;
 pub mod pack;
 pub mod packconf;
 pub mod subset;
+#[cfg(test)]
+mod testutil;
 pub mod transcode;
 pub mod tree;

@@ -85,17 +85,8 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Image paths: relative, no `..`, no empty components.
 fn image_path(p: &str) -> Result<String, String> {
-    let rel = p.trim_start_matches('/');
-    if rel.is_empty()
-        || rel
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err(format!("bad image path '{p}'"));
-    }
-    Ok(rel.to_string())
+    crate::image::image_path(p).map(str::to_string)
 }
 
 fn host_path(base: &Path, p: &str) -> PathBuf {
