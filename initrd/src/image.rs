@@ -139,20 +139,29 @@ impl Image {
         mtime: u32,
         jobs: usize,
     ) -> Result<(Vec<u8>, ImageStats), String> {
-        let any_pre = self.nodes.values().any(|n| {
-            matches!(
-                n,
+        // Directories the raw member's files need (each member is a whole
+        // archive on its own, as unmkinitramfs and cpio -i expect).
+        let mut raw_dirs: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        for (path, node) in &self.nodes {
+            if matches!(
+                node,
                 Node::File {
                     precompressed: true,
                     ..
                 }
-            )
-        });
+            ) {
+                let mut p = path.as_str();
+                while let Some(i) = p.rfind('/') {
+                    p = &p[..i];
+                    raw_dirs.insert(p);
+                }
+            }
+        }
         let mut raw = Vec::new();
         let mut main = Vec::new();
         for (path, node) in &self.nodes {
             let (kind, mode, to_raw) = match node {
-                Node::Dir(m) => (EntryKind::Dir, *m, any_pre),
+                Node::Dir(m) => (EntryKind::Dir, *m, raw_dirs.contains(path.as_str())),
                 Node::File {
                     data,
                     mode,
@@ -173,7 +182,15 @@ impl Image {
                 mode,
                 kind,
             };
-            if to_raw { &mut raw } else { &mut main }.push(e);
+            if to_raw {
+                // The main member repeats the directory for its own files.
+                if matches!(node, Node::Dir(_)) {
+                    main.push(e.clone());
+                }
+                raw.push(e);
+            } else {
+                main.push(e);
+            }
         }
         let mut out = Vec::new();
         let mut ino = 1;
@@ -225,23 +242,27 @@ mod tests {
         assert!(stats.raw_member > 0 && stats.main_written > 0);
         let got = read_image(&bytes).unwrap();
         let names: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
+        // Each member carries the directories its own entries need.
         assert_eq!(
             names,
             [
-                "dev",
-                "etc",
                 "lib",
                 "lib/modules",
                 "lib/modules/k",
                 "lib/modules/k/a.ko.xz",
-                "sbin",
+                "dev",
                 "dev/console",
+                "etc",
                 "etc/x.conf",
+                "lib",
+                "lib/modules",
+                "lib/modules/k",
+                "sbin",
                 "sbin/modprobe"
             ]
         );
         let inos: Vec<u32> = got.iter().map(|e| e.ino).collect();
-        assert_eq!(inos, (1..=10).collect::<Vec<_>>());
+        assert_eq!(inos, (1..=13).collect::<Vec<_>>());
         let (again, _) = img.write(Compression::Gzip, 0, 2).unwrap();
         assert_eq!(bytes, again);
     }
