@@ -16,7 +16,10 @@ Cases:
             only xz): earlymod-pack stores plain .ko
   k61-xz64  the set's closure recompressed to .ko.xz with CRC64 checks (6.1
             has no module decompression): stored as plain .ko
-Also checks that packing twice gives the same sha256 (reproducibility).
+After the check of the live modules, the init runs `earlymod coldplug` (the
+helper mode for script-based initramfs) and `earlymod report`: exit 0 and a
+report with at least one pass are required. Also checks that packing twice
+gives the same sha256 (reproducibility).
 Prints `packvm: NAME ok|FAIL (reason)`; exits 1 on any failure.
 """
 
@@ -137,6 +140,10 @@ def run_case(args, name):
         problems.append(f"{m.group(3)} of {m.group(1)} modules decompressed")
     elif kind is None and m.group(3) != "0":
         problems.append(f"{m.group(3)} modules decompressed, expected none")
+    if kv.get("coldplug_rc") != "0":
+        problems.append(f"earlymod coldplug exit {kv.get('coldplug_rc')!r}")
+    if kv.get("report_passes", "0") in ("", "0"):
+        problems.append("earlymod report printed no passes")
     if live != want:
         problems.append(f"live modules differ: missing {sorted(set(want) - set(live))}, "
                         f"extra {sorted(set(live) - set(want))}")

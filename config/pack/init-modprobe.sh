@@ -12,6 +12,11 @@ echo "@@PACK set=$*"
 /sbin/modprobe -a "$@"
 echo "@@PACK rc=$?"
 echo "@@PACK live=$(busybox awk '$5 == "Live" {print $1}' /proc/modules | busybox sort | busybox tr '\n' ' ')"
+# The helper mode a script-based initramfs uses: coldplug without PID 1.
+busybox mount -t tmpfs tmpfs /run
+/sbin/earlymod coldplug
+echo "@@PACK coldplug_rc=$?"
+echo "@@PACK report_passes=$(/sbin/earlymod report | busybox grep -c '^pass ')"
 busybox sync
 busybox poweroff -f
 busybox sleep 10
