@@ -11,9 +11,9 @@ a second disk on AHCI, and checks the serial log. Cases:
 
   k612-uuid     6.12, root=UUID=..., parallel loading (default jobs),
                 rd.driver.blacklist=ahci (so no ahci, no sd_mod)
-  k61-label     6.1, root=LABEL=... (virtio_pci is a module there: coldplug
-                must iterate), earlymod.jobs=1, a module option from the
-                command line, init= override
+  k61-label     6.1, root=LABEL=... rootfstype=ext4 (virtio_pci is a module
+                there: coldplug must iterate), earlymod.jobs=1, a module
+                option from the command line, init= override
   k612-noroot   root=UUID of no disk: a clear message, no kernel panic
   k612-broken   a broken module (garbage .ko.xz for sd_mod) in the image:
                 the boot still reaches the root
@@ -163,7 +163,8 @@ def run_case(args, name):
         append = f"root=UUID={UUID} rw rd.driver.blacklist=ahci"
         mods, unwanted = ["virtio_blk", "ext4"], ["ahci", "sd_mod"]
     elif name == "k61-label":
-        append = f"root=LABEL={LABEL} earlymod.jobs=1 init=/sbin/init2 e1000.copybreak=77 rd.modules_load=e1000"
+        append = (f"root=LABEL={LABEL} rootfstype=ext4 earlymod.jobs=1 init=/sbin/init2 "
+                  "e1000.copybreak=77 rd.modules_load=e1000")
         want_init = "init2"
         mods = mods + ["virtio_pci", "e1000"]
     elif name == "k612-noroot":

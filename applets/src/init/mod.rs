@@ -304,12 +304,38 @@ fn load_all(
     }
     let mut first: Vec<String> = bp.modules_load.iter().map(|s| s.to_string()).collect();
     modules_load_d(&mut first);
+    // A known root filesystem type loads with the first batch, in parallel
+    // with everything else, instead of after the root device appears.
+    if let Some(t) = cmd.get("rootfstype").filter(|t| !t.is_empty()) {
+        first.push(alloc::format!("fs-{t}"));
+    }
+    // The first coldplug pass joins this batch: no ordering is owed between
+    // them, and one plan keeps every CPU busy.
+    let mut what = "modules-load";
+    if coldplug {
+        let new = new_modaliases(seen);
+        if !new.is_empty() {
+            what = "modules-load + coldplug 1";
+        }
+        first.extend(new);
+    }
     if !first.is_empty() {
-        batch(r, moddir, "modules-load", &first, jobs, log, report);
+        batch(r, moddir, what, &first, jobs, log, report);
     }
     if coldplug {
         coldplug_passes(r, moddir, jobs, seen, log, report);
     }
+}
+
+/// Modaliases not handled yet (now marked handled).
+fn new_modaliases(seen: &mut Vec<String>) -> Vec<String> {
+    let mut all = Vec::new();
+    modaliases(&mut all);
+    all.sort();
+    all.dedup();
+    let new: Vec<String> = all.into_iter().filter(|a| !seen.contains(a)).collect();
+    seen.extend(new.iter().cloned());
+    new
 }
 
 /// Coldplug passes until one finds no new modalias; returns the passes run.
@@ -323,22 +349,17 @@ fn coldplug_passes(
 ) -> usize {
     let mut n = 0;
     loop {
-        let mut all = Vec::new();
-        modaliases(&mut all);
-        all.sort();
-        all.dedup();
-        let new: Vec<String> = all.into_iter().filter(|a| !seen.contains(a)).collect();
+        let new = new_modaliases(seen);
         if new.is_empty() {
             return n;
         }
         n += 1;
-        seen.extend(new.iter().cloned());
         let what = alloc::format!(
             "coldplug {}",
             report
                 .passes
                 .iter()
-                .filter(|p| p.what.starts_with("coldplug"))
+                .filter(|p| p.what.contains("coldplug"))
                 .count()
                 + 1
         );
