@@ -2,6 +2,8 @@
 # what the tests need (scripts/setup.sh) and runs every test; `make demo` is
 # the main job; `make bench` measures against kmod.
 CARGO ?= cargo
+# fuzz-smoke reads PIPESTATUS.
+SHELL := /bin/bash
 CACHE ?= $(or $(EARLYMOD_CACHE),/var/cache/earlymod)
 K612 = $(CACHE)/k612
 export EARLYMOD_CACHE := $(CACHE)
@@ -64,7 +66,31 @@ difftest: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-host --sample 10
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin packdiff -- --pack out/earlymod-pack --earlymod out/earlymod
 
-test: setup lint unit difftest vmtest
+test: setup lint unit difftest fuzz-smoke vmtest
+
+# cargo fuzz (nightly): every target for FUZZ_SMOKE_SECONDS in `make test`,
+# FUZZ_SECONDS each with `make fuzz`. Seeds and corpora live in $(FUZZ_WORK).
+FUZZ_TARGETS = index config cpio blkid decompress elf
+FUZZ_WORK ?= /tmp/earlymod-fuzz
+FUZZ_SMOKE_SECONDS ?= 30
+FUZZ_SECONDS ?= 1200
+export FUZZ_WORK
+.PHONY: fuzz fuzz-smoke
+fuzz-smoke: setup out/earlymod-pack
+	bash fuzz/seed.sh
+	$(CARGO) +nightly fuzz build -O
+	@for t in $(FUZZ_TARGETS); do \
+	  $(CARGO) +nightly fuzz run -O $$t $(FUZZ_WORK)/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SMOKE_SECONDS) -rss_limit_mb=2048 -timeout=10 2>&1 \
+	    | grep -E '^Done|SUMMARY|panicked|ERROR|crash-' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+fuzz: setup out/earlymod-pack
+	bash fuzz/seed.sh
+	@for t in $(FUZZ_TARGETS); do \
+	  $(CARGO) +nightly fuzz run -O $$t $(FUZZ_WORK)/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 || exit 1; \
+	done
 
 # Resolution vs kmod on the host, then module-set loading in QEMU vs kmod
 # and busybox (one VM per kernel, interleaved rounds).

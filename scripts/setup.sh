@@ -77,7 +77,15 @@ fetch_kernel() {
     touch "$dir/.done"
 }
 
+# cargo fuzz for the fuzz targets (run with the installed nightly).
+fuzz_ready() {
+    command -v cargo-fuzz >/dev/null 2>&1 && return
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked -q >&2
+}
+
 apt_ready
+fuzz_ready
 fetch_kernel k61 bookworm
 fetch_kernel k612 bookworm-backports
 for k in k61 k612; do
