@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use earlymod_core::db::DepLine;
-use earlymod_core::load::{Errno, InsertFlags, LoadError, Params, insert_file};
+use earlymod_core::load::{Errno, InsertFlags, Kernel, LoadError, Params, errno, insert_file};
 use earlymod_core::name::{AliasBuf, normalize_alias};
 use earlymod_core::probe::{
     Candidates, InitState, KernelState, NameArena, ProbeFlags, Resolver, Skip, Steps, step_options,
@@ -42,9 +42,6 @@ pub struct Plan {
     /// The jobs.
     pub jobs: Vec<Job>,
     sched: Schedule,
-    /// Requests that found nothing to load, with why (not errors for
-    /// coldplug modaliases, which usually have no driver module).
-    pub unresolved: Vec<String>,
     /// Module names not loaded when reached through an alias
     /// (`rd.driver.blacklist=`).
     pub blacklist: Vec<String>,
@@ -76,8 +73,9 @@ impl Plan {
             log.line(format_args!("{request}: {e}"));
             return;
         }
+        // Nothing found is no error here: most device modaliases have no
+        // driver module.
         if found.is_empty() {
-            self.unresolved.push(request.to_string());
             return;
         }
         let names = NameArena::new();
@@ -272,19 +270,36 @@ pub trait Runner {
 
 /// The real kernel: one child process per load when parallel, else in
 /// this process. A child reports its own error line (console and kmsg).
-pub struct ForkRunner;
+pub struct ForkRunner {
+    /// Read `/sys/module/compression` once, before the first fork.
+    kernel: Live,
+}
+
+impl ForkRunner {
+    /// A runner over the running kernel.
+    pub fn new() -> ForkRunner {
+        let mut kernel = Live::new();
+        let _ = kernel.kernel_compression();
+        ForkRunner { kernel }
+    }
+}
+
+impl Default for ForkRunner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Runner for ForkRunner {
     fn start(&mut self, job: &Job, parallel: bool) -> Started {
-        let inline =
-            |job: &Job| Started::Finished(load_one(job).map_err(|e| Some(alloc::format!("{e}"))));
         if !parallel {
-            return inline(job);
+            let r = load_one(&mut self.kernel, job);
+            return Started::Finished(r.map_err(|e| Some(alloc::format!("{e}"))));
         }
         // SAFETY: single-threaded; the child only loads and exits.
         match unsafe { rustix::runtime::kernel_fork() } {
             Ok(Fork::Child(_)) => {
-                let code = match load_one(job) {
+                let code = match load_one(&mut self.kernel, job) {
                     Ok(()) => 0,
                     Err(e) => {
                         Klog::new().line(format_args!("{}: {e}", job.name));
@@ -294,7 +309,7 @@ impl Runner for ForkRunner {
                 rustix::runtime::exit_group(code)
             }
             Ok(Fork::ParentOf(pid)) => Started::Running(pid.as_raw_nonzero().get() as u32),
-            Err(_) => inline(job),
+            Err(_) => self.start(job, false),
         }
     }
 
@@ -316,22 +331,21 @@ impl Runner for ForkRunner {
 }
 
 /// Loads one job's module (or runs its install command).
-fn load_one(j: &Job) -> Result<(), LoadError> {
-    let mut kernel = Live::new();
+fn load_one(kernel: &mut Live, j: &Job) -> Result<(), LoadError> {
     if let Some(cmd) = &j.install {
-        return crate::command::run_install(cmd, &j.options);
+        return kernel.run_command(cmd, &j.options);
     }
     let Some(path) = &j.path else {
-        return Err(LoadError::Open(Errno(2)));
+        return Err(LoadError::Open(Errno(errno::ENOENT)));
     };
     let Some(cpath) = CPath::join(&[path]) else {
         return Err(LoadError::TooLong("module path"));
     };
     let mut params = Params::from_text(&j.options);
     let params = params.as_cstr()?;
-    let compression = earlymod_core::load::Kernel::kernel_compression(&mut kernel);
+    let compression = kernel.kernel_compression();
     match insert_file(
-        &mut kernel,
+        kernel,
         cpath.as_cstr(),
         params,
         InsertFlags::default(),
@@ -339,7 +353,7 @@ fn load_one(j: &Job) -> Result<(), LoadError> {
     ) {
         Ok(_) => Ok(()),
         // Loaded meanwhile (by the kernel's request_module, say).
-        Err(LoadError::Kernel(Errno(17))) => Ok(()),
+        Err(LoadError::Kernel(Errno(errno::EEXIST))) => Ok(()),
         Err(e) => Err(e),
     }
 }

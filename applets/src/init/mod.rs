@@ -260,7 +260,7 @@ fn batch(
     for q in requests {
         plan.add(r, &live, moddir, q, log);
     }
-    plan.run(jobs, &mut jobs::ForkRunner, log);
+    plan.run(jobs, &mut jobs::ForkRunner::new(), log);
     let failed = plan.jobs.iter().filter(|j| j.error.is_some()).count();
     let loaded = plan.jobs.len() - failed;
     report.passes.push(Pass {
@@ -338,7 +338,7 @@ fn new_modaliases(seen: &mut Vec<String>) -> Vec<String> {
     new
 }
 
-/// Coldplug passes until one finds no new modalias; returns the passes run.
+/// Coldplug passes until one finds no new modalias.
 fn coldplug_passes(
     r: &Resolver<'_, '_>,
     moddir: &str,
@@ -346,14 +346,12 @@ fn coldplug_passes(
     seen: &mut Vec<String>,
     log: &mut Klog,
     report: &mut Report,
-) -> usize {
-    let mut n = 0;
+) {
     loop {
         let new = new_modaliases(seen);
         if new.is_empty() {
-            return n;
+            return;
         }
-        n += 1;
         let what = alloc::format!(
             "coldplug {}",
             report
