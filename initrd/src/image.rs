@@ -27,7 +27,7 @@ enum Node {
 }
 
 /// The tree to pack, keyed by path (relative, no leading `/`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Image {
     nodes: BTreeMap<String, Node>,
 }
@@ -132,16 +132,17 @@ impl Image {
         self.nodes.contains_key(path.trim_start_matches('/'))
     }
 
-    /// Serializes the image, compressing with `jobs` threads.
+    /// Serializes the image (consuming it: file contents move into the
+    /// archive), compressing with `jobs` threads.
     pub fn write(
-        &self,
+        self,
         how: Compression,
         mtime: u32,
         jobs: usize,
     ) -> Result<(Vec<u8>, ImageStats), String> {
         // Directories the raw member's files need (each member is a whole
         // archive on its own, as unmkinitramfs and cpio -i expect).
-        let mut raw_dirs: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        let mut raw_dirs: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         for (path, node) in &self.nodes {
             if matches!(
                 node,
@@ -153,38 +154,31 @@ impl Image {
                 let mut p = path.as_str();
                 while let Some(i) = p.rfind('/') {
                     p = &p[..i];
-                    raw_dirs.insert(p);
+                    raw_dirs.insert(p.to_string());
                 }
             }
         }
         let mut raw = Vec::new();
         let mut main = Vec::new();
-        for (path, node) in &self.nodes {
+        // Moves the file contents into the entries (no copy of the payload).
+        for (path, node) in self.nodes {
+            let is_dir = matches!(node, Node::Dir(_));
             let (kind, mode, to_raw) = match node {
-                Node::Dir(m) => (EntryKind::Dir, *m, raw_dirs.contains(path.as_str())),
+                Node::Dir(m) => (EntryKind::Dir, m, raw_dirs.contains(&path)),
                 Node::File {
                     data,
                     mode,
                     precompressed,
-                } => (EntryKind::File(data.clone()), *mode, *precompressed),
-                Node::Symlink(t) => (EntryKind::Symlink(t.clone()), 0o777, false),
-                Node::CharDev { major, minor, mode } => (
-                    EntryKind::CharDev {
-                        major: *major,
-                        minor: *minor,
-                    },
-                    *mode,
-                    false,
-                ),
+                } => (EntryKind::File(data), mode, precompressed),
+                Node::Symlink(t) => (EntryKind::Symlink(t), 0o777, false),
+                Node::CharDev { major, minor, mode } => {
+                    (EntryKind::CharDev { major, minor }, mode, false)
+                }
             };
-            let e = Entry {
-                path: path.clone(),
-                mode,
-                kind,
-            };
+            let e = Entry { path, mode, kind };
             if to_raw {
                 // The main member repeats the directory for its own files.
-                if matches!(node, Node::Dir(_)) {
+                if is_dir {
                     main.push(e.clone());
                 }
                 raw.push(e);
@@ -238,7 +232,7 @@ mod tests {
         assert!(img.file("../x", vec![], 0o644, false).is_err());
         img.file("etc/x.conf", b"x\n".to_vec(), 0o644, false)
             .unwrap();
-        let (bytes, stats) = img.write(Compression::Gzip, 0, 2).unwrap();
+        let (bytes, stats) = img.clone().write(Compression::Gzip, 0, 2).unwrap();
         assert!(stats.raw_member > 0 && stats.main_written > 0);
         let got = read_image(&bytes).unwrap();
         let names: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();

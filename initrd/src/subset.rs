@@ -8,7 +8,7 @@
 //! (priorities need not be dense: only their order matters to readers).
 //! The builtin indexes are kernel-wide facts and are kept whole.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use earlymod_core::db::{DepLine, ModuleDb, Source};
 use earlymod_core::name::{AliasBuf, modname, modname_from_path, normalize_alias};
@@ -179,22 +179,6 @@ fn filter_softdep(text: &[u8], names: &BTreeSet<&str>) -> Vec<u8> {
         if ours {
             out.extend_from_slice(line.as_bytes());
             out.push(b'\n');
-        }
-    }
-    out
-}
-
-/// Counts of what a subset holds, for the summary.
-pub fn count_keys(files: &[(String, Vec<u8>)]) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for (name, data) in files {
-        if let Some(Ok(i)) = name
-            .ends_with(".bin")
-            .then(|| earlymod_core::index::Index::new(data))
-        {
-            let mut n = 0;
-            let _ = i.for_each(&mut |_, _| n += 1);
-            out.insert(name.clone(), n);
         }
     }
     out

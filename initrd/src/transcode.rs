@@ -13,7 +13,11 @@ use earlymod_decompress::{Format, MAX_OUTPUT, decompress_to_vec, detect};
 /// The module decompression a kernel config enables: the algorithm, or
 /// `None` when the kernel only takes plain modules.
 pub fn kernel_decompression(config: &str) -> Option<Format> {
-    let on = |sym: &str| config.lines().any(|l| l.trim() == format!("{sym}=y"));
+    let on = |sym: &str| {
+        config
+            .lines()
+            .any(|l| l.trim().strip_suffix("=y") == Some(sym))
+    };
     if !on("CONFIG_MODULE_DECOMPRESS") {
         return None;
     }
