@@ -1,46 +1,31 @@
 //! The `insmod` applet: `insmod [-f] FILE [PARAMS...]`, loading one file the
 //! way modprobe loads a module (kernel decompression when it can).
 
-use crate::FORCE_OPTS;
 use crate::kernel::Live;
 use crate::log::{LOG_ERR, Log};
-use crate::sys::{CPath, Out};
-use core::fmt::Write;
-use earlymod_core::getopt;
+use crate::sys::CPath;
 use earlymod_core::load::{self, InsertFlags, Kernel, Params};
 
 /// Runs `insmod` with `args` (without argv[0]).
 pub fn main(prog: &str, args: &mut [&str]) -> i32 {
-    let p = getopt::parse(args, FORCE_OPTS);
-    let mut flags = InsertFlags::default();
-    for h in p.hits.iter() {
-        match h.id {
-            "force" => {
-                flags = InsertFlags {
-                    ignore_modversions: true,
-                    ignore_vermagic: true,
-                }
-            }
-            "help" | "version" => {
-                return crate::help_or_version(
-                    h.id,
-                    prog,
-                    "filename [args]",
-                    "DANGEROUS: forces a module load, may cause data corruption and crash your machine",
-                );
-            }
-            _ => {}
-        }
-    }
-    if let Some(e) = p.error {
-        let _ = writeln!(Out::stderr(), "{}", e.show(prog, FORCE_OPTS));
-        return 1;
-    }
+    let (force, operands) = match crate::force_options(
+        prog,
+        args,
+        "filename [args]",
+        "DANGEROUS: forces a module load, may cause data corruption and crash your machine",
+    ) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let flags = InsertFlags {
+        ignore_modversions: force,
+        ignore_vermagic: force,
+    };
     let log = Log {
         prog,
         verbose: crate::log::LOG_WARNING,
     };
-    let Some((file, rest)) = p.operands.split_first() else {
+    let Some((file, rest)) = operands.split_first() else {
         log.log(LOG_ERR, format_args!("missing filename."));
         return 1;
     };

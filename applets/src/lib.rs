@@ -65,41 +65,41 @@ pub fn dispatch<'a>(applet: &str, args: &mut [&'a str], env: Env<'a>) -> Option<
 }
 
 /// The options kmod's `insmod` and `rmmod` share: `-f -s -v -V -h`.
-pub(crate) const FORCE_OPTS: &[earlymod_core::getopt::Opt] = &[
-    earlymod_core::getopt::Opt {
-        short: Some('f'),
-        long: &["force"],
-        arg: false,
-        id: "force",
-    },
-    earlymod_core::getopt::Opt {
-        short: Some('s'),
-        long: &["syslog"],
-        arg: false,
-        id: "syslog",
-    },
-    earlymod_core::getopt::Opt {
-        short: Some('v'),
-        long: &["verbose"],
-        arg: false,
-        id: "verbose",
-    },
-    earlymod_core::getopt::Opt {
-        short: Some('V'),
-        long: &["version"],
-        arg: false,
-        id: "version",
-    },
-    earlymod_core::getopt::Opt {
-        short: Some('h'),
-        long: &["help"],
-        arg: false,
-        id: "help",
-    },
+const FORCE_OPTS: &[earlymod_core::getopt::Opt] = &[
+    earlymod_core::getopt::Opt::new(Some('f'), &["force"], false, "force"),
+    earlymod_core::getopt::Opt::new(Some('s'), &["syslog"], false, "syslog"),
+    earlymod_core::getopt::Opt::new(Some('v'), &["verbose"], false, "verbose"),
+    earlymod_core::getopt::Opt::new(Some('V'), &["version"], false, "version"),
+    earlymod_core::getopt::Opt::new(Some('h'), &["help"], false, "help"),
 ];
 
+/// kmod's `insmod`/`rmmod` option handling: `Ok((force, operands))`, or
+/// the exit code once `-h`/`-V` printed or a bad option was reported.
+pub(crate) fn force_options<'a, 's>(
+    prog: &str,
+    args: &'s mut [&'a str],
+    operands: &str,
+    force: &str,
+) -> Result<(bool, &'s [&'a str]), i32> {
+    use core::fmt::Write;
+    let p = earlymod_core::getopt::parse(args, FORCE_OPTS);
+    let mut forced = false;
+    for h in p.hits.iter() {
+        match h.id {
+            "force" => forced = true,
+            "help" | "version" => return Err(help_or_version(h.id, prog, operands, force)),
+            _ => {}
+        }
+    }
+    if let Some(e) = p.error {
+        let _ = writeln!(sys::Out::stderr(), "{}", e.show(prog, FORCE_OPTS));
+        return Err(1);
+    }
+    Ok((forced, p.operands))
+}
+
 /// `-h` (usage with `operands` and what `-f` does) or `-V`; exit code 0.
-pub(crate) fn help_or_version(id: &str, prog: &str, operands: &str, force: &str) -> i32 {
+fn help_or_version(id: &str, prog: &str, operands: &str, force: &str) -> i32 {
     use core::fmt::Write;
     let mut out = sys::Out::stdout();
     let _ = if id == "help" {

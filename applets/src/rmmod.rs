@@ -1,12 +1,9 @@
 //! Removing modules: the `rmmod` applet and `modprobe -r`.
 
-use crate::FORCE_OPTS;
 use crate::kernel::initstate;
 use crate::log::{LOG_ERR, Log};
-use crate::sys::{self, CPath, Out};
-use core::fmt::Write;
+use crate::sys::{self, CPath};
 use earlymod_core::db::DepLine;
-use earlymod_core::getopt;
 use earlymod_core::name::{AliasBuf, ModName, modname, modname_from_path, normalize_alias};
 use earlymod_core::probe::{Candidates, InitState, Resolver};
 
@@ -138,36 +135,21 @@ pub fn remove_all(log: &Log<'_>, resolver: &Resolver<'_, '_>, names: &[&str]) ->
 
 /// The `rmmod` applet: `rmmod [-f] NAME|PATH...`.
 pub fn main(prog: &str, args: &mut [&str]) -> i32 {
-    let p = getopt::parse(args, FORCE_OPTS);
-    let mut force = false;
-    for h in p.hits.iter() {
-        match h.id {
-            "force" => force = true,
-            "help" | "version" => {
-                return crate::help_or_version(
-                    h.id,
-                    prog,
-                    "modulename ...",
-                    "forces a module unload",
-                );
-            }
-            _ => {}
-        }
-    }
-    if let Some(e) = p.error {
-        let _ = writeln!(Out::stderr(), "{}", e.show(prog, FORCE_OPTS));
-        return 1;
-    }
+    let (force, operands) =
+        match crate::force_options(prog, args, "modulename ...", "forces a module unload") {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
     let log = Log {
         prog,
         verbose: crate::log::LOG_WARNING,
     };
-    if p.operands.is_empty() {
+    if operands.is_empty() {
         log.log(LOG_ERR, format_args!("missing module name."));
         return 1;
     }
     let mut err = 0;
-    for arg in p.operands.iter() {
+    for arg in operands.iter() {
         let name: ModName = match if arg.contains('/') {
             modname_from_path(arg)
         } else {

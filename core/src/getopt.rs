@@ -18,6 +18,24 @@ pub struct Opt {
     pub id: &'static str,
 }
 
+impl Opt {
+    /// A table entry: `short` letter, `long` names, takes an argument,
+    /// the `id` returned in [`Hit`].
+    pub const fn new(
+        short: Option<char>,
+        long: &'static [&'static str],
+        arg: bool,
+        id: &'static str,
+    ) -> Opt {
+        Opt {
+            short,
+            long,
+            arg,
+            id,
+        }
+    }
+}
+
 /// A parsed option occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit<'a> {
@@ -231,30 +249,10 @@ mod tests {
     use std::string::ToString;
 
     const OPTS: &[Opt] = &[
-        Opt {
-            short: Some('a'),
-            long: &["all"],
-            arg: false,
-            id: "all",
-        },
-        Opt {
-            short: Some('d'),
-            long: &["dirname"],
-            arg: true,
-            id: "dirname",
-        },
-        Opt {
-            short: Some('D'),
-            long: &["show-depends"],
-            arg: false,
-            id: "show",
-        },
-        Opt {
-            short: None,
-            long: &["show-config", "showconfig"],
-            arg: false,
-            id: "config",
-        },
+        Opt::new(Some('a'), &["all"], false, "all"),
+        Opt::new(Some('d'), &["dirname"], true, "dirname"),
+        Opt::new(Some('D'), &["show-depends"], false, "show"),
+        Opt::new(None, &["show-config", "showconfig"], false, "config"),
     ];
 
     #[test]

@@ -97,78 +97,18 @@ struct Opts<'a> {
 
 /// kmod 30 modinfo's options; the id is the short letter.
 const OPTS: &[Opt] = &[
-    Opt {
-        short: Some('a'),
-        long: &["author"],
-        arg: false,
-        id: "a",
-    },
-    Opt {
-        short: Some('d'),
-        long: &["description"],
-        arg: false,
-        id: "d",
-    },
-    Opt {
-        short: Some('l'),
-        long: &["license"],
-        arg: false,
-        id: "l",
-    },
-    Opt {
-        short: Some('p'),
-        long: &["parameters"],
-        arg: false,
-        id: "p",
-    },
-    Opt {
-        short: Some('n'),
-        long: &["filename"],
-        arg: false,
-        id: "n",
-    },
-    Opt {
-        short: Some('0'),
-        long: &["null"],
-        arg: false,
-        id: "0",
-    },
-    Opt {
-        short: Some('m'),
-        long: &["modname"],
-        arg: false,
-        id: "m",
-    },
-    Opt {
-        short: Some('F'),
-        long: &["field"],
-        arg: true,
-        id: "F",
-    },
-    Opt {
-        short: Some('k'),
-        long: &["set-version"],
-        arg: true,
-        id: "k",
-    },
-    Opt {
-        short: Some('b'),
-        long: &["basedir"],
-        arg: true,
-        id: "b",
-    },
-    Opt {
-        short: Some('V'),
-        long: &["version"],
-        arg: false,
-        id: "V",
-    },
-    Opt {
-        short: Some('h'),
-        long: &["help"],
-        arg: false,
-        id: "h",
-    },
+    Opt::new(Some('a'), &["author"], false, "a"),
+    Opt::new(Some('d'), &["description"], false, "d"),
+    Opt::new(Some('l'), &["license"], false, "l"),
+    Opt::new(Some('p'), &["parameters"], false, "p"),
+    Opt::new(Some('n'), &["filename"], false, "n"),
+    Opt::new(Some('0'), &["null"], false, "0"),
+    Opt::new(Some('m'), &["modname"], false, "m"),
+    Opt::new(Some('F'), &["field"], true, "F"),
+    Opt::new(Some('k'), &["set-version"], true, "k"),
+    Opt::new(Some('b'), &["basedir"], true, "b"),
+    Opt::new(Some('V'), &["version"], false, "V"),
+    Opt::new(Some('h'), &["help"], false, "h"),
 ];
 
 const HELP: &str = "Usage:\n\

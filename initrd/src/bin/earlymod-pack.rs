@@ -8,36 +8,22 @@ use earlymod_initrd::pack::{PackOptions, pack};
 
 const PROG: &str = "earlymod-pack";
 
-const fn opt(
-    short: Option<char>,
-    long: &'static [&'static str],
-    arg: bool,
-    id: &'static str,
-) -> Opt {
-    Opt {
-        short,
-        long,
-        arg,
-        id,
-    }
-}
-
 const OPTS: &[Opt] = &[
-    opt(Some('b'), &["basedir"], true, "basedir"),
-    opt(Some('k'), &["kver"], true, "kver"),
-    opt(Some('c'), &["config"], true, "config"),
-    opt(Some('o'), &["output"], true, "output"),
-    opt(Some('m'), &["module"], true, "module"),
-    opt(None, &["host-only"], false, "host-only"),
-    opt(None, &["keep-compression"], false, "keep"),
-    opt(None, &["compress"], true, "compress"),
-    opt(None, &["kernel-config"], true, "kconfig"),
-    opt(None, &["earlymod"], true, "earlymod"),
-    opt(None, &["indexes-only"], true, "indexes-only"),
-    opt(Some('j'), &["jobs"], true, "jobs"),
-    opt(Some('q'), &["quiet"], false, "quiet"),
-    opt(Some('h'), &["help"], false, "help"),
-    opt(Some('V'), &["version"], false, "version"),
+    Opt::new(Some('b'), &["basedir"], true, "basedir"),
+    Opt::new(Some('k'), &["kver"], true, "kver"),
+    Opt::new(Some('c'), &["config"], true, "config"),
+    Opt::new(Some('o'), &["output"], true, "output"),
+    Opt::new(Some('m'), &["module"], true, "module"),
+    Opt::new(None, &["host-only"], false, "host-only"),
+    Opt::new(None, &["keep-compression"], false, "keep"),
+    Opt::new(None, &["compress"], true, "compress"),
+    Opt::new(None, &["kernel-config"], true, "kconfig"),
+    Opt::new(None, &["earlymod"], true, "earlymod"),
+    Opt::new(None, &["indexes-only"], true, "indexes-only"),
+    Opt::new(Some('j'), &["jobs"], true, "jobs"),
+    Opt::new(Some('q'), &["quiet"], false, "quiet"),
+    Opt::new(Some('h'), &["help"], false, "help"),
+    Opt::new(Some('V'), &["version"], false, "version"),
 ];
 
 const HELP: &str = "\
