@@ -62,12 +62,10 @@ fn reason(e: &dyn core::fmt::Display) -> LoadError {
 }
 
 fn init_module(image: &[u8], params: &CStr) -> Result<(), LoadError> {
-    loop {
-        match rustix::system::init_module(image, params) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => return r.map_err(|e| LoadError::Kernel(Errno(e.raw_os_error()))),
-        }
-    }
+    earlymod_core::load::retry_transient(|| {
+        rustix::system::init_module(image, params).map_err(|e| Errno(e.raw_os_error()))
+    })
+    .map_err(LoadError::Kernel)
 }
 
 /// Decompresses `data` (a whole module file) and loads it.

@@ -58,17 +58,12 @@ impl Kernel for Live {
         sys::open(path).map_err(errno)
     }
 
-    fn read_head(&mut self, file: &OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
-        rustix::io::pread(file, buf, 0).map_err(errno)
+    fn read_at(&mut self, file: &OwnedFd, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        rustix::io::pread(file, buf, offset).map_err(errno)
     }
 
     fn finit_module(&mut self, file: &OwnedFd, params: &CStr, flags: u32) -> Result<(), Errno> {
-        loop {
-            match rustix::system::finit_module(file, params, flags as i32) {
-                Err(rustix::io::Errno::INTR) => continue,
-                r => return r.map_err(errno),
-            }
-        }
+        rustix::system::finit_module(file, params, flags as i32).map_err(errno)
     }
 
     fn init_module_decompressed(

@@ -171,6 +171,8 @@ pub enum LoadError {
     TooLong(&'static str),
     /// An install command failed with this exit status.
     Command(i32),
+    /// Not attempted: this dependency failed earlier in the same probe.
+    DependencyFailed(crate::name::ModName),
 }
 
 impl fmt::Display for LoadError {
@@ -197,6 +199,9 @@ impl fmt::Display for LoadError {
             }
             LoadError::TooLong(what) => write!(f, "{what} too long"),
             LoadError::Command(status) => write!(f, "install command exited with status {status}"),
+            LoadError::DependencyFailed(dep) => {
+                write!(f, "not loaded: its dependency {dep} failed")
+            }
         }
     }
 }
@@ -208,9 +213,11 @@ pub trait Kernel: KernelState {
 
     /// Opens a module file read-only.
     fn open(&mut self, path: &CStr) -> Result<Self::File, Errno>;
-    /// Reads up to `buf.len()` bytes from the start of the file.
-    fn read_head(&mut self, file: &Self::File, buf: &mut [u8]) -> Result<usize, Errno>;
-    /// `finit_module(fd, params, flags)`.
+    /// One `pread`: up to `buf.len()` bytes at `offset`; fewer (a short read)
+    /// is allowed, 0 means end of file.
+    fn read_at(&mut self, file: &Self::File, offset: u64, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// One `finit_module(fd, params, flags)` call (no retrying: the policy
+    /// for `EINTR`/`EAGAIN` is [`retry_transient`]'s).
     fn finit_module(&mut self, file: &Self::File, params: &CStr, flags: u32) -> Result<(), Errno>;
     /// Decompresses `file` in userspace and calls `init_module`.
     fn init_module_decompressed(
@@ -265,8 +272,43 @@ impl InsertFlags {
     }
 }
 
+/// Attempts a call gets when it keeps failing with `EINTR` or `EAGAIN`.
+pub const TRANSIENT_ATTEMPTS: u32 = 5;
+
+/// Whether `e` says "try again" (`EINTR`, `EAGAIN`) rather than "failed".
+pub fn is_transient(e: Errno) -> bool {
+    matches!(e.0, errno::EINTR | errno::EAGAIN)
+}
+
+/// Runs `call` again while it fails with a transient error, at most
+/// [`TRANSIENT_ATTEMPTS`] times in all; the last error is returned. Bounded,
+/// so a kernel that keeps answering `EAGAIN` cannot hold PID 1 forever.
+pub fn retry_transient<T>(mut call: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    let mut attempt = 1;
+    loop {
+        match call() {
+            Err(e) if is_transient(e) && attempt < TRANSIENT_ATTEMPTS => attempt += 1,
+            r => return r,
+        }
+    }
+}
+
+/// Fills `buf` from the start of `file` despite short reads; returns the
+/// bytes read (fewer only at end of file).
+fn read_head<K: Kernel>(kernel: &mut K, file: &K::File, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut n = 0;
+    while n < buf.len() {
+        match retry_transient(|| kernel.read_at(file, n as u64, &mut buf[n..]))? {
+            0 => break,
+            got => n += got.min(buf.len() - n),
+        }
+    }
+    Ok(n)
+}
+
 /// Inserts one module file the way kmod does, with earlymod's fallback.
-/// `compression` is the kernel's own format, if any.
+/// `compression` is the kernel's own format, if any. Transient errors
+/// (`EINTR`, `EAGAIN`) of every call are retried a bounded number of times.
 pub fn insert_file<K: Kernel>(
     kernel: &mut K,
     path: &CStr,
@@ -274,21 +316,19 @@ pub fn insert_file<K: Kernel>(
     flags: InsertFlags,
     compression: Option<Compression>,
 ) -> Result<Method, LoadError> {
-    let file = kernel.open(path).map_err(LoadError::Open)?;
+    let file = retry_transient(|| kernel.open(path)).map_err(LoadError::Open)?;
     let mut head = [0u8; 6];
-    let n = kernel
-        .read_head(&file, &mut head)
-        .map_err(LoadError::Open)?;
+    let n = read_head(kernel, &file, &mut head).map_err(LoadError::Open)?;
     let format = Compression::detect(&head[..n]);
     let bits = flags.bits();
     if format == Compression::None {
-        kernel
-            .finit_module(&file, params, bits)
-            .map_err(LoadError::Kernel)?;
+        retry_transient(|| kernel.finit_module(&file, params, bits)).map_err(LoadError::Kernel)?;
         return Ok(Method::File);
     }
     if compression == Some(format) {
-        match kernel.finit_module(&file, params, bits | MODULE_INIT_COMPRESSED_FILE) {
+        match retry_transient(|| {
+            kernel.finit_module(&file, params, bits | MODULE_INIT_COMPRESSED_FILE)
+        }) {
             Ok(()) => return Ok(Method::KernelDecompressed(format)),
             // The kernel's decoder refused the data (e.g. xz made with a
             // crc64 check or a big dictionary): decode it here instead.
@@ -418,6 +458,10 @@ pub fn run_probe<'s, 'a, 'k, K: Kernel>(
     let mut params = Params {
         buf: heapless::Vec::new(),
     };
+    // Steps that failed so far: a later step that depends on one of them is
+    // not handed to the kernel (a softdep's dependency may fail without
+    // stopping the probe; its dependents then cannot load either).
+    let mut failed: heapless::Vec<usize, { crate::probe::MAX_STEPS }> = heapless::Vec::new();
     for (i, step) in steps.iter().enumerate() {
         if !flags.ignore_loaded && resolver.in_kernel(step, &*kernel).unwrap_or(false) {
             // libkmod: -EEXIST, which is success unless --first-time on the target.
@@ -429,7 +473,22 @@ pub fn run_probe<'s, 'a, 'k, K: Kernel>(
         if let Err(e) = params.fill(resolver.cfg, step, extra) {
             return Err((i, e));
         }
-        let result = if let Some(cmd) = step.install {
+        // The same module met again after it failed (kmod's lists may hold
+        // one module twice): not attempted, not reported a second time.
+        if failed
+            .iter()
+            .any(|&j| steps[j].name == step.name && steps[j].path == step.path)
+        {
+            continue;
+        }
+        let failed_dep = if failed.is_empty() || step.install.is_some() {
+            None
+        } else {
+            failed_dependency(resolver, steps, &failed, step)
+        };
+        let result = if let Some(dep) = failed_dep {
+            Err(LoadError::DependencyFailed(dep))
+        } else if let Some(cmd) = step.install {
             if flags.dry_run {
                 Ok(Method::Command)
             } else {
@@ -462,13 +521,37 @@ pub fn run_probe<'s, 'a, 'k, K: Kernel>(
         };
         let outcome = Outcome { step, result };
         report(&outcome, params.as_str());
-        if let Err(e) = outcome.result
-            && step.required
-        {
-            return Err((i, e));
+        if let Err(e) = outcome.result {
+            if step.required {
+                return Err((i, e));
+            }
+            // Cannot overflow: one entry per step.
+            let _ = failed.push(i);
         }
     }
     Ok(())
+}
+
+/// The first of `step`'s `modules.dep` dependencies among the `failed` steps.
+fn failed_dependency(
+    resolver: &Resolver<'_, '_>,
+    steps: &[Step<'_, '_>],
+    failed: &[usize],
+    step: &Step<'_, '_>,
+) -> Option<crate::name::ModName> {
+    step.path?;
+    let line = resolver
+        .db
+        .dep_line(&step.name)
+        .ok()
+        .flatten()
+        .and_then(crate::db::DepLine::parse)?;
+    let deps = line.deps();
+    failed
+        .iter()
+        .map(|&j| &steps[j])
+        .find(|f| f.path.is_some_and(|p| deps.clone().any(|d| d == p)))
+        .map(|f| f.name.clone())
 }
 
 #[cfg(test)]
@@ -480,12 +563,36 @@ mod tests {
     use std::string::{String, ToString};
     use std::vec::Vec;
 
+    /// Which kernel call a transient fault hits.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Call {
+        Open,
+        Read,
+        Finit,
+    }
+
     /// A kernel whose files, loaded set and failures are scripted.
     #[derive(Default)]
     struct Fake {
         files: Vec<(String, Vec<u8>)>,
         live: Vec<String>,
+        /// Persistent failures: the load of this module fails with this errno.
         fail: Vec<(String, i32)>,
+        /// Transient failures: (module, call, errno, how many times more).
+        transient: Vec<(String, Call, i32, u32)>,
+        /// Files that come back one byte per read.
+        short_reads: Vec<String>,
+        /// In the kernel already, not yet visible in sysfs (a race).
+        hidden: Vec<String>,
+        /// (trigger, module): `module` goes live (another loader) when
+        /// `trigger` is loaded.
+        appears: Vec<(String, String)>,
+        /// Each module's dependencies, checked at every load.
+        deps: Vec<(String, Vec<String>)>,
+        /// Broken rules: a module loaded twice, or before a dependency.
+        violations: Vec<String>,
+        /// Modules opened, in order.
+        opened: Vec<String>,
         kernel_fails_decoding: bool,
         compression: Option<Compression>,
         calls: Vec<String>,
@@ -509,15 +616,22 @@ mod tests {
         type File = String;
         fn open(&mut self, path: &CStr) -> Result<String, Errno> {
             let p = path.to_str().unwrap().to_string();
+            self.opened.push(stem(&p));
+            self.transient(&p, Call::Open)?;
             if self.files.iter().any(|(f, _)| *f == p) {
                 Ok(p)
             } else {
                 Err(Errno(errno::ENOENT))
             }
         }
-        fn read_head(&mut self, file: &String, buf: &mut [u8]) -> Result<usize, Errno> {
+        fn read_at(&mut self, file: &String, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+            self.transient(file, Call::Read)?;
             let data = &self.files.iter().find(|(f, _)| f == file).unwrap().1;
-            let n = data.len().min(buf.len());
+            let data = data.get(offset as usize..).unwrap_or(&[]);
+            let mut n = data.len().min(buf.len());
+            if self.short_reads.contains(&stem(file)) {
+                n = n.min(1);
+            }
             buf[..n].copy_from_slice(&data[..n]);
             Ok(n)
         }
@@ -527,6 +641,7 @@ mod tests {
                 "finit {name} flags={flags} params={}",
                 params.to_str().unwrap()
             ));
+            self.transient(file, Call::Finit)?;
             if flags & MODULE_INIT_COMPRESSED_FILE != 0 && self.kernel_fails_decoding {
                 return Err(Errno(errno::EINVAL));
             }
@@ -556,14 +671,50 @@ mod tests {
     }
 
     impl Fake {
+        fn transient(&mut self, path: &str, call: Call) -> Result<(), Errno> {
+            let name = stem(path);
+            match self
+                .transient
+                .iter_mut()
+                .find(|t| t.0 == name && t.1 == call && t.3 > 0)
+            {
+                Some(t) => {
+                    t.3 -= 1;
+                    Err(Errno(t.2))
+                }
+                None => Ok(()),
+            }
+        }
+
         fn finish(&mut self, name: String) -> Result<(), Errno> {
+            if self.live.contains(&name) {
+                self.violations.push(std::format!("{name} loaded twice"));
+                return Err(Errno(errno::EEXIST));
+            }
+            if let Some(i) = self.hidden.iter().position(|h| *h == name) {
+                self.hidden.remove(i);
+                self.live.push(name);
+                return Err(Errno(errno::EEXIST));
+            }
             if let Some((_, e)) = self.fail.iter().find(|(n, _)| *n == name) {
                 return Err(Errno(*e));
             }
-            if self.live.contains(&name) {
-                return Err(Errno(errno::EEXIST));
+            if let Some((_, deps)) = self.deps.iter().find(|(n, _)| *n == name) {
+                for d in deps {
+                    if !self.live.contains(d) {
+                        self.violations
+                            .push(std::format!("{name} loaded before its dependency {d}"));
+                    }
+                }
             }
+            let appearing: Vec<String> = self
+                .appears
+                .iter()
+                .filter(|(t, m)| *t == name && !self.live.contains(m))
+                .map(|(_, m)| m.clone())
+                .collect();
             self.live.push(name);
+            self.live.extend(appearing);
             Ok(())
         }
     }
@@ -772,6 +923,292 @@ mod tests {
         assert_eq!(res, Ok(()));
         assert!(f.calls.is_empty());
         assert_eq!(lines.len(), 3);
+    }
+
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    /// One random module set: `modules.dep` text, softdep config, a fake
+    /// kernel with scripted faults, and each module's dependency closure.
+    struct World {
+        dep: String,
+        cfg: String,
+        fake: Fake,
+        closure: Vec<Vec<usize>>,
+    }
+
+    const PERSISTENT: [i32; 6] = [
+        errno::ENOMEM,
+        errno::EBUSY,
+        errno::ENOEXEC,
+        errno::EKEYREJECTED,
+        errno::EPERM,
+        errno::ENOENT,
+    ];
+
+    fn world(seed: &mut u64) -> World {
+        let n = 3 + (rng(seed) % 9) as usize;
+        let name = |i: usize| std::format!("m{i}");
+        // Dependencies point to higher numbers, so the graph is a DAG and
+        // ascending order lists dependents before dependencies (depmod's).
+        let mut direct = std::vec![Vec::new(); n];
+        for (i, d) in direct.iter_mut().enumerate() {
+            for j in i + 1..n {
+                if rng(seed) % 10 < 3 {
+                    d.push(j);
+                }
+            }
+        }
+        let mut closure: Vec<Vec<usize>> = std::vec![Vec::new(); n];
+        for i in (0..n).rev() {
+            let mut c: Vec<usize> = direct[i].clone();
+            for &j in &direct[i] {
+                c.extend(closure[j].iter().copied());
+            }
+            c.sort();
+            c.dedup();
+            closure[i] = c;
+        }
+        let mut fake = Fake {
+            compression: if rng(seed).is_multiple_of(2) {
+                Some(Compression::Xz)
+            } else {
+                None
+            },
+            kernel_fails_decoding: rng(seed).is_multiple_of(4),
+            ..Default::default()
+        };
+        let mut dep = String::new();
+        let mut paths = Vec::new();
+        for (i, deps) in closure.iter().enumerate() {
+            let (ext, head): (&str, &[u8]) = match rng(seed) % 4 {
+                0 => (".ko.xz", XZ),
+                1 => (".ko.zst", ZST),
+                2 => (".ko.gz", &[0x1f, 0x8b, 8, 0, 0, 0, 0]),
+                _ => (".ko", ELF),
+            };
+            paths.push(std::format!("k/{}{ext}", name(i)));
+            fake.files
+                .push((std::format!("/m/k/{}{ext}", name(i)), head.to_vec()));
+            fake.deps
+                .push((name(i), deps.iter().map(|&j| name(j)).collect()));
+        }
+        for i in 0..n {
+            dep += &paths[i];
+            dep += ":";
+            for &j in &closure[i] {
+                dep += " ";
+                dep += &paths[j];
+            }
+            dep += "\n";
+        }
+        let mut cfg = String::new();
+        for i in 0..n {
+            if rng(seed).is_multiple_of(6) {
+                let j = (rng(seed) % n as u64) as usize;
+                let when = if rng(seed).is_multiple_of(2) {
+                    "pre"
+                } else {
+                    "post"
+                };
+                if j != i {
+                    cfg += &std::format!("softdep {} {when}: {}\n", name(i), name(j));
+                }
+            }
+            let m = name(i);
+            let k = rng(seed) % 3;
+            match rng(seed) % 24 {
+                0..=5 => fake.fail.push((m, PERSISTENT[(rng(seed) % 6) as usize])),
+                6 => fake.files.retain(|(p, _)| stem(p) != m),
+                // 1..=ATTEMPTS+1 tries: below, at and over the bound.
+                7 => fake.transient.push((
+                    m,
+                    Call::Open,
+                    errno::EINTR,
+                    TRANSIENT_ATTEMPTS - 1 + k as u32,
+                )),
+                8 => fake
+                    .transient
+                    .push((m, Call::Read, errno::EAGAIN, 1 + k as u32 * 2)),
+                9 => fake.transient.push((
+                    m,
+                    Call::Finit,
+                    errno::EINTR,
+                    TRANSIENT_ATTEMPTS - 1 + k as u32,
+                )),
+                10 => fake.transient.push((
+                    m,
+                    Call::Finit,
+                    errno::EAGAIN,
+                    TRANSIENT_ATTEMPTS - 1 + k as u32,
+                )),
+                11 => fake.short_reads.push(m),
+                12 => fake.hidden.push(m),
+                13 => fake.live.push(m),
+                14 => {
+                    let t = name((rng(seed) % n as u64) as usize);
+                    fake.appears.push((t, m));
+                }
+                _ => {}
+            }
+        }
+        World {
+            dep,
+            cfg,
+            fake,
+            closure,
+        }
+    }
+
+    /// Whether loading `m` must fail in the fake's current state.
+    fn doomed(f: &Fake, m: &str) -> bool {
+        !f.live.iter().any(|l| l == m)
+            && !f.hidden.iter().any(|h| h == m)
+            && (f.fail.iter().any(|(n, _)| n == m)
+                || !f.files.iter().any(|(p, _)| stem(p) == m)
+                || f.transient
+                    .iter()
+                    .any(|t| t.0 == m && t.3 >= TRANSIENT_ATTEMPTS))
+    }
+
+    /// Whether `e` is what the fake's faults make `m` fail with.
+    fn justified(f: &Fake, m: &str, e: &LoadError) -> bool {
+        let transient = |call: Call, e: Errno| {
+            f.transient
+                .iter()
+                .any(|t| t.0 == m && t.1 == call && t.2 == e.0 && t.3 >= TRANSIENT_ATTEMPTS)
+        };
+        match e {
+            LoadError::Kernel(e) => {
+                f.fail.iter().any(|(n, x)| n == m && *x == e.0) || transient(Call::Finit, *e)
+            }
+            LoadError::Open(e) if e.0 == errno::ENOENT => {
+                !f.files.iter().any(|(p, _)| stem(p) == m)
+            }
+            LoadError::Open(e) => transient(Call::Open, *e) || transient(Call::Read, *e),
+            _ => false,
+        }
+    }
+
+    /// Fault injection: random module graphs with softdeps, every kind of
+    /// kernel failure at random points (persistent errnos, EINTR/EAGAIN below,
+    /// at and over the retry bound on open, read and finit_module, short
+    /// reads, a module in the kernel before sysfs shows it, a module another
+    /// loader brings up mid-plan), then `modprobe -a` of random targets.
+    #[test]
+    fn fault_injection_over_random_plans() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let (mut probes, mut failures, mut loads, mut dep_failed) = (0, 0, 0, 0);
+        for round in 0..1000 {
+            let mut w = world(&mut seed);
+            let n = w.closure.len();
+            let db = ModuleDb {
+                dep: Source::new(None, Some(w.dep.as_bytes())),
+                alias: Source::Missing,
+                symbols: Source::Missing,
+                builtin: Source::Missing,
+                builtin_alias: Source::Missing,
+            };
+            let mut text = w.cfg.as_bytes().to_vec();
+            let mut cfg = Config::new();
+            cfg.parse_file(&mut text, &mut |_| {}).unwrap();
+            let r = Resolver { db: &db, cfg: &cfg };
+            let names = NameArena::new();
+            let f = &mut w.fake;
+            let targets: Vec<usize> = (0..n)
+                .filter(|_| rng(&mut seed).is_multiple_of(2))
+                .collect();
+            for &t in &targets {
+                let target = std::format!("m{t}");
+                let ctx = std::format!("round {round} target {target}\n{}{}", w.dep, w.cfg);
+                let mut found = Candidates::new();
+                r.lookup(&target, &mut found).unwrap();
+                let mut steps = Steps::new();
+                match r.probe_list(&found[0], ProbeFlags::default(), &*f, &names, &mut steps) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => continue,
+                    // Softdep loops deeper than the bound: a clear error.
+                    Err(e) => {
+                        assert_eq!(e, crate::error::Error::TooDeep, "{ctx}");
+                        continue;
+                    }
+                }
+                let must_load = std::iter::once(t)
+                    .chain(w.closure[t].iter().copied())
+                    .all(|m| !doomed(f, &std::format!("m{m}")));
+                // Faults as they stood before the run, to judge its errors.
+                let before = Fake {
+                    files: f.files.clone(),
+                    fail: f.fail.clone(),
+                    transient: f.transient.clone(),
+                    ..Default::default()
+                };
+                f.opened.clear();
+                let mut reported: Vec<(String, Result<Method, LoadError>)> = Vec::new();
+                let res = run_probe(&r, "/m", &steps, "", RunFlags::default(), f, &mut |o, _| {
+                    reported.push((o.step.name.to_string(), o.result.clone()));
+                });
+                probes += 1;
+                // Every module the kernel was asked about is reported once.
+                let mut seen: Vec<&str> = reported.iter().map(|(m, _)| m.as_str()).collect();
+                seen.sort();
+                let len = seen.len();
+                seen.dedup();
+                assert_eq!(
+                    seen.len(),
+                    len,
+                    "a module reported twice: {reported:?}\n{ctx}"
+                );
+                for m in &f.opened {
+                    assert!(seen.contains(&m.as_str()), "{m} tried, not reported\n{ctx}");
+                }
+                for (i, (m, result)) in reported.iter().enumerate() {
+                    match result {
+                        Ok(_) => {
+                            loads += 1;
+                            assert!(f.live.contains(m), "{m} reported loaded\n{ctx}")
+                        }
+                        Err(LoadError::DependencyFailed(d)) => {
+                            failures += 1;
+                            dep_failed += 1;
+                            let d = d.as_str();
+                            assert!(
+                                reported[..i].iter().any(|(x, r)| x == d && r.is_err()),
+                                "{m}: {d} did not fail before\n{ctx}"
+                            );
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            assert!(justified(&before, m, e), "{m}: {e:?} unjustified\n{ctx}");
+                        }
+                    }
+                }
+                match res {
+                    Ok(()) => assert!(f.live.contains(&target), "{ctx}"),
+                    Err((i, e)) => {
+                        assert!(!must_load, "{target} should have loaded: {e:?}\n{ctx}");
+                        assert!(steps[i].required, "{ctx}");
+                        // The probe stops at its failure: it is the last report.
+                        let (last, last_result) = reported.last().unwrap();
+                        assert_eq!(
+                            (last.as_str(), last_result),
+                            (steps[i].name.as_str(), &Err(e)),
+                            "{ctx}"
+                        );
+                    }
+                }
+                assert!(f.violations.is_empty(), "{:?}\n{ctx}", f.violations);
+            }
+        }
+        // The random plans did exercise every outcome.
+        assert!(
+            probes > 2000 && failures > 1000 && loads > 1000 && dep_failed > 20,
+            "{probes} probes, {failures} failures, {dep_failed} after a failed dependency, {loads} loads"
+        );
     }
 
     #[test]
