@@ -317,8 +317,13 @@ impl Runner for ForkRunner {
         loop {
             match rustix::process::wait(rustix::process::WaitOptions::empty()) {
                 Ok(Some((pid, status))) => {
-                    let r = match status.exit_status() {
-                        Some(0) => Ok(()),
+                    // A child that exits non-zero printed its own error;
+                    // one killed (the OOM killer, say) could not.
+                    let r = match (status.exit_status(), status.terminating_signal()) {
+                        (Some(0), _) => Ok(()),
+                        (_, Some(sig)) => Err(Some(alloc::format!(
+                            "the loading process was killed by signal {sig}"
+                        ))),
                         _ => Err(None),
                     };
                     return Some((pid.as_raw_nonzero().get() as u32, r));
