@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${EARLYMOD_CACHE:-/var/cache/earlymod}
 W=${FUZZ_WORK:-/tmp/earlymod-fuzz}/corpus
-mkdir -p "$W"/{index,config,cpio,blkid,decompress,elf}
+mkdir -p "$W"/{index,config,cpio,blkid,decompress,elf,resolve}
 K=$CACHE/k612/root/lib/modules/$(cat "$CACHE/k612/kver")
 K1=$CACHE/k61/root/lib/modules/$(cat "$CACHE/k61/kver")
 
@@ -45,4 +45,8 @@ for m in crc16 crc-itu-t; do
     zstd -qc "$W/elf/$m.ko" > "$W/decompress/$m.zst"
 done
 p=$(find "$K1" -name 'crc16.ko' | head -n1); [ -n "$p" ] && cp "$p" "$W/elf/crc16-6.1.ko"
+# resolve: modprobe.d NUL a storage slice of modules.dep NUL queries.
+{ cat config/modprobe.d/example.conf; printf 'softdep ext4 pre: crc32c\nsoftdep crc32c pre: ext4\n\0'
+  grep -E '^kernel/(fs/ext4|drivers/scsi/sd_mod|drivers/ata/(ahci|libahci|libata)|lib/crc|crypto/crc)' "$K/modules.dep"
+  printf '\0ext4\nsd_mod\nahci\ncrc32c\n'; } > "$W/resolve/seed0"
 echo "$W"
