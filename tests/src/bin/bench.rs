@@ -4,8 +4,14 @@
 //! both tools run identically, one after the other. The tools alternate
 //! within each round; the median over the rounds is reported.
 //!
+//! Each workload also runs once under `valgrind --tool=callgrind`
+//! (instructions executed, summed over the chunks) and once under
+//! `/usr/bin/time` (peak resident set, the largest chunk's), when those
+//! tools are installed. `--json FILE` writes every figure for
+//! `bench/report.py`.
+//!
 //! bench --earlymod out/earlymod [--kmod /usr/sbin/modprobe]
-//!       [--tree NAME=ROOT:KVER] [--rounds N]
+//!       [--tree NAME=ROOT:KVER] [--rounds N] [--json FILE]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +23,9 @@ use earlymod_tests::{
 };
 
 fn usage() -> ! {
-    eprintln!("usage: bench --earlymod PATH [--kmod PATH] [--tree NAME=ROOT:KVER] [--rounds N]");
+    eprintln!(
+        "usage: bench --earlymod PATH [--kmod PATH] [--tree NAME=ROOT:KVER] [--rounds N] [--json FILE]"
+    );
     std::process::exit(2)
 }
 
@@ -51,6 +59,56 @@ fn run_chunks(
     (el, all)
 }
 
+/// Runs every chunk under `prefix` (a measuring tool) and folds the number
+/// `parse` finds in each chunk's stderr with `fold`; `None` when a run
+/// gives no number (the tool is missing or failed).
+fn measure(
+    prefix: &[&str],
+    tool: &Tool,
+    tree: &Tree,
+    flags: &[&str],
+    chunks: &[Vec<String>],
+    parse: fn(&str) -> Option<u64>,
+    fold: fn(u64, u64) -> u64,
+) -> Option<u64> {
+    let mut total = None;
+    for c in chunks {
+        let mut args: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        args.push("--".into());
+        args.extend(c.iter().cloned());
+        let mut argv: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        argv.extend(tool.argv(tree, &args));
+        let o = run(&argv, None);
+        let n = parse(&String::from_utf8_lossy(&o.stderr))?;
+        total = Some(total.map_or(n, |t| fold(t, n)));
+    }
+    total
+}
+
+/// callgrind's `==PID== Collected : N` line.
+fn callgrind_instructions(stderr: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .find_map(|l| l.split_once("Collected :").map(|(_, n)| n.trim()))?
+        .parse()
+        .ok()
+}
+
+/// `/usr/bin/time -f '@@maxrss %M'`: peak resident set in KiB.
+fn max_rss_kib(stderr: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("@@maxrss "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn json_opt(v: Option<u64>) -> String {
+    v.map_or("null".into(), |n| n.to_string())
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -61,10 +119,12 @@ fn main() -> ExitCode {
     let mut kmod = PathBuf::from("/usr/sbin/modprobe");
     let mut tree = None;
     let mut rounds = 5usize;
+    let mut json = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--earlymod" => earlymod = args.next().map(PathBuf::from),
+            "--json" => json = Some(args.next().map(PathBuf::from).unwrap_or_else(|| usage())),
             "--kmod" => kmod = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
             "--tree" => match args.next().map(|s| Tree::parse_spec(&s)) {
                 Some(Ok(t)) => tree = Some(t),
@@ -147,6 +207,7 @@ fn main() -> ExitCode {
         tree.label, tree.kver
     );
     let mut worst = 0.0f64;
+    let mut figures = Vec::new();
     for (label, flags, items, what) in [
         ("-D", &["-a", "-D"][..], &names, "names"),
         ("-R", &["-a", "-R"][..], &aliases, "aliases"),
@@ -187,7 +248,54 @@ fn main() -> ExitCode {
             ratio
         );
         let (e, k) = first.unwrap();
-        if e.stdout != k.stdout || e.code != k.code {
+        let identical = e.stdout == k.stdout && e.code == k.code;
+        let callgrind = [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+        ];
+        let time = ["/usr/bin/time", "-f", "@@maxrss %M"];
+        let instr = |t: &Tool| {
+            measure(
+                &callgrind,
+                t,
+                &tree,
+                flags,
+                &chunks,
+                callgrind_instructions,
+                |a, b| a + b,
+            )
+        };
+        let rss = |t: &Tool| measure(&time, t, &tree, flags, &chunks, max_rss_kib, u64::max);
+        let (ie, ik) = (instr(&early_tool), instr(&kmod_tool));
+        let (re, rk) = (rss(&early_tool), rss(&kmod_tool));
+        match (ie, ik) {
+            (Some(a), Some(b)) => println!(
+                "bench {label} instructions (callgrind): earlymod {a}, kmod {b}, ratio {:.2}",
+                a as f64 / b as f64
+            ),
+            _ => println!("bench {label} instructions: not measured (valgrind missing or failed)"),
+        }
+        match (re, rk) {
+            (Some(a), Some(b)) => println!(
+                "bench {label} peak RSS: earlymod {a} KiB, kmod {b} KiB, ratio {:.2}",
+                a as f64 / b as f64
+            ),
+            _ => println!("bench {label} peak RSS: not measured (/usr/bin/time missing or failed)"),
+        }
+        figures.push(format!(
+            "\"{}\": {{\"items\": {}, \"what\": \"{what}\", \"chunks\": {}, \"earlymod_s\": {}, \"kmod_s\": {}, \"identical\": {identical}, \"earlymod_instructions\": {}, \"kmod_instructions\": {}, \"earlymod_rss_kib\": {}, \"kmod_rss_kib\": {}}}",
+            label.trim_start_matches('-'),
+            items.len(),
+            chunks.len(),
+            me.as_secs_f64(),
+            mk.as_secs_f64(),
+            json_opt(ie),
+            json_opt(ik),
+            json_opt(re),
+            json_opt(rk),
+        ));
+        if !identical {
             let line = e
                 .stdout
                 .split(|&c| c == b'\n')
@@ -214,6 +322,18 @@ fn main() -> ExitCode {
         "bench: worst ratio {worst:.2} (goal <= 0.50: {})",
         if worst <= 0.5 { "met" } else { "not met" }
     );
+    if let Some(path) = json {
+        let text = format!(
+            "{{\"tree\": \"{}\", \"kver\": \"{}\", \"rounds\": {rounds}, {}}}\n",
+            tree.label,
+            tree.kver,
+            figures.join(", ")
+        );
+        if let Err(e) = std::fs::write(&path, text) {
+            println!("bench: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     ExitCode::SUCCESS
 }
 
