@@ -92,14 +92,13 @@ fuzz: setup out/earlymod-pack
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 || exit 1; \
 	done
 
-# Resolution vs kmod on the host, then module-set loading in QEMU vs kmod
-# and busybox (one VM per kernel, interleaved rounds).
+# Every benchmark in one run, one at a time (bench/report.py): resolution vs
+# kmod (time, callgrind instructions, peak RSS), module-set loading in QEMU
+# vs kmod and busybox, packing vs mkinitramfs/dracut, time to root vs the
+# busybox+kmod image, binary sizes. Writes and prints bench/REPORT.md.
 bench: setup all
 	bash scripts/setup.sh bench
-	$(CARGO) run --locked --release -q -p earlymod-tests --bin bench -- --earlymod out/earlymod-static
-	python3 qemu/vmtest.py --bench
-	python3 initrd/packbench.py --pack out/earlymod-pack --kernel k612 --kernel k61
-	python3 qemu/boottest.py --bench
+	python3 bench/report.py
 
 # The main job: resolve the default embedded module set on the real Debian
 # 6.12 tree and print the load plan, exactly as kmod would; then pack it

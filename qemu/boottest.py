@@ -302,6 +302,7 @@ def bench(args):
     with open(CONF) as f:
         mods = [w for l in f if l.startswith("include ") for w in l.split()[1:]]
     rows = []
+    results = {}
     for kname in ("k612", "k61"):
         k = V.Kernel(kname)
         d = os.path.join(WORK, f"bench-{kname}")
@@ -325,6 +326,8 @@ def bench(args):
                     times[name].append(t)
         med = {n: statistics.median(v) if v else None for n, v in times.items()}
         rows.append((k.kver, med))
+        results[kname] = {"kver": k.kver, "rounds": args.rounds, "median_s": med,
+                          "all_s": times}
     print("\n### Time from kernel start to the root's init (median uptime, s)\n")
     print("| kernel | earlymod | earlymod jobs=1 | busybox+kmod | ratio parallel/ref | ratio jobs=1/ref | goal |")
     print("|---|---:|---:|---:|---:|---:|---|")
@@ -332,6 +335,10 @@ def bench(args):
         e, e1, r = m["earlymod"], m["earlymod jobs=1"], m["busybox+kmod"]
         ratio = lambda a: f"{a / r:.2f}" if a and r else "n/a"  # noqa: E731
         print(f"| {kver} | {e} | {e1} | {r} | {ratio(e)} | {ratio(e1)} | <= 0.60 |")
+    if args.json:
+        import json
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 def main():
@@ -343,6 +350,7 @@ def main():
     ap.add_argument("--bench", action="store_true",
                     help="time to root vs a busybox+kmod reference image")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", metavar="FILE", help="--bench: also write the figures as JSON")
     ap.add_argument("--demo", action="store_true",
                     help="boot the default set on 6.12 and print the boot report")
     args = ap.parse_args()

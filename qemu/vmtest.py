@@ -23,6 +23,7 @@ QEMU_TIMEOUT (seconds per boot, overrides the boot's own), QEMU_GZIP=1
 import argparse
 import concurrent.futures
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -699,9 +700,10 @@ done
 """
 
 
-def bench(boots, rounds, jobs):
+def bench(boots, rounds, jobs, json_path=None):
     """Time `modprobe -a SET` by earlymod, kmod and busybox in one VM per kernel."""
     loaders = ["earlymod", "kmod", "busybox"]
+    results = {}
 
     def one(b):
         b = S.Boot(b.name + "-bench", b.kernel, trees={"main": "native"},
@@ -732,6 +734,13 @@ def bench(boots, rounds, jobs):
                 ratio = f"  {med / base:6.2f}x earlymod" if base else ""
                 print(f"  {l:9} median {med:8.1f} ms (min {min(times[l]):.1f}, "
                       f"max {max(times[l]):.1f}){ratio}  [{'; '.join(sorted(runs[l]))}]")
+            results[b.name] = {
+                "kver": k.kver, "rounds": rounds, "set": len(S.SET),
+                "loaders": {l: {"median_ms": statistics.median(times[l]) if times[l] else None,
+                                "runs": sorted(runs[l])} for l in loaders}}
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(results, f, indent=1)
     return 0
 
 
@@ -743,6 +752,7 @@ def main():
                     choices=["earlymod", "kmod", "busybox"])
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("--bench", action="store_true", help="vm-bench mode")
+    ap.add_argument("--json", metavar="FILE", help="vm-bench: also write the figures as JSON")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--list", action="store_true", help="list boots and scenarios")
     a = ap.parse_args()
@@ -761,7 +771,7 @@ def main():
     with open(os.path.join(WORK, "modprobe.d", "vmtest.conf"), "w") as f:
         f.write(S.MODPROBE_D)
     if a.bench:
-        return bench(boots, a.rounds, a.jobs)
+        return bench(boots, a.rounds, a.jobs, a.json)
     return vmtest(boots, a.loader, a.jobs)
 
 
