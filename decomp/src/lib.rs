@@ -35,9 +35,12 @@ mod xz;
 #[cfg(feature = "zstd")]
 mod zstd;
 
-/// Largest decompressed size ever produced (1 GiB). A kernel module is a few
-/// MiB at most; anything beyond this is a decompression bomb or garbage.
-pub const MAX_OUTPUT: usize = 1 << 30;
+/// Largest decompressed size ever produced, and largest input accepted
+/// (256 MiB). The largest Debian module, amdgpu, is 29 MiB decompressed
+/// (6.12) and 19 MiB (6.1); anything beyond this is a decompression bomb or
+/// garbage, and rejecting it up front keeps time and memory bounded (a
+/// sparse 2 GiB "module" is refused without reading it).
+pub const MAX_OUTPUT: usize = 256 << 20;
 
 /// gzip magic (RFC 1952 ID1 ID2).
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -131,6 +134,8 @@ pub enum Error {
     ScratchTooSmall { needed: usize },
     /// The data decompresses (or claims to) to more than [`MAX_OUTPUT`].
     TooLarge(Format),
+    /// The compressed file itself is larger than [`MAX_OUTPUT`].
+    InputTooLarge(Format),
 }
 
 impl fmt::Display for Error {
@@ -166,7 +171,18 @@ impl fmt::Display for Error {
                 write!(f, "scratch buffer too small ({needed} bytes needed)")
             }
             Error::TooLarge(c) => {
-                write!(f, "{c} stream decompresses to more than {MAX_OUTPUT} bytes")
+                write!(
+                    f,
+                    "{c} stream decompresses to more than {} MiB",
+                    MAX_OUTPUT >> 20
+                )
+            }
+            Error::InputTooLarge(c) => {
+                write!(
+                    f,
+                    "{c} file larger than {} MiB: not a kernel module",
+                    MAX_OUTPUT >> 20
+                )
             }
         }
     }
@@ -176,10 +192,12 @@ impl core::error::Error for Error {}
 
 fn format_of(data: &[u8]) -> Result<Format, Error> {
     let c = detect(data).ok_or(Error::NotCompressed)?;
-    if c.enabled() {
-        Ok(c)
-    } else {
+    if !c.enabled() {
         Err(Error::Disabled(c))
+    } else if data.len() > MAX_OUTPUT {
+        Err(Error::InputTooLarge(c))
+    } else {
+        Ok(c)
     }
 }
 

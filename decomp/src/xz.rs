@@ -217,7 +217,10 @@ pub(crate) fn scan(data: &[u8]) -> Result<Scan, Error> {
             return Err(Error::TooLarge(X));
         }
         if max_dict > MAX_OUTPUT as u64 {
-            return Err(Error::Unsupported(X, "LZMA2 dictionary larger than 1 GiB"));
+            return Err(Error::Unsupported(
+                X,
+                "LZMA2 dictionary larger than 256 MiB",
+            ));
         }
         end = stream_start;
         if end == 0 {

@@ -608,6 +608,28 @@ fn error_messages() {
     );
     assert_eq!(
         Error::TooLarge(Format::Gzip).to_string(),
-        "gzip stream decompresses to more than 1073741824 bytes"
+        "gzip stream decompresses to more than 256 MiB"
     );
+}
+
+#[test]
+fn inputs_beyond_the_bound_are_refused_unread() {
+    // A sparse-file stand-in: the magic, then zeros past MAX_OUTPUT. calloc'd
+    // pages stay untouched unless a decoder reads them.
+    for (magic, format) in [
+        (&[0x1f, 0x8b, 8, 0][..], Format::Gzip),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0][..], Format::Xz),
+        (&[0x28, 0xb5, 0x2f, 0xfd][..], Format::Zstd),
+    ] {
+        let mut data = vec![0u8; MAX_OUTPUT + 1];
+        data[..magic.len()].copy_from_slice(magic);
+        let want = Error::InputTooLarge(format);
+        assert_eq!(decompressed_len(&data), Err(want.clone()));
+        assert_eq!(decompress_to_vec(&data, MAX_OUTPUT), Err(want.clone()));
+        assert_eq!(decompress_into(&data, &mut [0u8; 16], &mut []), Err(want));
+        assert_eq!(
+            Error::InputTooLarge(format).to_string(),
+            format!("{format} file larger than 256 MiB: not a kernel module")
+        );
+    }
 }
