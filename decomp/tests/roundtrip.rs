@@ -624,8 +624,8 @@ fn inputs_beyond_the_bound_are_refused_unread() {
         let mut data = vec![0u8; MAX_OUTPUT + 1];
         data[..magic.len()].copy_from_slice(magic);
         let want = Error::InputTooLarge(format);
-        assert_eq!(decompressed_len(&data), Err(want.clone()));
-        assert_eq!(decompress_to_vec(&data, MAX_OUTPUT), Err(want.clone()));
+        assert_eq!(decompressed_len(&data), Err(want));
+        assert_eq!(decompress_to_vec(&data, MAX_OUTPUT), Err(want));
         assert_eq!(decompress_into(&data, &mut [0u8; 16], &mut []), Err(want));
         assert_eq!(
             Error::InputTooLarge(format).to_string(),
