@@ -5,14 +5,14 @@
 set -euo pipefail
 
 CACHE=${EARLYMOD_CACHE:-/var/cache/earlymod}
-PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine)
+PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time)
 # The image ships qemu-utils from bookworm-backports; qemu-system-x86 must match it.
 BPO_PKGS=(qemu-system-x86)
 # `setup.sh bench`: the peers of the packing benchmark (the -core packages
-# install side by side and bring no kernel hooks), callgrind and GNU time
-# for the resolution figures.
+# install side by side and bring no kernel hooks) and callgrind for the
+# resolution figures.
 if [ "${1:-}" = bench ]; then
-    PKGS+=(initramfs-tools-core dracut-core valgrind time)
+    PKGS+=(initramfs-tools-core dracut-core valgrind)
 fi
 
 log() { printf 'setup: %s\n' "$*" >&2; }
