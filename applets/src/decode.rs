@@ -5,8 +5,9 @@
 use core::ffi::CStr;
 use earlymod_core::load::{Compression, Errno, LoadError, Reason};
 
+/// An anonymous private mapping, unmapped on drop.
 #[cfg(feature = "decompress")]
-struct Anon {
+pub struct Anon {
     ptr: *mut core::ffi::c_void,
     len: usize,
 }
@@ -68,27 +69,63 @@ fn init_module(image: &[u8], params: &CStr) -> Result<(), LoadError> {
     .map_err(LoadError::Kernel)
 }
 
-/// Decompresses `data` (a whole module file) and loads it.
+/// A decompressed module image.
 #[cfg(feature = "decompress")]
-pub fn init_module_from(data: &[u8], _format: Compression, params: &CStr) -> Result<(), LoadError> {
+pub enum Decoded {
+    /// In an anonymous mapping, `.1` bytes of it used.
+    Mapped(Anon, usize),
+    /// On the heap (a zstd frame that does not record its size).
+    #[cfg(feature = "alloc-decoders")]
+    Heap(alloc::vec::Vec<u8>),
+}
+
+#[cfg(feature = "decompress")]
+impl Decoded {
+    /// The image.
+    pub fn bytes(&mut self) -> &[u8] {
+        match self {
+            Decoded::Mapped(a, n) => &a.bytes_mut()[..*n],
+            #[cfg(feature = "alloc-decoders")]
+            Decoded::Heap(v) => v,
+        }
+    }
+}
+
+/// Decompresses `data` (a whole module file) into memory sized from the
+/// container's own record of the decompressed size. Never more than
+/// [`earlymod_decompress::MAX_OUTPUT`] is produced; a stream holding more
+/// than its header records is refused as soon as the output is full.
+#[cfg(feature = "decompress")]
+pub fn decode(data: &[u8]) -> Result<Decoded, LoadError> {
     use earlymod_decompress as d;
     match d::decompressed_len(data) {
         Ok(len) => {
             let mut out = Anon::new(len)?;
             let mut scratch = Anon::new(d::scratch_len(data).map_err(|e| reason(&e))?)?;
-            let n = d::decompress_into(data, out.bytes_mut(), scratch.bytes_mut())
-                .map_err(|e| reason(&e))?;
-            drop(scratch);
-            init_module(&out.bytes_mut()[..n], params)
+            let n = d::decompress_into(data, out.bytes_mut(), scratch.bytes_mut()).map_err(
+                |e| match (e, d::detect(data)) {
+                    (d::Error::OutputTooSmall, Some(f)) => reason(&format_args!(
+                        "{f} stream holds more than the {len} bytes its header records (corrupt or hostile file)"
+                    )),
+                    (e, _) => reason(&e),
+                },
+            )?;
+            Ok(Decoded::Mapped(out, n))
         }
         // A zstd frame without a content size: decode into a growing buffer.
         #[cfg(feature = "alloc-decoders")]
-        Err(d::Error::UnknownSize(_)) => {
-            let v = d::decompress_to_vec(data, d::MAX_OUTPUT).map_err(|e| reason(&e))?;
-            init_module(&v, params)
-        }
+        Err(d::Error::UnknownSize(_)) => d::decompress_to_vec(data, d::MAX_OUTPUT)
+            .map(Decoded::Heap)
+            .map_err(|e| reason(&e)),
         Err(e) => Err(reason(&e)),
     }
+}
+
+/// Decompresses `data` (a whole module file) and loads it.
+#[cfg(feature = "decompress")]
+pub fn init_module_from(data: &[u8], _format: Compression, params: &CStr) -> Result<(), LoadError> {
+    let mut image = decode(data)?;
+    init_module(image.bytes(), params)
 }
 
 /// Without decoders (the minimal build) only the kernel can decompress.
@@ -100,4 +137,86 @@ pub fn init_module_from(
 ) -> Result<(), LoadError> {
     let _ = (reason, init_module);
     Err(LoadError::NoDecoder(format))
+}
+
+#[cfg(all(test, feature = "decompress"))]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::process::{Command, Stdio};
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    fn compress(tool: &[&str], data: &[u8]) -> Option<Vec<u8>> {
+        use std::io::Write;
+        let mut c = Command::new(tool[0])
+            .args(&tool[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut stdin = c.stdin.take()?;
+        let data = data.to_vec();
+        let w = std::thread::spawn(move || stdin.write_all(&data));
+        let out = c.wait_with_output().ok()?;
+        w.join().ok()?.ok()?;
+        out.status.success().then_some(out.stdout)
+    }
+
+    fn why(e: LoadError) -> std::string::String {
+        match e {
+            LoadError::Decompress(r) => r.as_str().to_string(),
+            e => std::format!("{e}"),
+        }
+    }
+
+    #[test]
+    fn decodes_what_the_header_records() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        for tool in [&["gzip", "-c"][..], &["xz", "-c"], &["zstd", "-c", "-q"]] {
+            let Some(z) = compress(tool, &data) else {
+                continue;
+            };
+            assert_eq!(decode(&z).ok().unwrap().bytes(), &data[..], "{tool:?}");
+        }
+    }
+
+    /// A gzip trailer whose ISIZE claims less than the stream holds: the
+    /// output buffer (sized from ISIZE) fills and the load is refused with
+    /// the reason, after decoding no more than the claim.
+    #[test]
+    fn a_lying_gzip_isize_is_refused_with_its_reason() {
+        let Some(mut z) = compress(&["gzip", "-c"], &[0u8; 1 << 20]) else {
+            return;
+        };
+        let n = z.len();
+        z[n - 4..].copy_from_slice(&4096u32.to_le_bytes());
+        assert_eq!(
+            why(decode(&z).err().unwrap()),
+            "gzip stream holds more than the 4096 bytes its header records (corrupt or hostile file)"
+        );
+    }
+
+    /// 257 MiB of zeros, over the 256 MiB bound: refused from the size
+    /// records alone where there are any (xz index, zstd frame header),
+    /// after at most the bound's worth of decoding otherwise.
+    #[test]
+    fn bombs_are_refused() {
+        let zeros = std::vec![0u8; 257 << 20];
+        for (tool, want) in [
+            (
+                &["xz", "-c", "-0", "-T1"][..],
+                "xz stream decompresses to more than 256 MiB",
+            ),
+            (
+                &["zstd", "-c", "-q", "-1"],
+                "zstd stream decompresses to more than 256 MiB",
+            ),
+        ] {
+            let Some(z) = compress(tool, &zeros) else {
+                continue;
+            };
+            assert_eq!(why(decode(&z).err().unwrap()), want, "{tool:?}");
+        }
+    }
 }

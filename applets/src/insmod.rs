@@ -29,12 +29,19 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
         log.log(LOG_ERR, format_args!("missing filename."));
         return 1;
     };
-    let mut opts: heapless::String<4096> = heapless::String::new();
+    // The kernel takes the parameters as one C string.
+    let mut opts: heapless::String<{ load::MAX_PARAMS }> = heapless::String::new();
     for (i, a) in rest.iter().enumerate() {
-        if (i > 0 && opts.push(' ').is_err()) || opts.push_str(a).is_err() {
+        if (i > 0 && opts.push(' ').is_err())
+            || opts.push_str(a).is_err()
+            || opts.len() >= load::MAX_PARAMS
+        {
             log.log(
                 LOG_ERR,
-                format_args!("could not insert module {file}: parameters too long"),
+                format_args!(
+                    "could not insert module {file}: parameters too long (limit {} bytes)",
+                    load::MAX_PARAMS - 1
+                ),
             );
             return 1;
         }
@@ -42,7 +49,11 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
     let Some(path) = CPath::join(&[file]) else {
         log.log(
             LOG_ERR,
-            format_args!("could not insert module {file}: path too long"),
+            format_args!(
+                "could not insert module {}: path too long (limit {} bytes)",
+                crate::modprobe::Short(file),
+                load::MAX_PATH - 1
+            ),
         );
         return 1;
     };

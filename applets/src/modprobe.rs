@@ -75,7 +75,7 @@ struct Args<'a> {
     show: bool,
     show_config: bool,
     insert: InsertFlags,
-    configs: heapless::Vec<&'a str, 16>,
+    configs: heapless::Vec<&'a str, { moddir::MAX_CONFIG_PATHS }>,
     root: Option<&'a str>,
     kver: Option<&'a str>,
     verbose: i32,
@@ -95,9 +95,16 @@ fn env_words(env: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Longest options string taken from the command line (the kernel takes
+/// at most [`earlymod_core::load::MAX_PARAMS`] bytes of parameters).
+const MAX_EXTRA: usize = earlymod_core::load::MAX_PARAMS;
+
+/// Most words `MODPROBE_OPTIONS` and the command line may hold together.
+const MAX_ENV_ARGS: usize = 1024;
+
 /// Joins the arguments after the module name into one options string,
 /// quoting values that contain spaces (kmod's `options_from_array`).
-fn options_from_array(args: &[&str], out: &mut heapless::String<4096>) -> bool {
+fn options_from_array(args: &[&str], out: &mut heapless::String<MAX_EXTRA>) -> bool {
     out.clear();
     for a in args {
         let ok = (out.is_empty() || out.push(' ').is_ok())
@@ -117,14 +124,14 @@ fn options_from_array(args: &[&str], out: &mut heapless::String<4096>) -> bool {
 /// Runs `modprobe` with `args` (without argv[0]); returns the exit code.
 pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) -> i32 {
     // MODPROBE_OPTIONS words go first, as kmod prepends them.
-    let mut with_env: heapless::Vec<&str, 1024> = heapless::Vec::new();
+    let mut with_env: heapless::Vec<&str, MAX_ENV_ARGS> = heapless::Vec::new();
     let argv: &mut [&str] = match env_options {
         Some(env) if env_words(env).next().is_some() => {
             for w in env_words(env).chain(args.iter().copied()) {
                 if with_env.push(w).is_err() {
                     let _ = writeln!(
                         Out::stderr(),
-                        "{prog}: ERROR: too many arguments with MODPROBE_OPTIONS"
+                        "{prog}: ERROR: too many arguments with MODPROBE_OPTIONS (limit {MAX_ENV_ARGS})"
                     );
                     return 1;
                 }
@@ -166,8 +173,15 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
             "show-config" => a.show_config = true,
             "dry-run" => a.dry_run = true,
             "config" => {
-                if let Some(v) = h.value {
-                    let _ = a.configs.push(v);
+                if let Some(v) = h.value
+                    && a.configs.push(v).is_err()
+                {
+                    let _ = writeln!(
+                        Out::stderr(),
+                        "{prog}: ERROR: too many config paths (-C {v}): limit {}",
+                        moddir::MAX_CONFIG_PATHS
+                    );
+                    return 1;
                 }
             }
             "dirname" => a.root = h.value,
@@ -211,14 +225,26 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
         log.log(LOG_ERR, format_args!("missing parameters. See -h."));
         return 1;
     }
-    let dir = ModDir::open(moddir::dirname_for(
-        if a.root.is_some() || a.kver.is_some() {
-            Some(a.root.unwrap_or(""))
-        } else {
-            None
-        },
-        a.kver,
-    ));
+    let root = if a.root.is_some() || a.kver.is_some() {
+        Some(a.root.unwrap_or(""))
+    } else {
+        None
+    };
+    let dir = match moddir::checked_dirname(root, a.kver) {
+        Ok(d) => ModDir::open(d),
+        Err(len) => {
+            log.log(
+                LOG_ERR,
+                format_args!(
+                    "module directory {}/lib/modules/{}: {len} bytes (limit {})",
+                    Short(root.unwrap_or("")),
+                    Short(a.kver.unwrap_or("`uname -r`")),
+                    moddir::MAX_DIRNAME
+                ),
+            );
+            return 1;
+        }
+    };
     let configs: &[&str] = if a.configs.is_empty() {
         &DEFAULT_CONFIG_PATHS
     } else {
@@ -252,19 +278,53 @@ fn with_config_dyn(
     f: &mut dyn FnMut(&Resolver<'_, '_>),
 ) {
     let db = dir.db();
-    let files = moddir::config_files(configs, &mut |p, n| {
+    let mut dropped = moddir::Dropped::default();
+    let files = moddir::config_files(
+        configs,
+        &mut |p, n| {
+            log.log(
+                LOG_ERR,
+                format_args!("Directories inside directories are not supported: {p}/{n}"),
+            )
+        },
+        &mut dropped,
+    );
+    if dropped.count > 0 {
         log.log(
             LOG_ERR,
-            format_args!("Directories inside directories are not supported: {p}/{n}"),
-        )
-    });
-    let mut maps: heapless::Vec<(Mapped, usize), { moddir::MAX_CONFIG_FILES }> =
+            format_args!(
+                "too many config files (limit {}): {} not read, from {} on (in name order)",
+                moddir::MAX_CONFIG_FILES,
+                dropped.count,
+                dropped.first
+            ),
+        );
+    }
+    let mut maps: heapless::Vec<(Mapped, usize), { moddir::MAX_CONFIG_FILES + 1 }> =
         heapless::Vec::new();
     for (i, (name, src)) in files.iter().enumerate() {
-        if let Some(path) = moddir::config_path(&dir.dirname, configs, name, *src)
-            && let Some(m) = Mapped::open(path.as_cstr(), true)
-        {
-            let _ = maps.push((m, i));
+        let Some(path) = moddir::config_path(&dir.dirname, configs, name, *src) else {
+            continue;
+        };
+        match Mapped::open_checked(path.as_cstr(), true) {
+            // Cannot overflow: one map per listed file.
+            Ok(m) => {
+                let _ = maps.push((m, i));
+            }
+            // Gone since it was listed (modules.softdep is optional).
+            Err(2) => {}
+            Err(0) => log.log(
+                LOG_ERR,
+                format_args!("{}: not a regular file, not read", path.as_str()),
+            ),
+            Err(e) => log.log(
+                LOG_ERR,
+                format_args!(
+                    "{}: cannot read: {}",
+                    path.as_str(),
+                    earlymod_core::load::Errno(e)
+                ),
+            ),
         }
     }
     let mut cmdline_buf = [0u8; 4096];
@@ -311,7 +371,7 @@ fn run(
 ) -> i32 {
     let mut out = Out::stdout();
     if a.show_config {
-        return crate::showconfig::show_config(resolver.cfg, resolver.db, &mut out);
+        return crate::showconfig::show_config(resolver.cfg, resolver.db, &dir.dirname, &mut out);
     }
     if a.remove {
         return crate::rmmod::remove_all(log, resolver, operands);
@@ -336,11 +396,32 @@ fn run(
         if !options_from_array(&operands[1..], &mut extra) {
             log.log(
                 LOG_ERR,
-                format_args!("could not gather module options: too long"),
+                format_args!(
+                    "could not insert '{}': module options on the command line too long (limit {MAX_EXTRA} bytes)",
+                    operands[0]
+                ),
             );
             return 1;
         }
         ctx.insmod(operands[0], &extra, &mut kernel, &mut out)
+    }
+}
+
+/// A user-supplied name in an error line: at most 128 bytes of it, then
+/// how long it was (a 5000-byte alias would bury the reason).
+pub struct Short<'s>(pub &'s str);
+
+impl core::fmt::Display for Short<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        const SHOWN: usize = 128;
+        if self.0.len() <= SHOWN {
+            return f.write_str(self.0);
+        }
+        let mut end = SHOWN;
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}... ({} bytes)", &self.0[..end], self.0.len())
     }
 }
 
@@ -362,7 +443,17 @@ impl Ctx<'_, '_, '_> {
         if let Err(e) = &looked
             && !matches!(e, earlymod_core::Error::InvalidAlias)
         {
-            self.log.log(LOG_ERR, format_args!("{name}: {e}"));
+            // One line: what was looked up, where, and why it failed (an
+            // index fault names its file). Not "not found": it may exist.
+            self.log.log(
+                LOG_ERR,
+                format_args!(
+                    "could not look up '{}' in {}: {e}",
+                    Short(name),
+                    self.dir.dirname
+                ),
+            );
+            return 1;
         }
         if looked.is_err() || found.is_empty() {
             self.log.log(

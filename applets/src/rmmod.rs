@@ -47,13 +47,22 @@ fn check_removable(log: &Log<'_>, name: &str, builtin: bool) -> bool {
         }
         InitState::Transient | InitState::Live => {}
     }
+    // The holders, as many as fit, then "..." (never a silent cut).
     let mut users: heapless::String<512> = heapless::String::new();
+    let mut cut = false;
     holders(name, &mut |h| {
-        let _ = if users.is_empty() {
-            users.push_str(h)
-        } else {
-            users.push(' ').and_then(|_| users.push_str(h))
-        };
+        let room = users.capacity() - users.len();
+        if cut || h.len() + 1 + 4 > room {
+            if !cut {
+                let _ = users.push_str(" ...");
+            }
+            cut = true;
+            return;
+        }
+        if !users.is_empty() {
+            let _ = users.push(' ');
+        }
+        let _ = users.push_str(h);
     });
     if !users.is_empty() {
         log.log(LOG_ERR, format_args!("Module {name} is in use by: {users}"));
@@ -80,14 +89,23 @@ pub fn remove_all(log: &Log<'_>, resolver: &Resolver<'_, '_>, names: &[&str]) ->
     for name in names {
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
-        if normalize_alias(name, &mut key)
-            .and_then(|_| resolver.lookup(&key, &mut found))
-            .is_err()
-            || found.is_empty()
-        {
-            log.log(LOG_ERR, format_args!("Module {name} not found."));
-            err = 1;
-            continue;
+        match normalize_alias(name, &mut key).and_then(|_| resolver.lookup(&key, &mut found)) {
+            // A corrupt index or a name over a bound: say so (the module
+            // may well exist).
+            Err(e) if e != earlymod_core::Error::InvalidAlias => {
+                log.log(
+                    LOG_ERR,
+                    format_args!("could not look up '{}': {e}", crate::modprobe::Short(name)),
+                );
+                err = 1;
+                continue;
+            }
+            Ok(_) if !found.is_empty() => {}
+            _ => {
+                log.log(LOG_ERR, format_args!("Module {name} not found."));
+                err = 1;
+                continue;
+            }
         }
         for c in found.iter() {
             if let Some(cmd) = c.remove.or_else(|| resolver.cfg.remove_for(&c.name)) {

@@ -7,7 +7,7 @@ use earlymod_core::config::{Config, Softdep};
 use earlymod_core::db::{ModuleDb, Source};
 
 /// Prints the configuration and index dump; returns the exit code.
-pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, out: &mut Out) -> i32 {
+pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, dirname: &str, out: &mut Out) -> i32 {
     for b in cfg.blacklist.iter() {
         let _ = writeln!(out, "blacklist {b}");
     }
@@ -35,21 +35,31 @@ pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, out: &mut Out) -> i32 {
         out,
         "\n# End of configuration files. Dumping indexes now:\n"
     );
+    // A broken index is reported (one line naming the file) and the dump
+    // goes on with the next; the exit status says the dump is incomplete.
+    let mut code = 0;
     for src in [&db.alias, &db.symbols] {
-        if let Source::Bin(idx) = src {
-            let r = idx.for_each(&mut |k, v| {
+        let r = match src {
+            Source::Bin(idx) => idx.for_each(&mut |k, v| {
                 out.bytes(b"alias ");
                 out.bytes(k);
                 out.bytes(b" ");
                 out.bytes(v.value);
                 out.bytes(b"\n");
-            });
-            if let Err(e) = r {
-                let _ = writeln!(Out::stderr(), "modprobe: ERROR: index dump: {e}");
-            }
+            }),
+            Source::Corrupt(e) => Err(*e),
+            Source::Text(_) | Source::Missing => Ok(()),
+        };
+        if let Err(e) = r {
+            out.flush();
+            let _ = writeln!(
+                Out::stderr(),
+                "modprobe: ERROR: could not dump {dirname}/{e}"
+            );
+            code = 1;
         }
     }
-    0
+    code
 }
 
 fn list<'a>(out: &mut Out, label: &str, names: impl Iterator<Item = &'a str>) {

@@ -109,9 +109,15 @@ impl CPath {
     }
 }
 
-/// Opens a file read-only.
+/// Opens a file read-only. Without blocking: a FIFO planted where an
+/// index, config file or module is expected would otherwise hang the open
+/// for ever (regular files ignore `O_NONBLOCK`).
 pub fn open(path: &CStr) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
 }
 
 /// A whole file mapped privately; writable mappings are copy-on-write, so
@@ -126,8 +132,19 @@ impl Mapped {
     /// `None` when it cannot be opened or mapped; an empty file maps to an
     /// empty slice.
     pub fn open(path: &CStr, writable: bool) -> Option<Mapped> {
-        let fd = open(path).ok()?;
-        Self::from_fd(&fd, writable)
+        Self::open_checked(path, writable).ok()
+    }
+
+    /// [`Mapped::open`], or why not: the errno (`ENOENT` when there is no
+    /// such file), or 0 for something that is not a regular file (a
+    /// directory, a FIFO, a device).
+    pub fn open_checked(path: &CStr, writable: bool) -> Result<Mapped, i32> {
+        let fd = open(path).map_err(|e| e.raw_os_error())?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| e.raw_os_error())?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(0);
+        }
+        Self::from_fd(&fd, writable).ok_or(0)
     }
 
     /// Maps an open file.

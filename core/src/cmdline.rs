@@ -39,7 +39,10 @@ fn range(a: usize, b: usize) -> Range {
 /// reading the config files: `mod.param=v` appends `options mod param=v`,
 /// `modprobe.blacklist=a,b` appends blacklist entries (not normalized).
 /// `text` is parsed in place (names are normalized, quotes re-placed).
-/// `bad` receives module names that could not be normalized.
+/// `bad` receives module names that could not be normalized. An entry
+/// that does not fit its bound is dropped and the rest still applied (a
+/// full options list does not lose the blacklist); the first such bound is
+/// the error.
 pub fn apply_kernel_cmdline<'a>(
     cfg: &mut Config<'a>,
     text: &'a mut [u8],
@@ -53,28 +56,40 @@ pub fn apply_kernel_cmdline<'a>(
     let s = |(a, b): Range| {
         core::str::from_utf8(&text[usize::from(a)..usize::from(b)]).map_err(|_| Error::NotUtf8)
     };
+    let mut full = Ok(());
+    let mut note = |e: Error| {
+        if full.is_ok() {
+            full = Err(e);
+        }
+    };
     for item in items {
         match item {
             Item::Option { name, param } => {
                 let (Ok(n), Ok(p)) = (s(name), s(param)) else {
                     continue;
                 };
-                cfg.options
-                    .push((n, p))
-                    .map_err(|_| Error::Capacity("config options"))?;
+                if cfg.options.push((n, p)).is_err() {
+                    note(Error::Capacity(
+                        "config options",
+                        crate::config::MAX_OPTIONS,
+                    ));
+                }
             }
             Item::Blacklist { list } => {
                 let Ok(l) = s(list) else { continue };
                 for entry in l.split(',') {
-                    cfg.blacklist
-                        .push(entry)
-                        .map_err(|_| Error::Capacity("config blacklist entries"))?;
+                    if cfg.blacklist.push(entry).is_err() {
+                        note(Error::Capacity(
+                            "config blacklist entries",
+                            crate::config::MAX_BLACKLIST,
+                        ));
+                    }
                 }
             }
             Item::BadName { name } => bad(s(name).unwrap_or("?")),
         }
     }
-    Ok(())
+    full
 }
 
 /// libkmod's `kmod_config_parse_kcmdline` state machine over `b`
@@ -189,7 +204,7 @@ fn finish(
     let push = |items: &mut heapless::Vec<Item, MAX_ITEMS>, it| {
         items
             .push(it)
-            .map_err(|_| Error::Capacity("kernel command-line entries"))
+            .map_err(|_| Error::Capacity("kernel command-line entries", MAX_ITEMS))
     };
     if &b[modname..*name_end] == b"modprobe" && b[param..end].starts_with(b"blacklist=") {
         push(
@@ -276,7 +291,7 @@ impl<'a> BootParams<'a> {
             };
             for m in v.split(',').filter(|m| !m.is_empty()) {
                 list.push(m)
-                    .map_err(|_| Error::Capacity("boot parameter modules"))?;
+                    .map_err(|_| Error::Capacity("boot parameter modules", MAX_ITEMS))?;
             }
         }
         Ok(bp)
@@ -302,6 +317,27 @@ mod tests {
             &[("snd_hda_intel", "model=x"), ("a", "b"), ("c", "d=1")]
         );
         assert_eq!(&cfg.blacklist[..], &["e1000", "nvme"]);
+    }
+
+    /// Options that do not fit are dropped; the blacklist after them still
+    /// applies, and the error names the bound.
+    #[test]
+    fn a_full_options_list_keeps_the_blacklist() {
+        let mut text = *b"a.b=1 modprobe.blacklist=x,y c.d=2";
+        let mut cfg = Config::new();
+        for _ in 0..crate::config::MAX_OPTIONS {
+            cfg.options.push(("m", "p=1")).unwrap();
+        }
+        let r = apply_kernel_cmdline(&mut cfg, &mut text, &mut |_| {});
+        assert_eq!(
+            r,
+            Err(Error::Capacity(
+                "config options",
+                crate::config::MAX_OPTIONS
+            ))
+        );
+        assert_eq!(&cfg.blacklist[..], &["x", "y"]);
+        assert_eq!(cfg.options.len(), crate::config::MAX_OPTIONS);
     }
 
     #[test]

@@ -138,10 +138,15 @@ impl<'a> Config<'a> {
     }
 
     /// Parses one modprobe.d file (or `modules.softdep`) in place.
-    /// Bad lines are reported to `diag` and skipped; a full bound is an error.
+    /// Bad lines are reported to `diag` and skipped. A line that does not
+    /// fit its bound is dropped, the rest of the file is still parsed (kmod
+    /// would have used it all), and the result is [`Error::ConfigFull`]
+    /// naming the first such line, the bound and how many lines were
+    /// dropped; the caller reports it and goes on.
     pub fn parse_file(&mut self, text: &'a mut [u8], diag: &mut dyn FnMut(Diag<'_>)) -> Result<()> {
         let mut rest = text;
         let mut linenum = 0u32;
+        let mut full: Option<Error> = None;
         while let Some((line, n)) = logical_line(&mut rest) {
             linenum += n;
             if line.is_empty() || line[0] == b'#' {
@@ -158,12 +163,24 @@ impl<'a> Config<'a> {
                     let alias = name_field(&mut fields);
                     let module = name_field(&mut fields);
                     match (alias, module) {
-                        (Some(a), Some(m)) => push(&mut self.aliases, (a, m), "config aliases")?,
+                        (Some(a), Some(m)) => keep(
+                            &mut self.aliases,
+                            (a, m),
+                            "config aliases",
+                            linenum,
+                            &mut full,
+                        ),
                         _ => false,
                     }
                 }
                 b"blacklist" => match name_field(&mut fields) {
-                    Some(m) => push(&mut self.blacklist, m, "config blacklist entries")?,
+                    Some(m) => keep(
+                        &mut self.blacklist,
+                        m,
+                        "config blacklist entries",
+                        linenum,
+                        &mut full,
+                    ),
                     None => false,
                 },
                 b"options" => {
@@ -175,7 +192,13 @@ impl<'a> Config<'a> {
                                 .for_each(|b| *b = b' ');
                             let opts: &'a [u8] = opts;
                             match as_str(opts) {
-                                Some(o) => push(&mut self.options, (m, o), "config options")?,
+                                Some(o) => keep(
+                                    &mut self.options,
+                                    (m, o),
+                                    "config options",
+                                    linenum,
+                                    &mut full,
+                                ),
                                 None => false,
                             }
                         }
@@ -191,11 +214,14 @@ impl<'a> Config<'a> {
                     match (m, payload) {
                         (Some(m), Some(p)) => {
                             let entry = (m, p);
+                            let (f, l) = (&mut full, linenum);
                             match cmd {
-                                b"install" => push(&mut self.install, entry, "install commands")?,
-                                b"remove" => push(&mut self.remove, entry, "remove commands")?,
-                                b"softdep" => push(&mut self.softdeps, entry, "softdeps")?,
-                                _ => push(&mut self.weakdeps, entry, "weakdeps")?,
+                                b"install" => {
+                                    keep(&mut self.install, entry, "install commands", l, f)
+                                }
+                                b"remove" => keep(&mut self.remove, entry, "remove commands", l, f),
+                                b"softdep" => keep(&mut self.softdeps, entry, "softdeps", l, f),
+                                _ => keep(&mut self.weakdeps, entry, "weakdeps", l, f),
                             }
                         }
                         _ => false,
@@ -214,7 +240,7 @@ impl<'a> Config<'a> {
                 });
             }
         }
-        Ok(())
+        full.map_or(Ok(()), Err)
     }
 
     /// The first `install` command whose pattern matches `name`.
@@ -250,13 +276,30 @@ impl<'a> Config<'a> {
     }
 }
 
-fn push<T, const N: usize>(
+/// Appends `item`; when `v` is full, notes the line in `full` instead (the
+/// first full bound is reported, every dropped line counted). The line is
+/// well formed either way: returns true.
+fn keep<T, const N: usize>(
     v: &mut heapless::Vec<T, N>,
     item: T,
     what: &'static str,
-) -> Result<bool> {
-    v.push(item).map_err(|_| Error::Capacity(what))?;
-    Ok(true)
+    line: u32,
+    full: &mut Option<Error>,
+) -> bool {
+    if v.push(item).is_err() {
+        match full {
+            Some(Error::ConfigFull { ignored, .. }) => *ignored += 1,
+            _ => {
+                *full = Some(Error::ConfigFull {
+                    what,
+                    limit: N,
+                    line,
+                    ignored: 1,
+                })
+            }
+        }
+    }
+    true
 }
 
 fn first_match<'a>(list: &[Entry<'a>], name: &str) -> Option<&'a str> {
@@ -386,7 +429,50 @@ mod tests {
         let mut cfg = Config::new();
         assert_eq!(
             cfg.parse_file(&mut text[..n], &mut |_| {}),
-            Err(Error::Capacity("install commands"))
+            Err(Error::ConfigFull {
+                what: "install commands",
+                limit: MAX_COMMANDS,
+                line: MAX_COMMANDS as u32 + 1,
+                ignored: 1
+            })
+        );
+        assert_eq!(cfg.install.len(), MAX_COMMANDS);
+    }
+
+    /// One over-full kind of line drops only its own excess: the rest of
+    /// the file (other kinds, later lines) is still used, and the error
+    /// names the first dropped line and counts them all.
+    #[test]
+    fn a_full_bound_drops_only_its_lines() {
+        extern crate std;
+        use std::string::String;
+        let mut text = String::new();
+        for i in 0..MAX_ALIASES + 2 {
+            text.push_str(&std::format!("alias a{i} m\n"));
+            if i == MAX_ALIASES {
+                text.push_str("options m x=1\n");
+            }
+        }
+        text.push_str("blacklist m\n");
+        let mut bytes = text.into_bytes();
+        let mut cfg = Config::new();
+        let r = cfg.parse_file(&mut bytes, &mut |d| panic!("{d:?}"));
+        assert_eq!(
+            r,
+            Err(Error::ConfigFull {
+                what: "config aliases",
+                limit: MAX_ALIASES,
+                line: MAX_ALIASES as u32 + 1,
+                ignored: 2
+            })
+        );
+        assert_eq!(cfg.aliases.len(), MAX_ALIASES);
+        assert_eq!(&cfg.options[..], &[("m", "x=1")]);
+        assert_eq!(&cfg.blacklist[..], &["m"]);
+        extern crate alloc;
+        assert_eq!(
+            alloc::format!("{}", r.unwrap_err()),
+            "too many config aliases (limit 512): line 513 and 1 more line over a bound ignored"
         );
     }
 }

@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::fnmatch::fnmatch;
 use crate::index::{Index, Value, insert_by_priority};
-use crate::name::{AliasBuf, modname_from_path, normalize_alias};
+use crate::name::{AliasBuf, normalize_alias};
 
 /// Where one index's answers come from.
 #[derive(Debug, Clone, Copy)]
@@ -24,8 +24,14 @@ pub enum Source<'a> {
 impl<'a> Source<'a> {
     /// Chooses the binary index when present, else the text file.
     pub fn new(bin: Option<&'a [u8]>, text: Option<&'a [u8]>) -> Self {
+        Self::named("", bin, text)
+    }
+
+    /// [`Source::new`] whose binary-index errors name the file `name`
+    /// (`modules.alias.bin`).
+    pub fn named(name: &'static str, bin: Option<&'a [u8]>, text: Option<&'a [u8]>) -> Self {
         match (bin, text) {
-            (Some(b), _) => match Index::new(b) {
+            (Some(b), _) => match Index::named(b, name) {
                 Ok(i) => Source::Bin(i),
                 Err(e) => Source::Corrupt(e),
             },
@@ -50,8 +56,9 @@ pub struct ModuleDb<'a> {
     pub builtin_alias: Source<'a>,
 }
 
-/// The bound on values returned by one wildcard lookup.
-pub const MAX_MATCHES: usize = 64;
+/// The bound on values returned by one wildcard lookup: the bound on
+/// modules one lookup may return, since every match becomes one.
+pub const MAX_MATCHES: usize = crate::probe::MAX_CANDIDATES;
 /// Values of one wildcard lookup, in kmod's order.
 pub type Matches<'a> = heapless::Vec<Value<'a>, MAX_MATCHES>;
 
@@ -79,13 +86,27 @@ fn exact<'a>(
                 let Ok(path) = core::str::from_utf8(path) else {
                     continue;
                 };
-                if modname_from_path(path).is_ok_and(|n| n == key) {
+                if modname_of_path_is(path, key) {
                     return Ok(Some(line));
                 }
             }
             Ok(None)
         }
     }
+}
+
+/// True when the module name of `path` ([`crate::name::modname_from_path`]: base name
+/// up to the first `.`, `-` read as `_`) is `key`. Compares in place, so a
+/// name of any length is found (and then reported as too long by whoever
+/// keeps it) instead of being skipped.
+fn modname_of_path_is(path: &str, key: &str) -> bool {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let stem = base.split('.').next().unwrap_or(base);
+    stem.len() == key.len()
+        && stem
+            .bytes()
+            .zip(key.bytes())
+            .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
 }
 
 fn dep_text_key(line: &[u8]) -> Option<&[u8]> {
@@ -184,6 +205,8 @@ impl<'a> DepLine<'a> {
 
 #[cfg(test)]
 mod tests {
+    extern crate alloc;
+    extern crate std;
     use super::*;
 
     #[test]
@@ -208,6 +231,37 @@ mod tests {
         assert!(db.dep_line("crc16").unwrap().is_none());
         assert!(db.is_builtin("vfat").unwrap());
         assert!(!db.is_builtin("ext4").unwrap());
+    }
+
+    /// A module whose name is over the name bound is still found in the
+    /// text `modules.dep` (the binary index finds it too); whoever keeps
+    /// the name then reports it as too long, instead of "not found".
+    #[test]
+    fn long_names_are_found_in_text_dep() {
+        let dep = b"kernel/a-b.ko.xz:\nkernel/mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm.ko:\n";
+        let db = ModuleDb {
+            dep: Source::new(None, Some(dep)),
+            alias: Source::Missing,
+            symbols: Source::Missing,
+            builtin: Source::Missing,
+            builtin_alias: Source::Missing,
+        };
+        assert!(db.dep_line("a_b").unwrap().is_some());
+        assert!(db.dep_line("a").unwrap().is_none());
+        assert!(db.dep_line("a_b_").unwrap().is_none());
+        let long = "m".repeat(66);
+        assert!(db.dep_line(&long).unwrap().is_some());
+    }
+
+    #[test]
+    fn named_sources_name_their_file_in_errors() {
+        let src = Source::named("modules.alias.bin", Some(&[1, 2, 3]), None);
+        let mut out = Matches::new();
+        let e = ModuleDb::wildcard(&src, "x", &mut out).unwrap_err();
+        assert_eq!(
+            alloc::format!("{e}"),
+            "modules.alias.bin: index file too short for its header"
+        );
     }
 
     #[test]

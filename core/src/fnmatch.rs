@@ -4,10 +4,19 @@
 
 /// Returns true when `text` matches the glob `pattern` (flags 0).
 pub fn fnmatch(pattern: &[u8], text: &[u8]) -> bool {
+    fnmatch_counted(pattern, text, &mut 0)
+}
+
+/// [`fnmatch`], adding the work it did to `steps` (pattern positions
+/// visited, bracket bytes scanned): at most about `pattern.len() *
+/// text.len()`, usually `pattern.len() + text.len()`. Callers running many
+/// matches over untrusted patterns budget with it.
+pub fn fnmatch_counted(pattern: &[u8], text: &[u8], steps: &mut usize) -> bool {
     let (mut p, mut t) = (0usize, 0usize);
     // Position after the last `*` seen and the text position it is retried from.
     let mut star: Option<(usize, usize)> = None;
     loop {
+        *steps += 1;
         if p < pattern.len() {
             match pattern[p] {
                 b'*' => {
@@ -25,7 +34,7 @@ pub fn fnmatch(pattern: &[u8], text: &[u8]) -> bool {
                     t += 1;
                     continue;
                 }
-                b'[' if t < text.len() => match bracket(pattern, p, text[t]) {
+                b'[' if t < text.len() => match bracket(pattern, p, text[t], steps) {
                     Bracket::Match(next) => {
                         p = next;
                         t += 1;
@@ -76,7 +85,7 @@ enum Bracket {
 }
 
 /// Matches byte `c` against the bracket expression starting at `pattern[open] == b'['`.
-fn bracket(pattern: &[u8], open: usize, c: u8) -> Bracket {
+fn bracket(pattern: &[u8], open: usize, c: u8, steps: &mut usize) -> Bracket {
     let mut i = open + 1;
     let negate = matches!(pattern.get(i), Some(b'!') | Some(b'^'));
     if negate {
@@ -85,6 +94,7 @@ fn bracket(pattern: &[u8], open: usize, c: u8) -> Bracket {
     let mut matched = false;
     let mut first = true;
     loop {
+        *steps += 1;
         let Some(&b) = pattern.get(i) else {
             return Bracket::Literal;
         };
@@ -224,6 +234,13 @@ mod tests {
 /// byte) must occur in `text` in order, the first one at the start. Used to
 /// skip index subtrees. Conservative: any `[` or `\` answers true.
 pub fn prefix_may_match(prefix: &[u8], text: &[u8]) -> bool {
+    prefix_may_match_counted(prefix, text, &mut 0)
+}
+
+/// [`prefix_may_match`], adding the work it did to `steps` (bytes
+/// compared, at most `prefix.len() * text.len()`).
+pub fn prefix_may_match_counted(prefix: &[u8], text: &[u8], steps: &mut usize) -> bool {
+    *steps += prefix.len();
     if prefix.iter().any(|&b| b == b'[' || b == b'\\') {
         return true;
     }
@@ -235,7 +252,10 @@ pub fn prefix_may_match(prefix: &[u8], text: &[u8]) -> bool {
     }
     let mut pos = first.len();
     for seg in segments {
-        match (pos..=text.len().saturating_sub(seg.len())).find(|&i| seg_matches_at(seg, text, i)) {
+        match (pos..=text.len().saturating_sub(seg.len())).find(|&i| {
+            *steps += seg.len().max(1);
+            seg_matches_at(seg, text, i)
+        }) {
             Some(i) if i + seg.len() <= text.len() => pos = i + seg.len(),
             _ => return false,
         }

@@ -105,7 +105,7 @@ impl fmt::Display for Show<'_, '_> {
             GetoptError::NoArgAllowed(n) => {
                 write!(f, "{p}: option '--{n}' doesn't allow an argument")
             }
-            GetoptError::TooMany => write!(f, "{p}: too many options"),
+            GetoptError::TooMany => write!(f, "{p}: too many options (limit {MAX_OPTIONS})"),
         }
     }
 }
@@ -328,6 +328,20 @@ mod tests {
         let mut args = ["-a", "-x", "-D"];
         let p = parse(&mut args, OPTS);
         assert_eq!(p.hits.len(), 1);
+    }
+
+    #[test]
+    fn options_at_and_over_the_bound() {
+        let mut args: std::vec::Vec<&str> = core::iter::repeat_n("-a", MAX_OPTIONS).collect();
+        let p = parse(&mut args, OPTS);
+        assert!(p.error.is_none());
+        assert_eq!(p.hits.len(), MAX_OPTIONS);
+        let mut args: std::vec::Vec<&str> = core::iter::repeat_n("-a", MAX_OPTIONS + 1).collect();
+        let p = parse(&mut args, OPTS);
+        assert_eq!(
+            p.error.map(|e| e.show("p", OPTS).to_string()).as_deref(),
+            Some("p: too many options (limit 256)")
+        );
     }
 
     #[test]

@@ -4,11 +4,16 @@
 //! `shared/notes/kmod-formats.md`. Both depmod layouts (post-order, kmod ≤ 33,
 //! and pre-order, kmod ≥ 34) are read, since the reader only follows offsets.
 //! Every read is bounds-checked; recursion is bounded by [`MAX_DEPTH`] and each
-//! lookup by a node budget equal to the file size, so hostile files cost
-//! bounded time and stack.
+//! walk by a work budget equal to the file size: a real index is a tree, so
+//! no walk visits more nodes and values than the file has bytes. Each visit
+//! costs one unit plus one per [`WORK_UNIT`] bytes of work it does (glob
+//! matching is quadratic in the pattern and key lengths, a dump writes the
+//! key per value), so hostile files — loops, shared subtrees with
+//! exponentially many paths, long globs reached along many paths, absurd
+//! counts — cost time, stack and output linear in their size.
 
-use crate::error::{Error, Result};
-use crate::fnmatch::{fnmatch, prefix_may_match};
+use crate::error::{Error, IndexFault, Result};
+use crate::fnmatch::{fnmatch_counted, prefix_may_match_counted};
 
 const MAGIC: u32 = 0xB007_F457;
 const FLAG_PREFIX: u32 = 0x8000_0000;
@@ -16,10 +21,24 @@ const FLAG_VALUES: u32 = 0x4000_0000;
 const FLAG_CHILDS: u32 = 0x2000_0000;
 const OFFSET_MASK: u32 = 0x0FFF_FFFF;
 
-/// Deepest trie walk accepted (real indexes are well under 100 levels).
-pub const MAX_DEPTH: usize = 256;
-/// Longest wildcard pattern suffix gathered during a wildcard search.
+/// Longest key gathered while walking a trie (a wildcard search's pattern,
+/// a dump's key): the longest alias accepted ([`crate::name::MAX_ALIAS`]).
 pub const MAX_PATTERN: usize = 1024;
+/// Deepest trie walk accepted (the walks recurse once per level). A level
+/// is a point where keys branch or end, so real indexes stay well under 100
+/// levels however long their keys; a deeper walk is a loop or a hostile
+/// file.
+pub const MAX_DEPTH: usize = 256;
+
+/// Steps of work (glob-matching steps, key bytes written) that cost one
+/// budget unit beyond the unit every visit costs. A walk's budget is the
+/// file size plus [`BUDGET_FLOOR`] units, so a hostile file gets at most
+/// (its size + the floor) x `WORK_UNIT` steps of work per walk.
+pub const WORK_UNIT: usize = 64;
+/// Budget units every walk has beyond the file size: two glob matches of
+/// the longest pattern against the longest key, each of which may take
+/// `MAX_PATTERN`² steps in a small but valid file.
+pub const BUDGET_FLOOR: usize = 2 * MAX_PATTERN * MAX_PATTERN / WORK_UNIT;
 
 /// One value stored under a key: the payload and its priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +54,8 @@ pub struct Value<'a> {
 pub struct Index<'a> {
     data: &'a [u8],
     root: u32,
+    /// The file name errors carry (empty: none).
+    name: &'static str,
 }
 
 /// A decoded node: borrowed prefix, child table and value area.
@@ -68,6 +89,7 @@ struct Values<'a> {
     rest: &'a [u8],
     start: usize,
     left: u32,
+    name: &'static str,
 }
 
 impl<'a> Iterator for Values<'a> {
@@ -79,12 +101,18 @@ impl<'a> Iterator for Values<'a> {
         self.left -= 1;
         let Some(head) = self.rest.get(..4) else {
             self.left = 0;
-            return Some(Err(Error::OffsetOutOfBounds(self.start as u32)));
+            return Some(Err(Error::Index(
+                self.name,
+                IndexFault::OffsetOutOfBounds(self.start as u32),
+            )));
         };
         let priority = be32(head);
         let Some(nul) = self.rest[4..].iter().position(|&b| b == 0) else {
             self.left = 0;
-            return Some(Err(Error::MissingNul(self.start as u32)));
+            return Some(Err(Error::Index(
+                self.name,
+                IndexFault::MissingNul(self.start as u32),
+            )));
         };
         let value = &self.rest[4..4 + nul];
         self.rest = &self.rest[4 + nul + 1..];
@@ -93,7 +121,8 @@ impl<'a> Iterator for Values<'a> {
 }
 
 /// Inserts `v` the way libkmod does: before the first value whose priority is
-/// not lower, so equal priorities come out newest first.
+/// not lower, so equal priorities come out newest first. A full `out` is
+/// [`Error::Capacity`] ("modules matching one name", `N`).
 pub fn insert_by_priority<'a, const N: usize>(
     out: &mut heapless::Vec<Value<'a>, N>,
     v: Value<'a>,
@@ -103,38 +132,55 @@ pub fn insert_by_priority<'a, const N: usize>(
         .position(|x| x.priority >= v.priority)
         .unwrap_or(out.len());
     out.insert(pos, v)
-        .map_err(|_| Error::Capacity("index values"))
+        .map_err(|_| Error::Capacity("modules matching one name", N))
 }
 
 impl<'a> Index<'a> {
-    /// Checks the header and returns a reader.
+    /// Checks the header and returns a reader whose errors name no file.
     pub fn new(data: &'a [u8]) -> Result<Self> {
+        Self::named(data, "")
+    }
+
+    /// Checks the header and returns a reader whose errors name `name`
+    /// (`modules.alias.bin`).
+    pub fn named(data: &'a [u8], name: &'static str) -> Result<Self> {
+        let fault = |f| Err(Error::Index(name, f));
         if data.len() < 12 {
-            return Err(Error::IndexTooShort);
+            return fault(IndexFault::TooShort);
         }
         let magic = be32(&data[0..4]);
         if magic != MAGIC {
-            return Err(Error::BadMagic(magic));
+            return fault(IndexFault::BadMagic(magic));
         }
         let version = be32(&data[4..8]);
         if version >> 16 != 2 {
-            return Err(Error::BadVersion(version));
+            return fault(IndexFault::BadVersion(version));
         }
         Ok(Index {
             data,
             root: be32(&data[8..12]),
+            name,
         })
+    }
+
+    /// The file name errors carry (empty when none was given).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn fault(&self, f: IndexFault) -> Error {
+        Error::Index(self.name, f)
     }
 
     fn string_at(&self, off: usize) -> Result<(&'a [u8], usize)> {
         let tail = self
             .data
             .get(off..)
-            .ok_or(Error::OffsetOutOfBounds(off as u32))?;
+            .ok_or(self.fault(IndexFault::OffsetOutOfBounds(off as u32)))?;
         let nul = tail
             .iter()
             .position(|&b| b == 0)
-            .ok_or(Error::MissingNul(off as u32))?;
+            .ok_or(self.fault(IndexFault::MissingNul(off as u32)))?;
         Ok((&tail[..nul], off + nul + 1))
     }
 
@@ -143,7 +189,7 @@ impl<'a> Index<'a> {
         if start == 0 {
             return Ok(None);
         }
-        let oob = || Error::OffsetOutOfBounds(start as u32);
+        let oob = || self.fault(IndexFault::OffsetOutOfBounds(start as u32));
         // A node with no parts has no bytes: the empty index's root sits
         // at the end of the file, and libkmod reads that as empty.
         let flags = word & (FLAG_PREFIX | FLAG_VALUES | FLAG_CHILDS);
@@ -162,7 +208,7 @@ impl<'a> Index<'a> {
             let fl = self.data.get(off..off + 2).ok_or_else(oob)?;
             (first, last) = (fl[0], fl[1]);
             if first > last {
-                return Err(Error::BadChildRange(start as u32));
+                return Err(self.fault(IndexFault::BadChildRange(start as u32)));
             }
             let n = (usize::from(last - first) + 1) * 4;
             children = self.data.get(off + 2..off + 2 + n).ok_or_else(oob)?;
@@ -175,7 +221,7 @@ impl<'a> Index<'a> {
             off += 4;
             // Each value needs at least 5 bytes (priority + NUL).
             if value_count as usize > (self.data.len() - off.min(self.data.len())) / 5 {
-                return Err(Error::BadValueCount(start as u32));
+                return Err(self.fault(IndexFault::BadValueCount(start as u32)));
             }
             values = &self.data[off..];
         }
@@ -190,11 +236,12 @@ impl<'a> Index<'a> {
         }))
     }
 
-    fn values(node: &Node<'a>) -> Values<'a> {
+    fn values(&self, node: &Node<'a>) -> Values<'a> {
         Values {
             rest: node.values,
             start: node.offset,
             left: node.value_count,
+            name: self.name,
         }
     }
 
@@ -213,7 +260,8 @@ impl<'a> Index<'a> {
             }
             i += node.prefix.len();
             if i == key.len() {
-                return Self::values(&node)
+                return self
+                    .values(&node)
                     .next()
                     .transpose()
                     .map(|v| v.map(|v| v.value));
@@ -221,18 +269,30 @@ impl<'a> Index<'a> {
             word = node.child_word(key[i]);
             i += 1;
         }
-        Err(Error::TooDeep)
+        Err(self.fault(IndexFault::TooDeep))
     }
 
     /// Wildcard lookup: every value whose stored key, read as an fnmatch
     /// pattern, matches `key`; ordered by priority exactly as libkmod's
-    /// `index_searchwild` orders them.
+    /// `index_searchwild` orders them. More than `N` matches is
+    /// [`IndexFault::TooManyMatches`].
     pub fn wildcard<const N: usize>(
         &self,
         key: &[u8],
         out: &mut heapless::Vec<Value<'a>, N>,
     ) -> Result<()> {
-        let mut budget = self.data.len();
+        self.wildcard_walk(key, out).map_err(|e| match e {
+            Error::Capacity(_, n) => self.fault(IndexFault::TooManyMatches(n)),
+            e => e,
+        })
+    }
+
+    fn wildcard_walk<const N: usize>(
+        &self,
+        key: &[u8],
+        out: &mut heapless::Vec<Value<'a>, N>,
+    ) -> Result<()> {
+        let mut budget = self.data.len() + BUDGET_FLOOR;
         let mut pattern: heapless::Vec<u8, MAX_PATTERN> = heapless::Vec::new();
         let mut word = self.root;
         let mut i = 0usize;
@@ -240,7 +300,7 @@ impl<'a> Index<'a> {
             let Some(node) = self.node(word)? else {
                 return Ok(());
             };
-            spend(&mut budget)?;
+            self.spend(&mut budget, 1)?;
             for (j, &ch) in node.prefix.iter().enumerate() {
                 if matches!(ch, b'*' | b'?' | b'[') {
                     return self.collect_all(
@@ -260,13 +320,13 @@ impl<'a> Index<'a> {
             i += node.prefix.len();
             for wild in [b'*', b'?', b'['] {
                 if let Some(child) = self.node(node.child_word(wild))? {
-                    push(&mut pattern, wild)?;
+                    self.push(&mut pattern, wild)?;
                     self.collect_all(&child, 0, &mut pattern, &key[i..], out, &mut budget, 0)?;
                     pattern.pop();
                 }
             }
             if i == key.len() {
-                for v in Self::values(&node) {
+                for v in self.values(&node) {
                     insert_by_priority(out, v?)?;
                 }
                 return Ok(());
@@ -274,7 +334,7 @@ impl<'a> Index<'a> {
             word = node.child_word(key[i]);
             i += 1;
         }
-        Err(Error::TooDeep)
+        Err(self.fault(IndexFault::TooDeep))
     }
 
     /// Visits the whole subtree below `node` (from prefix byte `skip`),
@@ -291,13 +351,16 @@ impl<'a> Index<'a> {
         depth: usize,
     ) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(Error::TooDeep);
+            return Err(self.fault(IndexFault::TooDeep));
         }
         let pushed = node.prefix.len() - skip;
         for &ch in &node.prefix[skip..] {
-            push(pattern, ch)?;
+            self.push(pattern, ch)?;
         }
-        if !prefix_may_match(pattern, subkey) {
+        let mut steps = 0;
+        let may_match = prefix_may_match_counted(pattern, subkey, &mut steps);
+        self.spend(budget, 1 + steps / WORK_UNIT)?;
+        if !may_match {
             // No key below this node can match: skip the subtree.
             pattern.truncate(pattern.len() - pushed);
             return Ok(());
@@ -307,15 +370,21 @@ impl<'a> Index<'a> {
                 let Some(child) = self.node(node.child_word(ch))? else {
                     continue;
                 };
-                spend(budget)?;
-                push(pattern, ch)?;
+                // Parsing it read its prefix.
+                self.spend(budget, 1 + child.prefix.len() / WORK_UNIT)?;
+                self.push(pattern, ch)?;
                 self.collect_all(&child, 0, pattern, subkey, out, budget, depth + 1)?;
                 pattern.pop();
             }
         }
-        if node.value_count > 0 && fnmatch(pattern, subkey) {
-            for v in Self::values(node) {
-                insert_by_priority(out, v?)?;
+        if node.value_count > 0 {
+            let mut steps = 0;
+            let matched = fnmatch_counted(pattern, subkey, &mut steps);
+            self.spend(budget, steps / WORK_UNIT)?;
+            if matched {
+                for v in self.values(node) {
+                    insert_by_priority(out, v?)?;
+                }
             }
         }
         pattern.truncate(pattern.len() - pushed);
@@ -325,7 +394,7 @@ impl<'a> Index<'a> {
     /// Calls `f(key, value)` for every stored value, in trie order
     /// (what `modprobe -c` dumps).
     pub fn for_each(&self, f: &mut dyn FnMut(&[u8], Value<'a>)) -> Result<()> {
-        let mut budget = self.data.len();
+        let mut budget = self.data.len() + BUDGET_FLOOR;
         let mut key: heapless::Vec<u8, MAX_PATTERN> = heapless::Vec::new();
         if let Some(root) = self.node(self.root)? {
             self.dump(&root, &mut key, f, &mut budget, 0)?;
@@ -342,19 +411,25 @@ impl<'a> Index<'a> {
         depth: usize,
     ) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(Error::TooDeep);
+            return Err(self.fault(IndexFault::TooDeep));
         }
-        spend(budget)?;
+        self.spend(budget, 1 + node.prefix.len() / WORK_UNIT)?;
         for &ch in node.prefix {
-            push(key, ch)?;
+            self.push(key, ch)?;
         }
-        for v in Self::values(node) {
+        for v in self.values(node) {
+            // Values count against the budget too: a node with many values
+            // reached through many shared paths would otherwise emit
+            // (paths x values) lines from a small file.
+            self.spend(budget, 1 + key.len() / WORK_UNIT)?;
             f(key, v?);
         }
         if !node.children.is_empty() {
             for ch in node.first..=node.last {
                 if let Some(child) = self.node(node.child_word(ch))? {
-                    push(key, ch)?;
+                    // Parsing it read its prefix.
+                    self.spend(budget, 1 + child.prefix.len() / WORK_UNIT)?;
+                    self.push(key, ch)?;
                     self.dump(&child, key, f, budget, depth + 1)?;
                     key.pop();
                 }
@@ -365,13 +440,17 @@ impl<'a> Index<'a> {
     }
 }
 
-fn push(buf: &mut heapless::Vec<u8, MAX_PATTERN>, b: u8) -> Result<()> {
-    buf.push(b).map_err(|_| Error::TooLong("index key"))
-}
+impl Index<'_> {
+    fn push(&self, buf: &mut heapless::Vec<u8, MAX_PATTERN>, b: u8) -> Result<()> {
+        buf.push(b).map_err(|_| self.fault(IndexFault::KeyTooLong))
+    }
 
-fn spend(budget: &mut usize) -> Result<()> {
-    *budget = budget.checked_sub(1).ok_or(Error::NodeBudget)?;
-    Ok(())
+    fn spend(&self, budget: &mut usize, units: usize) -> Result<()> {
+        *budget = budget
+            .checked_sub(units)
+            .ok_or(self.fault(IndexFault::NodeBudget))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -450,13 +529,22 @@ mod tests {
 
     #[test]
     fn header_errors() {
-        assert_eq!(Index::new(&[0; 11]).unwrap_err(), Error::IndexTooShort);
+        assert_eq!(
+            Index::new(&[0; 11]).unwrap_err(),
+            Error::Index("", IndexFault::TooShort)
+        );
         let mut d = golden();
         d[0] = 0;
-        assert!(matches!(Index::new(&d), Err(Error::BadMagic(_))));
+        assert!(matches!(
+            Index::named(&d, "modules.dep.bin"),
+            Err(Error::Index("modules.dep.bin", IndexFault::BadMagic(_)))
+        ));
         let mut d = golden();
         d[5] = 3;
-        assert!(matches!(Index::new(&d), Err(Error::BadVersion(_))));
+        assert!(matches!(
+            Index::new(&d),
+            Err(Error::Index(_, IndexFault::BadVersion(_)))
+        ));
     }
 
     #[test]
@@ -514,7 +602,228 @@ mod tests {
         d.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, b'A', 0])
             .unwrap();
         let idx = Index::new(&d).unwrap();
-        assert!(matches!(idx.exact(b""), Err(Error::BadValueCount(_))));
+        assert!(matches!(
+            idx.exact(b""),
+            Err(Error::Index(_, IndexFault::BadValueCount(_)))
+        ));
+    }
+
+    extern crate std;
+    use std::vec::Vec;
+
+    /// A hand-made index: nodes `(prefix, children (arc byte, node), values)`
+    /// laid out after the header in order, node 0 the root. Any node may
+    /// point at any other, so loops and shared subtrees are expressible.
+    type TestNode = (Vec<u8>, Vec<(u8, usize)>, Vec<Vec<u8>>);
+    fn build(nodes: &[TestNode]) -> Vec<u8> {
+        let size = |n: &TestNode| {
+            let p = if n.0.is_empty() { 0 } else { n.0.len() + 1 };
+            let c = match (n.1.iter().map(|c| c.0).min(), n.1.iter().map(|c| c.0).max()) {
+                (Some(lo), Some(hi)) => 2 + 4 * (usize::from(hi - lo) + 1),
+                _ => 0,
+            };
+            let v = if n.2.is_empty() {
+                0
+            } else {
+                4 + n.2.iter().map(|v| 5 + v.len()).sum::<usize>()
+            };
+            p + c + v
+        };
+        let mut offs = Vec::new();
+        let mut at = 12;
+        for n in nodes {
+            offs.push(at);
+            at += size(n);
+        }
+        let word = |i: usize| {
+            let n = &nodes[i];
+            let mut w = offs[i] as u32;
+            if !n.0.is_empty() {
+                w |= FLAG_PREFIX;
+            }
+            if !n.1.is_empty() {
+                w |= FLAG_CHILDS;
+            }
+            if !n.2.is_empty() {
+                w |= FLAG_VALUES;
+            }
+            w
+        };
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC.to_be_bytes());
+        out.extend_from_slice(&0x0002_0001u32.to_be_bytes());
+        out.extend_from_slice(&word(0).to_be_bytes());
+        for n in nodes {
+            if !n.0.is_empty() {
+                out.extend_from_slice(&n.0);
+                out.push(0);
+            }
+            if let (Some(lo), Some(hi)) =
+                (n.1.iter().map(|c| c.0).min(), n.1.iter().map(|c| c.0).max())
+            {
+                out.extend_from_slice(&[lo, hi]);
+                for ch in lo..=hi {
+                    let w = n.1.iter().find(|c| c.0 == ch).map_or(0, |c| word(c.1));
+                    out.extend_from_slice(&w.to_be_bytes());
+                }
+            }
+            if !n.2.is_empty() {
+                out.extend_from_slice(&(n.2.len() as u32).to_be_bytes());
+                for v in &n.2 {
+                    out.extend_from_slice(&0u32.to_be_bytes());
+                    out.extend_from_slice(v);
+                    out.push(0);
+                }
+            }
+        }
+        out
+    }
+
+    /// A chain of `depth` nodes below the root, one `a` arc each, every
+    /// node holding a value: keys `a`, `aa`, ... — a valid (tree) index.
+    fn chain(depth: usize) -> Vec<u8> {
+        let mut v: Vec<TestNode> = (0..depth)
+            .map(|i| {
+                (
+                    Vec::new(),
+                    std::vec![(b'a', i + 1)],
+                    std::vec![b"m".to_vec()],
+                )
+            })
+            .collect();
+        v[0].2.clear();
+        v.push((Vec::new(), Vec::new(), std::vec![b"m".to_vec()]));
+        build(&v)
+    }
+
+    /// A trie exactly as deep as the bound is read; one level more is a
+    /// named error. A key as long as the key bound is read; one byte more
+    /// is a named error. (The walks recurse once per level: some 400 bytes
+    /// of stack each optimized, several KB unoptimized; hence the thread.)
+    #[test]
+    fn depth_and_key_length_at_and_over_their_bounds() {
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(deep_chain)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn deep_chain() {
+        let data = chain(MAX_DEPTH);
+        let idx = Index::named(&data, "modules.alias.bin").unwrap();
+        let mut n = 0;
+        idx.for_each(&mut |k, _| {
+            n += 1;
+            assert_eq!(k.len(), n);
+        })
+        .unwrap();
+        assert_eq!(n, MAX_DEPTH);
+        let key = std::vec![b'a'; MAX_DEPTH];
+        assert_eq!(idx.exact(&key).unwrap(), Some(&b"m"[..]));
+        let mut out: heapless::Vec<Value, 4> = heapless::Vec::new();
+        idx.wildcard(&key, &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        // One level more: named.
+        let data = chain(MAX_DEPTH + 1);
+        let idx = Index::named(&data, "modules.alias.bin").unwrap();
+        assert_eq!(
+            idx.for_each(&mut |_, _| {}),
+            Err(Error::Index("modules.alias.bin", IndexFault::TooDeep))
+        );
+        // A key of MAX_PATTERN bytes in one node under `*` (walked by every
+        // wildcard lookup and by the dump), then one byte more.
+        for (len, ok) in [(MAX_PATTERN, true), (MAX_PATTERN + 1, false)] {
+            let mut leaf: TestNode = (
+                std::vec![b'k'; len - 1],
+                Vec::new(),
+                std::vec![b"m".to_vec()],
+            );
+            leaf.0[0] = b'k';
+            let data = build(&[(Vec::new(), std::vec![(b'*', 1)], Vec::new()), leaf]);
+            let idx = Index::named(&data, "modules.alias.bin").unwrap();
+            let mut out: heapless::Vec<Value, 4> = heapless::Vec::new();
+            let key = std::vec![b'k'; MAX_PATTERN - 1];
+            let want = if ok {
+                Ok(())
+            } else {
+                Err(Error::Index("modules.alias.bin", IndexFault::KeyTooLong))
+            };
+            assert_eq!(idx.wildcard(&key, &mut out), want);
+            assert_eq!(out.len(), usize::from(ok));
+            assert_eq!(idx.for_each(&mut |_, _| {}), want);
+        }
+    }
+
+    /// Every child of every node points at the same next node: 255^40
+    /// paths through a 40 KB file. Each walk stops at the node budget.
+    #[test]
+    fn exponential_fan_out_stops_at_the_budget() {
+        let mut v: Vec<TestNode> = (0..40)
+            .map(|i| {
+                (
+                    Vec::new(),
+                    (1..=255u8).map(|c| (c, i + 1)).collect(),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        v.push((Vec::new(), Vec::new(), std::vec![b"m".to_vec()]));
+        let data = build(&v);
+        let idx = Index::new(&data).unwrap();
+        let fault = Err(Error::Index("", IndexFault::NodeBudget));
+        assert_eq!(idx.for_each(&mut |_, _| {}), fault);
+        // A wildcard walk stops at the budget, or earlier when the many
+        // patterns that match (`*` runs) fill the output.
+        let mut out: heapless::Vec<Value, 4> = heapless::Vec::new();
+        let e = idx.wildcard(b"abc", &mut out).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Index("", IndexFault::NodeBudget | IndexFault::TooManyMatches(4))
+            ),
+            "{e:?}"
+        );
+        let mut out: heapless::Vec<Value, 4> = heapless::Vec::new();
+        assert_eq!(idx.wildcard(b"", &mut out), fault);
+        // The exact path exists and is found: exact lookups never branch.
+        assert_eq!(idx.exact(&[b'x'; 40]).unwrap(), Some(&b"m"[..]));
+    }
+
+    /// Many paths onto one node with many values: a dump emits no more
+    /// values than the file has bytes (values count against the budget),
+    /// instead of paths x values.
+    #[test]
+    fn shared_value_nodes_cannot_multiply_the_output() {
+        let values: Vec<Vec<u8>> = (0..20_000)
+            .map(|i| std::format!("v{i}").into_bytes())
+            .collect();
+        let v: Vec<TestNode> = std::vec![
+            (
+                Vec::new(),
+                (1..=255u8).map(|c| (c, 1)).collect(),
+                Vec::new()
+            ),
+            (
+                Vec::new(),
+                (1..=255u8).map(|c| (c, 2)).collect(),
+                Vec::new()
+            ),
+            (Vec::new(), Vec::new(), values),
+        ];
+        let data = build(&v);
+        let idx = Index::new(&data).unwrap();
+        let mut n = 0usize;
+        assert_eq!(
+            idx.for_each(&mut |_, _| n += 1),
+            Err(Error::Index("", IndexFault::NodeBudget))
+        );
+        assert!(
+            n <= data.len() + BUDGET_FLOOR,
+            "{n} values from {} bytes",
+            data.len()
+        );
     }
 
     #[test]
@@ -562,7 +871,7 @@ mod tests {
                     value: b"e"
                 }
             ),
-            Err(Error::Capacity("index values"))
+            Err(Error::Capacity("modules matching one name", 4))
         );
     }
 }

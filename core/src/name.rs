@@ -28,7 +28,7 @@ pub fn normalize_alias(input: &str, out: &mut AliasBuf) -> Result<()> {
                     .position(|&c| c == b']')
                     .ok_or(Error::InvalidAlias)?;
                 out.push_str(&input[i..=i + close])
-                    .map_err(|_| Error::TooLong("alias"))?;
+                    .map_err(|_| Error::TooLong("alias", MAX_ALIAS))?;
                 i += close;
             }
             _ => {
@@ -37,7 +37,7 @@ pub fn normalize_alias(input: &str, out: &mut AliasBuf) -> Result<()> {
                     i += 1;
                 }
                 out.push_str(&input[start..=i])
-                    .map_err(|_| Error::TooLong("alias"))?;
+                    .map_err(|_| Error::TooLong("alias", MAX_ALIAS))?;
             }
         }
         i += 1;
@@ -46,7 +46,7 @@ pub fn normalize_alias(input: &str, out: &mut AliasBuf) -> Result<()> {
 }
 
 fn push(out: &mut AliasBuf, c: char) -> Result<()> {
-    out.push(c).map_err(|_| Error::TooLong("alias"))
+    out.push(c).map_err(|_| Error::TooLong("alias", MAX_ALIAS))
 }
 
 /// In-place form of [`normalize_alias`] used on config text (libkmod's `underscores`).
@@ -93,7 +93,7 @@ pub fn modname(input: &str) -> Result<ModName> {
     let stem = &input[..end];
     let mut out = ModName::new();
     out.push_str(stem)
-        .map_err(|_| Error::TooLong("module name"))?;
+        .map_err(|_| Error::TooLong("module name", MAX_NAME))?;
     if stem.contains('-') {
         let fixed: ModName = stem
             .chars()
@@ -134,6 +134,6 @@ mod tests {
         assert_eq!(modname("snd-hda-intel.ko.xz").unwrap(), "snd_hda_intel");
         assert_eq!(modname_from_path("kernel/fs/ext4/ext4.ko").unwrap(), "ext4");
         let long = "x".repeat(65);
-        assert_eq!(modname(&long), Err(Error::TooLong("module name")));
+        assert_eq!(modname(&long), Err(Error::TooLong("module name", MAX_NAME)));
     }
 }

@@ -19,8 +19,6 @@ use core::cell::OnceCell;
 pub const MAX_CANDIDATES: usize = 32;
 /// Bound on the entries of one probe list.
 pub const MAX_STEPS: usize = 192;
-/// Bound on one module's dependency list.
-pub const MAX_DEPS: usize = 256;
 /// Bound on nested softdep resolution.
 pub const MAX_SOFTDEP_DEPTH: usize = 16;
 
@@ -186,12 +184,13 @@ impl NameArena {
                 Some(_) => continue,
                 None => {
                     let mut v = heapless::String::new();
-                    v.push_str(s).map_err(|_| Error::TooLong("softdep name"))?;
+                    v.push_str(s)
+                        .map_err(|_| Error::TooLong("softdep name", MAX_SOFTDEP_NAME))?;
                     return Ok(slot.get_or_init(|| v).as_str());
                 }
             }
         }
-        Err(Error::Capacity("softdep names"))
+        Err(Error::Capacity("distinct softdep names", MAX_SOFTDEP_NAMES))
     }
 }
 
@@ -207,7 +206,8 @@ struct Builder<'s, 'a, 'k> {
 
 fn owned_name(s: &str) -> Result<ModName> {
     let mut n = ModName::new();
-    n.push_str(s).map_err(|_| Error::TooLong("module name"))?;
+    n.push_str(s)
+        .map_err(|_| Error::TooLong("module name", crate::name::MAX_NAME))?;
     Ok(n)
 }
 
@@ -223,7 +223,7 @@ impl<'r, 'a> Resolver<'r, 'a> {
         'a: 'k,
     {
         out.clear();
-        let full = |_| Error::Capacity("lookup results");
+        let full = |_| Error::Capacity("modules matching one name", MAX_CANDIDATES);
         for (pat, module) in self.cfg.aliases.iter() {
             if fnmatch(pat.as_bytes(), key.as_bytes()) {
                 let mut c = Candidate::plain(owned_name(module)?);
@@ -285,7 +285,8 @@ impl<'r, 'a> Resolver<'r, 'a> {
             let mut c = Candidate::plain(owned_name(utf8(v.value)?)?);
             c.alias = Some(key);
             c.builtin = builtin;
-            out.push(c).map_err(|_| Error::Capacity("lookup results"))?;
+            out.push(c)
+                .map_err(|_| Error::Capacity("modules matching one name", MAX_CANDIDATES))?;
         }
         Ok(!out.is_empty())
     }
@@ -425,7 +426,7 @@ impl<'r, 'a> Resolver<'r, 'a> {
             s.visited = true;
             b.steps
                 .push(s)
-                .map_err(|_| Error::Capacity("probe list entries"))?;
+                .map_err(|_| Error::Capacity("probe list entries", MAX_STEPS))?;
         } else {
             self.fill_softdep(b, m, path, true, depth)?;
         }
@@ -464,7 +465,7 @@ impl<'r, 'a> Resolver<'r, 'a> {
         s.visited = visit;
         b.steps
             .push(s)
-            .map_err(|_| Error::Capacity("probe list entries"))?;
+            .map_err(|_| Error::Capacity("probe list entries", MAX_STEPS))?;
         for c in post.iter() {
             self.get_probe_list(b, c, false, depth + 1)?;
         }
@@ -495,7 +496,7 @@ impl<'r, 'a> Resolver<'r, 'a> {
             self.lookup(key, &mut found)?;
             for c in found.iter() {
                 out.push(c.clone())
-                    .map_err(|_| Error::Capacity("softdep modules"))?;
+                    .map_err(|_| Error::Capacity("softdep modules of one line", MAX_CANDIDATES))?;
             }
         }
         Ok(())

@@ -55,7 +55,7 @@ impl Schedule {
     pub fn add_job(&mut self) -> Result<usize> {
         self.state
             .push(JobState::Waiting)
-            .map_err(|_| Error::Capacity("load jobs"))?;
+            .map_err(|_| Error::Capacity("load jobs", MAX_JOBS))?;
         Ok(self.state.len() - 1)
     }
 
@@ -82,7 +82,7 @@ impl Schedule {
         }
         self.edges
             .push((b, a, hard))
-            .map_err(|_| Error::Capacity("load ordering edges"))
+            .map_err(|_| Error::Capacity("load ordering edges", MAX_EDGES))
     }
 
     /// The state of job `i`.

@@ -136,3 +136,55 @@ pub(crate) fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Erro
         }
     }
 }
+
+/// Inflate one raw deflate stream through a 32 KiB ring (the deflate
+/// window), keeping nothing; returns (input bytes used, output bytes),
+/// or [`Error::TooLarge`] as soon as the output passes `limit`.
+fn measure_member(input: &[u8], limit: u64) -> Result<(usize, u64), Error> {
+    let mut state = DecompressorOxide::new();
+    let mut ring = [0u8; 32 * 1024];
+    let (mut used, mut total, mut at) = (0usize, 0u64, 0usize);
+    loop {
+        // No flags: a wrapping output buffer (a power of two at least the
+        // window size), raw deflate, all input given at once.
+        let (status, n_in, n_out) = decompress(&mut state, &input[used..], &mut ring, at, 0);
+        used += n_in;
+        total += n_out as u64;
+        at = (at + n_out) & (ring.len() - 1);
+        if total > limit {
+            return Err(Error::TooLarge(G));
+        }
+        match status {
+            TINFLStatus::Done => return Ok((used.min(input.len()), total)),
+            TINFLStatus::HasMoreOutput => {}
+            TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
+                return Err(Error::Truncated(G));
+            }
+            _ => return Err(Error::Corrupt(G, "invalid deflate data")),
+        }
+    }
+}
+
+/// The decompressed size of all members, found by inflating them without
+/// keeping the output (constant memory); [`Error::TooLarge`] once it
+/// passes `limit`. Checks nothing but the structure: [`decompress_into`]
+/// verifies the trailers.
+pub(crate) fn measure(data: &[u8], limit: usize) -> Result<usize, Error> {
+    let (mut pos, mut total) = (0usize, 0u64);
+    loop {
+        let member = &data[pos..];
+        let hdr = header(member)?;
+        let (used, n) = measure_member(&member[hdr..], limit as u64 - total)?;
+        total += n;
+        let tpos = hdr + used;
+        member.get(tpos..tpos + 8).ok_or(Error::Truncated(G))?;
+        pos += tpos + 8;
+        let rest = &data[pos..];
+        if rest.iter().all(|&b| b == 0) {
+            return Ok(total as usize);
+        }
+        if !rest.starts_with(&GZIP_MAGIC) {
+            return Err(Error::Corrupt(G, "trailing garbage after gzip member"));
+        }
+    }
+}

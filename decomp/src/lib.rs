@@ -19,7 +19,9 @@
 //!
 //! Every function is total: malformed input gives an [`Error`], never a
 //! panic, in time linear in the input and output, and no output beyond
-//! [`MAX_OUTPUT`] is ever produced.
+//! [`MAX_OUTPUT`] is ever produced. [`decompress_to_vec`] (and
+//! [`measure`]) never hold more memory than the true decompressed size,
+//! whatever the container claims.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -36,10 +38,14 @@ mod xz;
 mod zstd;
 
 /// Largest decompressed size ever produced, and largest input accepted
-/// (256 MiB). The largest Debian module, amdgpu, is 29 MiB decompressed
-/// (6.12) and 19 MiB (6.1); anything beyond this is a decompression bomb or
-/// garbage, and rejecting it up front keeps time and memory bounded (a
-/// sparse 2 GiB "module" is refused without reading it).
+/// (256 MiB). The largest Debian module, amdgpu, is 27.9 MiB decompressed
+/// (6.12, `xz -l`) and 18.5 MiB (6.1, a plain `.ko`): nine times that is
+/// room for growth; anything beyond is a decompression bomb or garbage.
+/// Refusing it keeps time and memory bounded: a sparse 2 GiB "module" is
+/// refused without reading it, a stream whose header records more is
+/// refused before decoding, and one that records nothing (or lies) is
+/// [`measure`]d in constant memory and refused after at most this much
+/// decoding.
 pub const MAX_OUTPUT: usize = 256 << 20;
 
 /// gzip magic (RFC 1952 ID1 ID2).
@@ -278,37 +284,68 @@ pub fn decompress_into(data: &[u8], out: &mut [u8], scratch: &mut [u8]) -> Resul
     }
 }
 
+/// The exact decompressed size of `data`, found by decoding it without
+/// keeping the output (memory: the format's window — 32 KiB for gzip, the
+/// frame's window for zstd), for streams that do not record their size or
+/// record it wrongly. [`Error::TooLarge`] as soon as the output passes
+/// `limit` (capped at [`MAX_OUTPUT`]), so a decompression bomb costs at most
+/// that much decoding time and no memory. xz records every block's size in
+/// its index (checked while decoding): this is [`decompressed_len`].
+/// Integrity checks are left to [`decompress_into`].
+pub fn measure(data: &[u8], limit: usize) -> Result<usize, Error> {
+    let c = format_of(data)?;
+    let limit = limit.min(MAX_OUTPUT);
+    let n = match c {
+        #[cfg(feature = "gzip")]
+        Format::Gzip => gzip::measure(data, limit)?,
+        #[cfg(feature = "zstd")]
+        Format::Zstd => zstd::measure(data, limit)?,
+        _ => decompressed_len(data)?,
+    };
+    if n > limit {
+        return Err(Error::TooLarge(c));
+    }
+    Ok(n)
+}
+
 /// Decompress `data` into a new vector of at most `limit` bytes (capped at
 /// [`MAX_OUTPUT`]), allocating the xz dictionary as needed. The vector is
-/// sized from [`decompressed_len`] when the container records the size, and
-/// grown (re-decoding) when it does not. [`Error::TooLarge`] if the output
+/// sized from [`decompressed_len`] when the container records the size,
+/// and from [`measure`] when it does not or when the record proves wrong
+/// (a gzip ISIZE is only the size modulo 2^32, and may lie): memory is the
+/// true decompressed size, never more. [`Error::TooLarge`] if the output
 /// would exceed the limit.
 #[cfg(feature = "alloc")]
 pub fn decompress_to_vec(data: &[u8], limit: usize) -> Result<alloc::vec::Vec<u8>, Error> {
     use alloc::vec;
     let c = format_of(data)?;
     let limit = limit.min(MAX_OUTPUT);
-    let mut cap = match decompressed_len(data) {
+    let recorded = match decompressed_len(data) {
         Ok(n) if n > limit => return Err(Error::TooLarge(c)),
-        Ok(n) => n,
+        Ok(n) => Some(n),
         // Size not recorded, or a gzip ISIZE that cannot be right (a cut
-        // file ends in arbitrary bytes): decode into a growing buffer and
-        // let the decoder name the problem.
-        Err(Error::UnknownSize(_) | Error::Corrupt(Format::Gzip, _)) => {
-            data.len().saturating_mul(4).min(limit)
-        }
+        // file ends in arbitrary bytes): measure, and let the decoder name
+        // any problem.
+        Err(Error::UnknownSize(_) | Error::Corrupt(Format::Gzip, _)) => None,
         Err(e) => return Err(e),
     };
+    let mut len = match recorded {
+        Some(n) => n,
+        None => measure(data, limit)?,
+    };
     let mut scratch = vec![0u8; scratch_len(data)?];
+    let mut measured = recorded.is_none();
     loop {
-        let mut out = vec![0u8; cap];
+        let mut out = vec![0u8; len];
         match decompress_into(data, &mut out, &mut scratch) {
             Ok(n) => {
                 out.truncate(n);
                 return Ok(out);
             }
-            Err(Error::OutputTooSmall) if cap < limit => {
-                cap = cap.saturating_mul(2).max(64 * 1024).min(limit);
+            // The stream holds more than its record says.
+            Err(Error::OutputTooSmall) if !measured => {
+                len = measure(data, limit)?;
+                measured = true;
             }
             Err(Error::OutputTooSmall) => return Err(Error::TooLarge(c)),
             Err(e) => return Err(e),

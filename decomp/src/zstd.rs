@@ -219,3 +219,58 @@ pub(crate) fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Erro
     }
     Ok(opos)
 }
+
+/// The decompressed size of all frames, found by decoding them without
+/// keeping the output (memory: the frame's window); [`Error::TooLarge`]
+/// once it passes `limit`. [`decompress_into`] verifies the checksums.
+pub(crate) fn measure(data: &[u8], limit: usize) -> Result<usize, Error> {
+    scan(data)?;
+    let mut chunk = alloc::vec![0u8; 64 * 1024];
+    let mut input = data;
+    let mut total = 0usize;
+    let mut frames = 0usize;
+    let mut dec = FrameDecoder::new();
+    while !input.is_empty() {
+        if frames > 0 && input.iter().all(|&b| b == 0) {
+            break;
+        }
+        match dec.init(&mut input) {
+            Ok(()) => {}
+            Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                length,
+                ..
+            })) => {
+                input = input.get(length as usize..).ok_or(Error::Truncated(Z))?;
+                continue;
+            }
+            Err(e) => return Err(map_err(e)),
+        }
+        frames += 1;
+        loop {
+            dec.decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(1 << 20))
+                .map_err(map_err)?;
+            while dec.can_collect() > 0 {
+                let n = dec
+                    .read(&mut chunk)
+                    .map_err(|_| Error::Corrupt(Z, "invalid frame"))?;
+                total += n;
+                if total > limit {
+                    return Err(Error::TooLarge(Z));
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            if dec.is_finished() {
+                break;
+            }
+            if input.is_empty() {
+                return Err(Error::Truncated(Z));
+            }
+        }
+    }
+    if frames == 0 {
+        return Err(Error::Truncated(Z));
+    }
+    Ok(total)
+}

@@ -633,3 +633,106 @@ fn inputs_beyond_the_bound_are_refused_unread() {
         );
     }
 }
+
+#[test]
+fn measure_matches_the_data() {
+    for len in [0usize, 1, 70_000, 300_000] {
+        let data = payload(len, 77);
+        for f in fixtures(&data) {
+            assert_eq!(
+                earlymod_decompress::measure(&f.data, MAX_OUTPUT),
+                Ok(len),
+                "{}",
+                f.label
+            );
+            assert_eq!(
+                earlymod_decompress::measure(&f.data, len.saturating_sub(1)).is_err(),
+                len > 0,
+                "{}",
+                f.label
+            );
+        }
+    }
+    // zstd from a pipe records no content size: measured, then decoded.
+    let data = payload(200_000, 78);
+    if let Some(z) = pipe_stdin("zstd", &["-c", "-q"], &data) {
+        assert_eq!(decompressed_len(&z), Err(Error::UnknownSize(Format::Zstd)));
+        assert_eq!(earlymod_decompress::measure(&z, MAX_OUTPUT), Ok(data.len()));
+        assert_eq!(decompress_to_vec(&z, MAX_OUTPUT).unwrap(), data);
+    }
+}
+
+/// `tool args` reading `data` from a pipe (so the tool does not know the
+/// size); None when the tool is missing.
+fn pipe_stdin(tool: &str, args: &[&str], data: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut c = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdin = c.stdin.take()?;
+    let data = data.to_vec();
+    let w = std::thread::spawn(move || stdin.write_all(&data));
+    let out = c.wait_with_output().ok()?;
+    w.join().ok()?.ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+/// A gzip ISIZE smaller than the stream (a lie, or the true size modulo
+/// 2^32): the record is not trusted once the output overflows it; the
+/// stream is measured, decoded, and its trailer found wrong.
+#[test]
+fn a_lying_gzip_isize_costs_only_the_true_size() {
+    let data = payload(1 << 20, 79);
+    let Some(mut z) = pipe("gzip", &["-c"], &data) else {
+        return;
+    };
+    let n = z.len();
+    z[n - 4..].copy_from_slice(&4096u32.to_le_bytes());
+    assert_eq!(decompressed_len(&z), Ok(4096));
+    assert_eq!(earlymod_decompress::measure(&z, MAX_OUTPUT), Ok(data.len()));
+    assert_eq!(
+        decompress_to_vec(&z, MAX_OUTPUT),
+        Err(Error::GzipSizeMismatch {
+            expected: 4096,
+            actual: data.len() as u32
+        })
+    );
+}
+
+/// Decompression bombs: 257 MiB of zeros, over the bound, through each
+/// container with and without a size record. Refused from the record when
+/// there is one; otherwise measured in constant memory up to the bound.
+#[test]
+fn bombs_are_refused() {
+    let zeros = vec![0u8; MAX_OUTPUT + (1 << 20)];
+    let cases: [(&str, &[&str], bool); 4] = [
+        ("gzip", &["-c", "-1"], false),
+        ("xz", &["-c", "-0", "-T1"], false),
+        ("zstd", &["-c", "-q", "-1"], false),
+        ("zstd", &["-c", "-q", "-1"], true),
+    ];
+    for (tool, args, from_pipe) in cases {
+        let z = if from_pipe {
+            pipe_stdin(tool, args, &zeros)
+        } else {
+            pipe(tool, args, &zeros)
+        };
+        let Some(z) = z else { continue };
+        let format = detect(&z).unwrap();
+        let want = Err(Error::TooLarge(format));
+        assert_eq!(
+            decompress_to_vec(&z, MAX_OUTPUT),
+            want,
+            "{tool} {from_pipe}"
+        );
+        assert_eq!(
+            earlymod_decompress::measure(&z, MAX_OUTPUT).map(|_| ()),
+            want.map(|_: Vec<u8>| ()),
+            "{tool}"
+        );
+    }
+}

@@ -66,9 +66,9 @@ pub enum Resolved {
     Builtin(String),
 }
 
-/// Resolver callback: `(name_or_alias, moddir)` → the modules, `None` when
-/// the lookup itself fails.
-pub type Resolver<'r> = &'r dyn Fn(&str, &str) -> Option<Vec<Resolved>>;
+/// Resolver callback: `(name_or_alias, moddir)` → the modules, or why the
+/// lookup itself failed (a corrupt index, a name over a bound).
+pub type Resolver<'r> = &'r dyn Fn(&str, &str) -> Result<Vec<Resolved>, String>;
 
 /// glibc's `strerror` text.
 fn strerror(errno: i32) -> Cow<'static, str> {
@@ -202,23 +202,40 @@ pub fn module_dir(basedir: Option<&str>, kversion: Option<&str>, pwd: Option<&st
 
 /// modprobe-style lookup for `modinfo NAME` in module directory `moddir`
 /// (with the default modprobe.d configuration): every module the name or
-/// alias resolves to, as a file or a builtin.
-pub fn resolve(name: &str, moddir: &str) -> Option<Vec<Resolved>> {
+/// alias resolves to, as a file or a builtin; or why the lookup failed.
+pub fn resolve(name: &str, moddir: &str) -> Result<Vec<Resolved>, String> {
     let log = Log {
         prog: PROG,
         verbose: LOG_WARNING,
     };
-    let dir = ModDir::open(DirName::try_from(moddir).ok()?);
+    let dirname = DirName::try_from(moddir).map_err(|_| {
+        format!(
+            "module directory {}: {} bytes (limit {})",
+            crate::modprobe::Short(moddir),
+            moddir.len(),
+            crate::moddir::MAX_DIRNAME
+        )
+    })?;
+    let dir = ModDir::open(dirname);
+    let failed = |e: earlymod_core::Error| {
+        format!(
+            "could not look up '{}' in {moddir}: {e}",
+            crate::modprobe::Short(name)
+        )
+    };
     crate::modprobe::with_config(&dir, &DEFAULT_CONFIG_PATHS, &log, |r| {
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
-        if normalize_alias(name, &mut key).is_err() {
-            return Some(Vec::new());
+        match normalize_alias(name, &mut key) {
+            // kmod: an invalid alias is simply not found.
+            Err(earlymod_core::Error::InvalidAlias) => return Ok(Vec::new()),
+            Err(e) => return Err(failed(e)),
+            Ok(()) => {}
         }
-        r.lookup(&key, &mut found).ok()?;
+        r.lookup(&key, &mut found).map_err(failed)?;
         let mut out = Vec::new();
         for c in found.iter() {
-            let line = r.db.dep_line(&c.name).ok()?;
+            let line = r.db.dep_line(&c.name).map_err(failed)?;
             match line.and_then(DepLine::parse) {
                 Some(d) if d.path.starts_with('/') => out.push(Resolved::File(d.path.into())),
                 Some(d) => out.push(Resolved::File(format!("{}/{}", dir.dirname, d.path))),
@@ -228,7 +245,7 @@ pub fn resolve(name: &str, moddir: &str) -> Option<Vec<Resolved>> {
                 None => {}
             }
         }
-        Some(out)
+        Ok(out)
     })
 }
 
@@ -254,10 +271,17 @@ fn split_key_value(s: &[u8]) -> InfoEntry<'_> {
 }
 
 /// Entries of a module image: `.modinfo` strings in order, then signature
-/// fields when the image carries a module signature; `Err(errno)`.
-pub fn module_info(data: &[u8]) -> Result<Vec<InfoEntry<'_>>, i32> {
-    let elf = elf::Elf::parse(data).map_err(|e| e.errno())?;
-    let sec = elf.section(b".modinfo").ok_or(ENOENT)?;
+/// fields when the image carries a module signature; the errno libkmod
+/// reports (with the reason for a malformed ELF file).
+pub fn module_info(data: &[u8]) -> Result<Vec<InfoEntry<'_>>, unpack::Fail> {
+    let elf = elf::Elf::parse(data).map_err(|e| match e {
+        elf::ElfError::NotElf => unpack::Fail::from(e.errno()),
+        elf::ElfError::Invalid(why) => unpack::Fail {
+            errno: e.errno(),
+            why: Some(Cow::Borrowed(why)),
+        },
+    })?;
+    let sec = elf.section(b".modinfo").ok_or(unpack::Fail::from(ENOENT))?;
     let mut list: Vec<InfoEntry> = elf::split_strings(sec).map(split_key_value).collect();
     if let Some(sig) = signature_info(data) {
         let fields: [(&[u8], Cow<'_, [u8]>); 5] = [
@@ -444,26 +468,28 @@ fn print_info(ctx: &Ctx, m: &Module, out: &mut dyn Sink, err: &mut dyn Sink) -> 
     };
     let list = image
         .as_ref()
-        .map_err(|e| *e)
+        .map_err(Clone::clone)
         .and_then(|img| match &m.path {
-            None => builtin_info(img.bytes(), &m.name),
+            None => builtin_info(img.bytes(), &m.name).map_err(unpack::Fail::from),
             Some(_) => module_info(img.bytes()),
         });
     let list = match list {
         Ok(l) => l,
-        Err(ENOENT) if m.path.is_none() => return Ok(()),
-        Err(e) => {
+        Err(f) if f.errno == ENOENT && m.path.is_none() => return Ok(()),
+        Err(f) => {
+            let why = f.why.map(|w| format!(" ({w})")).unwrap_or_default();
             err_line(
                 err,
                 &[
                     b"could not get modinfo from '",
                     m.name.as_bytes(),
                     b"': ",
-                    strerror(e).as_bytes(),
+                    strerror(f.errno).as_bytes(),
+                    why.as_bytes(),
                     b"\n",
                 ],
             );
-            return Err(e);
+            return Err(f.errno);
         }
     };
 
@@ -585,9 +611,13 @@ pub fn run(
         let mut show = |m: Module| failed |= modinfo_do(&ctx, &m, out, err).is_err();
         if o.modname {
             match resolve(name, &moddir) {
-                Some(mut list) if !list.is_empty() => show(list.swap_remove(0).into()),
-                _ => {
+                Ok(mut list) if !list.is_empty() => show(list.swap_remove(0).into()),
+                Ok(_) => {
                     err_line(err, &[b"Module name ", name.as_bytes(), b" not found.\n"]);
+                    failed = true;
+                }
+                Err(why) => {
+                    err_line(err, &[why.as_bytes(), b"\n"]);
                     failed = true;
                 }
             }
@@ -598,15 +628,15 @@ pub fn run(
             });
         } else {
             match resolve(name, &moddir) {
-                None => {
-                    err_line(err, &[b"Module alias ", name.as_bytes(), b" not found.\n"]);
+                Err(why) => {
+                    err_line(err, &[why.as_bytes(), b"\n"]);
                     failed = true;
                 }
-                Some(list) if list.is_empty() => {
+                Ok(list) if list.is_empty() => {
                     err_line(err, &[b"Module ", name.as_bytes(), b" not found.\n"]);
                     failed = true;
                 }
-                Some(list) => list.into_iter().for_each(|r| show(r.into())),
+                Ok(list) => list.into_iter().for_each(|r| show(r.into())),
             }
         }
     }
@@ -662,8 +692,8 @@ pub(crate) mod tests {
         )
     }
 
-    fn no_resolve(_: &str, _: &str) -> Option<Vec<Resolved>> {
-        Some(Vec::new())
+    fn no_resolve(_: &str, _: &str) -> Result<Vec<Resolved>, String> {
+        Ok(Vec::new())
     }
 
     #[test]
@@ -697,8 +727,9 @@ pub(crate) mod tests {
         assert_eq!(builtin_info(data, "after").unwrap_err(), ENOSYS);
         assert_eq!(builtin_info(b"cut.x=y", "cut").unwrap_err(), ENOSYS);
 
-        let resolve =
-            |n: &str, _: &str| -> Option<Vec<Resolved>> { Some(vec![Resolved::Builtin(n.into())]) };
+        let resolve = |n: &str, _: &str| -> Result<Vec<Resolved>, String> {
+            Ok(vec![Resolved::Builtin(n.into())])
+        };
         // -b ROOT -k KVER -> ROOT/lib/modules/KVER
         let root = TempDir::new("builtin-root");
         let md = root.path().join("lib/modules/9.9");
@@ -782,8 +813,8 @@ pub(crate) mod tests {
         );
         // a resolved file that is missing
         let gone = d.path().join("gone.ko").to_str().unwrap().to_string();
-        let resolve = move |_: &str, _: &str| -> Option<Vec<Resolved>> {
-            Some(vec![Resolved::File(gone.clone())])
+        let resolve = move |_: &str, _: &str| -> Result<Vec<Resolved>, String> {
+            Ok(vec![Resolved::File(gone.clone())])
         };
         let (code, out, err) = run_with(&["gone"], &resolve);
         assert_eq!(code, 1);
@@ -822,9 +853,20 @@ pub(crate) mod tests {
             (code, err.as_str()),
             (1, "modinfo: ERROR: Module foo not found.\n")
         );
-        let failing = |_: &str, _: &str| -> Option<Vec<Resolved>> { None };
-        let (_, _, err) = run_with(&["-k", "1", "foo"], &failing);
-        assert_eq!(err, "modinfo: ERROR: Module alias foo not found.\n");
+        // a failed lookup says why, on one line
+        let failing = |n: &str, _: &str| -> Result<Vec<Resolved>, String> {
+            Err(format!(
+                "could not look up '{n}' in /m: modules.dep.bin: bad index magic 0x00000000"
+            ))
+        };
+        let (code, _, err) = run_with(&["-k", "1", "foo"], &failing);
+        assert_eq!(code, 1);
+        assert_eq!(
+            err,
+            "modinfo: ERROR: could not look up 'foo' in /m: modules.dep.bin: bad index magic 0x00000000\n"
+        );
+        let (_, _, err) = run_with(&["-k", "1", "-m", "foo"], &failing);
+        assert!(err.starts_with("modinfo: ERROR: could not look up 'foo'"));
         let (_, _, err) = run_with(&["-k", "1", "-m", "foo"], &no_resolve);
         assert_eq!(err, "modinfo: ERROR: Module name foo not found.\n");
         let (code, _, err) = run_with(&["--fi", "x"], &no_resolve);
@@ -841,9 +883,9 @@ pub(crate) mod tests {
         assert!(out.starts_with("kmod version 30\n"));
         // the resolver sees ROOT/lib/modules/KVER, made absolute
         let seen = RefCell::new(String::new());
-        let spy = |_: &str, d: &str| -> Option<Vec<Resolved>> {
+        let spy = |_: &str, d: &str| -> Result<Vec<Resolved>, String> {
             *seen.borrow_mut() = d.to_string();
-            Some(Vec::new())
+            Ok(Vec::new())
         };
         run_with(&["-b", "/r", "-k", "6.1", "x"], &spy);
         assert_eq!(*seen.borrow(), "/r/lib/modules/6.1");

@@ -4,13 +4,47 @@
 //! as libkmod built without zlib/xz/zstd treats it.
 
 use crate::sys::{self, CPath, Mapped};
+use alloc::borrow::Cow;
 #[cfg(feature = "decompress")]
 use alloc::vec::Vec;
 
 #[cfg(feature = "decompress")]
 pub(crate) const ENOEXEC: i32 = 8;
 pub(crate) const EINVAL: i32 = 22;
+const EFBIG: i32 = 27;
 const ENAMETOOLONG: i32 = 36;
+
+/// Largest module file read, compressed or not, and largest decompressed
+/// image (the decoders' bound): the largest Debian module, amdgpu, is 28
+/// MiB; a bigger file is garbage or an attack, refused before it is read.
+pub const MAX_MODULE: usize = 256 << 20;
+#[cfg(feature = "decompress")]
+const _: () = assert!(MAX_MODULE == earlymod_decompress::MAX_OUTPUT);
+
+/// Why a module image could not be had: the errno libkmod reports for
+/// it, and the exact reason when there is more to say than the errno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fail {
+    /// The errno (its text is what kmod prints).
+    pub errno: i32,
+    /// What exactly is wrong.
+    pub why: Option<Cow<'static, str>>,
+}
+
+impl From<i32> for Fail {
+    fn from(errno: i32) -> Fail {
+        Fail { errno, why: None }
+    }
+}
+
+impl Fail {
+    fn new(errno: i32, why: impl Into<Cow<'static, str>>) -> Fail {
+        Fail {
+            errno,
+            why: Some(why.into()),
+        }
+    }
+}
 
 /// A module image: the mapped file, or its decompressed contents.
 pub enum Image {
@@ -34,54 +68,79 @@ impl Image {
 
 /// Maps a whole file read-only; `Err(errno)` when it cannot be opened or
 /// read.
-pub fn map_file(path: &str) -> Result<Mapped, i32> {
+pub fn map_file(path: &str) -> Result<Mapped, Fail> {
     let c = CPath::join(&[path]).ok_or(ENAMETOOLONG)?;
+    // Non-blocking: a FIFO must not hang the open.
     let fd = sys::open(c.as_cstr()).map_err(|e| e.raw_os_error())?;
+    let kind = rustix::fs::fstat(&fd)
+        .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode))
+        .map_err(|e| e.raw_os_error())?;
+    if !matches!(
+        kind,
+        rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory
+    ) {
+        return Err(Fail::new(EINVAL, "not a regular file"));
+    }
     Mapped::from_fd(&fd, false).ok_or_else(|| {
         // Not mappable (a directory, say): read(2) names the problem.
-        match rustix::io::read(&fd, &mut [0u8; 1]) {
+        Fail::from(match rustix::io::read(&fd, &mut [0u8; 1]) {
             Err(e) => e.raw_os_error(),
             Ok(_) => EINVAL,
-        }
+        })
     })
 }
 
-/// The image of module file `path`; `Err(errno)` as libkmod reports it.
-pub fn load(path: &str) -> Result<Image, i32> {
+/// The image of module file `path`; the errno as libkmod reports it, with
+/// the reason when it is not the errno's. A file over [`MAX_MODULE`] is
+/// refused unread (a sparse 2 GiB "module" costs nothing).
+pub fn load(path: &str) -> Result<Image, Fail> {
     let raw = map_file(path)?;
+    let len = raw.bytes().len();
     // libkmod refuses files shorter than the longest magic it probes (6).
-    if raw.bytes().len() < 6 {
-        return Err(EINVAL);
+    if len < 6 {
+        return Err(EINVAL.into());
+    }
+    if len > MAX_MODULE {
+        return Err(Fail::new(
+            EFBIG,
+            alloc::format!(
+                "{} MiB: a kernel module is at most {} MiB",
+                len >> 20,
+                MAX_MODULE >> 20
+            ),
+        ));
     }
     decompress(raw)
 }
 
 #[cfg(not(feature = "decompress"))]
-fn decompress(raw: Mapped) -> Result<Image, i32> {
+fn decompress(raw: Mapped) -> Result<Image, Fail> {
     Ok(Image::Mapped(raw))
 }
 
 #[cfg(feature = "decompress")]
-fn decompress(raw: Mapped) -> Result<Image, i32> {
+fn decompress(raw: Mapped) -> Result<Image, Fail> {
+    use alloc::string::ToString;
     use earlymod_decompress as d;
     let data = raw.bytes();
     if d::detect(data).is_none() {
         return Ok(Image::Mapped(raw));
     }
+    let why = |e: d::Error| Fail::new(EINVAL, e.to_string());
     match d::decompress_to_vec(data, d::MAX_OUTPUT) {
         Ok(v) => Ok(Image::Owned(v)),
         // libkmod feeds libzstd until end of file and keeps whatever came
         // out, so a cut .ko.zst is judged by the ELF reader, not rejected.
-        Err(d::Error::Truncated(d::Format::Zstd)) => match zstd_truncation(data) {
-            ZstdTruncation::NothingDecoded => Err(ENOEXEC),
+        Err(e @ d::Error::Truncated(d::Format::Zstd)) => match zstd_truncation(data) {
+            ZstdTruncation::NothingDecoded => Err(Fail::new(ENOEXEC, e.to_string())),
             ZstdTruncation::OnlyChecksumMissing(patched) => {
                 d::decompress_to_vec(&patched, d::MAX_OUTPUT)
                     .map(Image::Owned)
-                    .map_err(|_| EINVAL)
+                    .map_err(why)
             }
-            _ => Err(EINVAL),
+            _ => Err(why(e)),
         },
-        Err(_) => Err(EINVAL),
+        Err(e) => Err(why(e)),
     }
 }
 
@@ -227,7 +286,9 @@ mod tests {
     fn load_bytes(dir: &Path, name: &str, data: &[u8]) -> Result<Vec<u8>, i32> {
         let p = dir.join(name);
         std::fs::write(&p, data).unwrap();
-        load(p.to_str().unwrap()).map(|i| i.bytes().to_vec())
+        load(p.to_str().unwrap())
+            .map(|i| i.bytes().to_vec())
+            .map_err(|f| f.errno)
     }
 
     #[test]
@@ -246,9 +307,12 @@ mod tests {
             }
         }
         assert_eq!(load_bytes(dir, "short", b"\x7fELF\x02"), Err(EINVAL));
-        assert_eq!(load(&dir.join("missing").to_string_lossy()).err(), Some(2));
+        assert_eq!(
+            load(&dir.join("missing").to_string_lossy()).err(),
+            Some(Fail::from(2))
+        );
         let s: String = dir.to_str().unwrap().to_string();
-        assert_eq!(load(&s).err(), Some(21), "a directory: EISDIR");
+        assert_eq!(load(&s).err(), Some(Fail::from(21)), "a directory: EISDIR");
     }
 
     #[test]
@@ -281,6 +345,51 @@ mod tests {
         assert_eq!(load_bytes(dir, "z", &z[..8]), Err(ENOEXEC));
         assert_eq!(load_bytes(dir, "z", &z[..z.len() - 10]), Err(EINVAL));
         assert_eq!(load_bytes(dir, "z", &z[..z.len() - 2]).unwrap(), data);
+    }
+
+    /// A file over the module bound is refused unread, whatever it holds
+    /// (sparse: no disk, no memory); a bomb is refused with its reason.
+    #[test]
+    fn huge_files_and_bombs_are_refused_with_a_reason() {
+        let d = TempDir::new("huge");
+        for head in [
+            &b"\x7fELF\x02\x01\x01"[..],
+            &earlymod_decompress::GZIP_MAGIC,
+        ] {
+            let p = d.path().join("huge.ko");
+            std::fs::write(&p, head).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(MAX_MODULE as u64 + 1)
+                .unwrap();
+            let f = load(p.to_str().unwrap()).err().unwrap();
+            assert_eq!(f.errno, EFBIG);
+            assert_eq!(
+                f.why.as_deref(),
+                Some("256 MiB: a kernel module is at most 256 MiB")
+            );
+        }
+        // 257 MiB of zeros through zstd without a content size: measured
+        // up to the bound (in constant memory), then refused.
+        let src = d.path().join("zeros");
+        std::fs::write(&src, std::vec![0u8; 257 << 20]).unwrap();
+        let Ok(o) = Command::new("zstd")
+            .args(["-c", "-q", "-1", "--no-content-size"])
+            .arg(&src)
+            .output()
+        else {
+            return;
+        };
+        let p = d.path().join("bomb.ko.zst");
+        std::fs::write(&p, &o.stdout).unwrap();
+        let f = load(p.to_str().unwrap()).err().unwrap();
+        assert_eq!(f.errno, EINVAL);
+        assert_eq!(
+            f.why.as_deref(),
+            Some("zstd stream decompresses to more than 256 MiB")
+        );
     }
 
     #[test]
