@@ -96,10 +96,11 @@ fuzz: setup out/earlymod-pack
 # Every benchmark in one run, one at a time (bench/report.py): resolution vs
 # kmod (time, callgrind instructions, peak RSS), module-set loading in QEMU
 # vs kmod and busybox, packing vs mkinitramfs/dracut, time to root vs the
-# busybox+kmod image, binary sizes. Writes and prints bench/REPORT.md.
+# busybox+kmod image, binary sizes. Writes and prints
+# bench/REPORT.md (BENCH_ARGS=--quick: one round each, for trying it).
 bench: setup all
 	bash scripts/setup.sh bench
-	python3 bench/report.py
+	python3 bench/report.py $(BENCH_ARGS)
 
 # The main job: resolve the default embedded module set on the real Debian
 # 6.12 tree and print the load plan, exactly as kmod would; then pack it

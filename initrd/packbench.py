@@ -546,7 +546,8 @@ def bench_indexes(kname, args, work):
                            shallow=False)
                for f in ("modules.dep", "modules.softdep"))
     print(f"\nmodules.dep and modules.softdep byte-identical to depmod's: {same}")
-    return em, dm
+    return {"earlymod-pack": em, "depmod": dm, "modules": len(names),
+            "rounds": args.rounds, "identical": same}
 
 
 def main():
@@ -593,7 +594,8 @@ def main():
                 kver, res = bench_kernel(k, args, modules, work, host)
             finally:
                 host.undo()  # /lib/modules/KVER is per kernel
-            results[k] = {"kver": kver, "tools": res}
+            results[k] = {"kver": kver, "listed": len(modules), "rounds": args.rounds,
+                          "compress": args.compress, "tools": res}
             report(k, kver, res, args, modules)
         if args.pack and os.path.isfile(args.pack):
             for k in kernels:

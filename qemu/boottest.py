@@ -315,6 +315,7 @@ def bench(args):
         variants = [("earlymod", em, ""), ("earlymod jobs=1", em, " earlymod.jobs=1"),
                     ("busybox+kmod", ref, "")]
         times = {v[0]: [] for v in variants}
+        failed = {v[0]: [] for v in variants}
         for rnd in range(args.rounds):
             for name, img, extra in variants[rnd % 3:] + variants[:rnd % 3]:
                 log = os.path.join(d, f"{name.replace(' ', '_')}-{rnd}.log")
@@ -324,10 +325,12 @@ def bench(args):
                       f"{t if t is not None else 'FAILED ' + note} s", flush=True)
                 if t is not None:
                     times[name].append(t)
+                else:
+                    failed[name].append(f"round {rnd + 1}: {note or 'no root marker'} ({log})")
         med = {n: statistics.median(v) if v else None for n, v in times.items()}
         rows.append((k.kver, med))
         results[kname] = {"kver": k.kver, "rounds": args.rounds, "median_s": med,
-                          "all_s": times}
+                          "all_s": times, "failed": failed}
     print("\n### Time from kernel start to the root's init (median uptime, s)\n")
     print("| kernel | earlymod | earlymod jobs=1 | busybox+kmod | ratio parallel/ref | ratio jobs=1/ref | goal |")
     print("|---|---:|---:|---:|---:|---:|---|")

@@ -737,7 +737,9 @@ def bench(boots, rounds, jobs, json_path=None):
             results[b.name] = {
                 "kver": k.kver, "rounds": rounds, "set": len(S.SET),
                 "loaders": {l: {"median_ms": statistics.median(times[l]) if times[l] else None,
-                                "runs": sorted(runs[l])} for l in loaders}}
+                                "all_ms": times[l], "runs": sorted(runs[l])}
+                            for l in loaders},
+                "note": note or None}
     if json_path:
         with open(json_path, "w") as f:
             json.dump(results, f, indent=1)
