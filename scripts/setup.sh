@@ -19,6 +19,27 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 need_root() { [ "$(id -u)" = 0 ] || { log "must run as root (apt-get, dpkg-deb)"; exit 1; }; }
 
+# The URI of the Debian archive the machine's own apt sources use for its
+# release suite (deb822 .sources or one-line .list files), so every suite the
+# project adds (bookworm-backports, trixie) comes from the same mirror.
+debian_mirror() {
+    local release uri
+    release=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+    uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk -v rel="$release" '
+        function flush() { if (deb && suite && uri != "" && !found) { print uri; found = 1 } deb = 0; suite = 0; uri = "" }
+        /^[ \t]*$/ { flush(); next }
+        /^Types:/ { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+        /^URIs:/ { uri = $2 }
+        /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == rel) suite = 1 }
+        END { flush() }')
+    if [ -z "$uri" ]; then
+        uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk -v rel="$release" '
+            $1 == "deb" { i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } if ($(i + 1) == rel) { print $i; exit } }')
+    fi
+    [ -n "$uri" ] || { log "no apt source for the $release suite: cannot tell which Debian mirror to use"; exit 1; }
+    echo "${uri%/}"
+}
+
 apt_ready() {
     local missing=() missing_bpo=()
     for p in "${PKGS[@]}"; do is_installed "$p" || missing+=("$p"); done
@@ -26,7 +47,7 @@ apt_ready() {
     local bpo=/etc/apt/sources.list.d/earlymod-backports.list
     if [ ! -f "$bpo" ]; then
         need_root
-        echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$bpo"
+        echo "deb $(debian_mirror) bookworm-backports main" > "$bpo"
         rm -f "$CACHE/.apt-updated"
     fi
     mkdir -p "$CACHE"
@@ -78,6 +99,60 @@ fetch_kernel() {
     touch "$dir/.done"
 }
 
+# kmod 34 from Debian trixie, the second reference beside the machine's kmod
+# 30: kmod, libkmod2 and the libraries they load (kmod 34 dlopens its
+# decompressors), fetched with a private apt configuration (nothing from
+# trixie is installed on the machine), unpacked into $CACHE/kmod34/root and
+# run through trixie's own loader: $CACHE/kmod34/bin/{modprobe,depmod,modinfo}.
+KMOD34_PKGS=(kmod libkmod2 libc6 libssl3t64 liblzma5 libzstd1 zlib1g)
+fetch_kmod34() {
+    local dir="$CACHE/kmod34" apt="$CACHE/apt-trixie"
+    [ -f "$dir/.done" ] && return
+    need_root
+    log "fetching kmod 34 (trixie): ${KMOD34_PKGS[*]}"
+    rm -rf "$dir" "$apt"
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$dir/deb" "$dir/bin"
+    echo "deb $(debian_mirror) trixie main" > "$apt/sources.list"
+    : > "$apt/status"
+    local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts="$apt/parts"
+        -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o Dir::State::Status="$apt/status"
+        -o APT::Architecture=amd64 -o Debug::NoLocking=1)
+    apt-get "${opts[@]}" update -qq >&2
+    (cd "$dir/deb" && apt-get "${opts[@]}" download -qq "${KMOD34_PKGS[@]}" >&2)
+    local d
+    for d in "$dir"/deb/*.deb; do dpkg-deb -x "$d" "$dir/root"; done
+    local ld libs
+    ld=$(find "$dir/root" -name 'ld-linux-x86-64.so.2' -type f | head -n1)
+    [ -n "$ld" ] || { log "kmod 34: no ld-linux-x86-64.so.2 in the trixie libc6"; exit 1; }
+    libs="$dir/root/usr/lib/x86_64-linux-gnu:$dir/root/lib/x86_64-linux-gnu"
+    for tool in modprobe depmod modinfo insmod rmmod lsmod kmod; do
+        printf '#!/bin/sh\nexec %s --library-path %s --argv0 %s %s "$@"\n' \
+            "$ld" "$libs" "$tool" "$dir/root/usr/bin/kmod" > "$dir/bin/$tool"
+        chmod +x "$dir/bin/$tool"
+    done
+    "$dir/bin/kmod" --version >&2
+    rm -rf "$dir/deb"
+    touch "$dir/.done"
+}
+
+# index34 NAME: a hard-linked copy of kernel NAME's tree re-indexed by kmod
+# 34's depmod (pre-order layout) in $CACHE/NAME-34.
+index34() {
+    local src="$CACHE/$1" dir="$CACHE/$1-34"
+    if [ -f "$dir/.done" ] && [ "$(cat "$dir/pkg")" = "$(cat "$src/pkg")" ]; then
+        return
+    fi
+    local kver
+    kver=$(cat "$src/kver")
+    log "depmod 34 $kver"
+    rm -rf "$dir"; mkdir -p "$dir"
+    cp -al "$src/root" "$dir/root"
+    # depmod replaces the index files by rename: the hard links stay intact.
+    "$CACHE/kmod34/bin/depmod" -b "$dir/root" "$kver"
+    cp "$src/pkg" "$src/kver" "$dir/"
+    touch "$dir/.done"
+}
+
 # cargo fuzz for the fuzz targets (run with the installed nightly).
 fuzz_ready() {
     command -v cargo-fuzz >/dev/null 2>&1 && return
@@ -89,6 +164,9 @@ apt_ready
 fuzz_ready
 fetch_kernel k61 bookworm
 fetch_kernel k612 bookworm-backports
-for k in k61 k612; do
+fetch_kmod34
+index34 k61
+index34 k612
+for k in k61 k612 k61-34 k612-34; do
     printf '%s %s/%s/root %s\n' "$k" "$CACHE" "$k" "$(cat "$CACHE/$k/kver")"
 done
