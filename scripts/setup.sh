@@ -167,6 +167,7 @@ fetch_kernel k612 bookworm-backports
 fetch_kmod34
 index34 k61
 index34 k612
+bash "$(dirname "$0")/testmod.sh"   # the test modules of qemu/modtest.py
 for k in k61 k612 k61-34 k612-34; do
     printf '%s %s/%s/root %s\n' "$k" "$CACHE" "$k" "$(cat "$CACHE/$k/kver")"
 done
