@@ -3,6 +3,7 @@
 use crate::kernel::Live;
 use crate::log::{LOG_CRIT, LOG_ERR, LOG_NOTICE, LOG_WARNING, Log};
 use crate::moddir::{self, DEFAULT_CONFIG_PATHS, ModDir};
+use crate::modinfo::symbols::Table;
 use crate::sys::{self, Mapped, Out};
 use core::fmt::Write;
 use earlymod_core::cmdline::apply_kernel_cmdline;
@@ -74,6 +75,8 @@ struct Args<'a> {
     dry_run: bool,
     show: bool,
     show_config: bool,
+    /// `--show-exports` / `--show-modversions` (the latter wins, as in kmod).
+    symbols: Option<crate::modinfo::symbols::Table>,
     insert: InsertFlags,
     configs: heapless::Vec<&'a str, { moddir::MAX_CONFIG_PATHS }>,
     root: Option<&'a str>,
@@ -171,6 +174,8 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
                 a.show = true;
             }
             "show-config" => a.show_config = true,
+            "modversions" => a.symbols = Some(Table::Modversions),
+            "exports" if a.symbols.is_none() => a.symbols = Some(Table::Exports),
             "dry-run" => a.dry_run = true,
             "config" => {
                 if let Some(v) = h.value
@@ -372,6 +377,9 @@ fn run(
     let mut out = Out::stdout();
     if a.show_config {
         return crate::showconfig::show_config(resolver.cfg, resolver.db, &dir.dirname, &mut out);
+    }
+    if let Some(table) = a.symbols {
+        return crate::modinfo::show_symbols(operands[0], table, log, a.log_priority);
     }
     if a.remove {
         return crate::rmmod::remove_all(log, resolver, operands);

@@ -65,10 +65,28 @@ pub fn cache_dir() -> PathBuf {
 /// The default trees (k61 as "6.1", k612 as "6.12"), plus a description of
 /// each one that is absent.
 pub fn default_trees() -> (Vec<Tree>, Vec<String>) {
+    trees_of(&[("k61", "6.1"), ("k612", "6.12")])
+}
+
+/// The same two trees re-indexed by kmod 34's depmod (`k61-34`, `k612-34`,
+/// pre-order indexes), for the comparison with kmod 34.
+pub fn kmod34_trees() -> (Vec<Tree>, Vec<String>) {
+    trees_of(&[("k61-34", "6.1/kmod34"), ("k612-34", "6.12/kmod34")])
+}
+
+/// kmod 34.2's `TOOL` (`modprobe`, `modinfo`, `depmod`) as `scripts/setup.sh`
+/// unpacks it from Debian trixie: `$EARLYMOD_CACHE/kmod34/bin/TOOL`.
+pub fn kmod34_tool(tool: &str) -> PathBuf {
+    cache_dir().join("kmod34/bin").join(tool)
+}
+
+/// The cached trees `(directory, label)`, plus a description of each one
+/// that is absent.
+fn trees_of(list: &[(&str, &str)]) -> (Vec<Tree>, Vec<String>) {
     let cache = cache_dir();
     let mut trees = Vec::new();
     let mut missing = Vec::new();
-    for (name, label) in [("k61", "6.1"), ("k612", "6.12")] {
+    for &(name, label) in list {
         let kver_file = cache.join(name).join("kver");
         match fs::read_to_string(&kver_file) {
             Ok(k) if !k.trim().is_empty() => {

@@ -186,6 +186,29 @@ impl<'a> Elf<'a> {
         }
     }
 
+    /// True for ELFCLASS64.
+    pub fn is64(&self) -> bool {
+        self.is64
+    }
+
+    /// The file's integer of `bytes.len()` (at most 8) bytes, in its byte order.
+    pub fn uint_of(&self, bytes: &[u8]) -> u64 {
+        let fold = |v: u64, b: &u8| (v << 8) | u64::from(*b);
+        if self.msb {
+            bytes.iter().fold(0, fold)
+        } else {
+            bytes.iter().rev().fold(0, fold)
+        }
+    }
+
+    /// Contents of section `idx`, or None when the index is 0, past the
+    /// table, or the section lies outside the file.
+    pub fn section_at(&self, idx: u16) -> Option<&'a [u8]> {
+        let info = self.section_info(idx)?;
+        let start = info.offset as usize;
+        Some(&self.data[start..start + info.size as usize])
+    }
+
     /// Contents of the first section (index >= 1) named `name`, skipping
     /// sections that lie outside the file, like `kmod_elf_get_section`.
     pub fn section(&self, name: &[u8]) -> Option<&'a [u8]> {

@@ -12,6 +12,7 @@
 
 mod elf;
 mod signature;
+pub mod symbols;
 mod unpack;
 
 use crate::log::{LOG_WARNING, Log};
@@ -21,6 +22,7 @@ use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt::Write as _;
 use earlymod_core::db::DepLine;
 use earlymod_core::getopt::{self, Opt};
 use earlymod_core::name::{AliasBuf, normalize_alias};
@@ -270,17 +272,61 @@ fn split_key_value(s: &[u8]) -> InfoEntry<'_> {
     }
 }
 
-/// Entries of a module image: `.modinfo` strings in order, then signature
-/// fields when the image carries a module signature; the errno libkmod
-/// reports (with the reason for a malformed ELF file).
-pub fn module_info(data: &[u8]) -> Result<Vec<InfoEntry<'_>>, unpack::Fail> {
-    let elf = elf::Elf::parse(data).map_err(|e| match e {
+/// The ELF view of a module image; the errno libkmod reports (with the
+/// reason for a malformed file).
+fn parse_elf(data: &[u8]) -> Result<elf::Elf<'_>, unpack::Fail> {
+    elf::Elf::parse(data).map_err(|e| match e {
         elf::ElfError::NotElf => unpack::Fail::from(e.errno()),
         elf::ElfError::Invalid(why) => unpack::Fail {
             errno: e.errno(),
             why: Some(Cow::Borrowed(why)),
         },
-    })?;
+    })
+}
+
+/// `modprobe --show-exports` / `--show-modversions` of the module file
+/// `path` (kmod 34 takes a path, not a name): kmod's `0x%08x\tNAME` lines
+/// on stdout, or one error line at `prio`. Returns the exit code.
+pub fn show_symbols(path: &str, table: symbols::Table, log: &Log<'_>, prio: i32) -> i32 {
+    if !CPath::join(&[path]).is_some_and(|c| rustix::fs::stat(c.as_cstr()).is_ok()) {
+        log.log(prio, format_args!("Module {path} not found."));
+        return 1;
+    }
+    let img = unpack::load(path);
+    let list = img.as_ref().map_err(Clone::clone).and_then(|img| {
+        let elf = parse_elf(img.bytes())?;
+        table.read(&elf).map_err(unpack::Fail::from)
+    });
+    match list {
+        Ok(list) => {
+            let mut out = Out::stdout();
+            for sym in list {
+                let _ = write!(out, "0x{:08x}\t", sym.crc);
+                out.bytes(sym.name);
+                out.bytes(b"\n");
+            }
+            0
+        }
+        Err(f) => {
+            let why = f.why.map(|w| format!(" ({w})")).unwrap_or_default();
+            log.log(
+                prio,
+                format_args!(
+                    "could not get {} of {path}: {}{why}",
+                    table.noun(),
+                    strerror(f.errno)
+                ),
+            );
+            1
+        }
+    }
+}
+
+/// Entries of a module image: `.modinfo` strings in order, then signature
+/// fields when the image carries a module signature; the errno libkmod
+/// reports (with the reason for a malformed ELF file).
+pub fn module_info(data: &[u8]) -> Result<Vec<InfoEntry<'_>>, unpack::Fail> {
+    let elf = parse_elf(data)?;
     let sec = elf.section(b".modinfo").ok_or(unpack::Fail::from(ENOENT))?;
     let mut list: Vec<InfoEntry> = elf::split_strings(sec).map(split_key_value).collect();
     if let Some(sig) = signature_info(data) {

@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use earlymod_tests::{
     Outcome, Tool, Tree, alias_lines, builtin_modinfo_aliases, builtin_names, default_trees,
-    default_workers, dep_module_names, derive_alias, derived_aliases, normalize_stderr, par_map,
-    run, shell_join,
+    default_workers, dep_module_names, derive_alias, derived_aliases, kmod34_tool, kmod34_trees,
+    normalize_stderr, par_map, run, shell_join,
 };
 
 /// Report categories, in print order.
@@ -27,6 +27,7 @@ const CATEGORIES: &[&str] = &[
     "builtin",
     "-D alias",
     "misc",
+    "symbols",
     "config",
     "cmdline",
 ];
@@ -44,13 +45,15 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: difftest --earlymod PATH [--kmod PATH] [--tree NAME=ROOT:KVER ...] \
+        "usage: difftest --earlymod PATH [--kmod PATH | --kmod34] [--tree NAME=ROOT:KVER ...] \
          [--jobs N] [--sample N] [--show N]\n\
          \n\
+         --kmod34    compare with kmod 34.2 (Debian trixie, from the cache) over the\n\
+                     trees re-indexed by its depmod (k61-34, k612-34)\n\
          --sample N  run only every Nth query of the large categories (quick check)\n\
          --show N    print the first N differences (default 10)\n\
          --only CAT  run only this category (repeatable): -D, -R, '-R symbol', builtin,\n\
-                     '-D alias', misc, config, cmdline\n\
+                     '-D alias', misc, symbols, config, cmdline\n\
          --keep      keep the scratch directory with the scenario files"
     );
     std::process::exit(2)
@@ -65,6 +68,7 @@ fn parse_args() -> Result<(Opts, Vec<String>), String> {
     let mut show = 10;
     let mut only = Vec::new();
     let mut keep = false;
+    let mut kmod34 = false;
     let mut args = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> Result<usize, String> {
         v.and_then(|s| s.parse().ok())
@@ -80,6 +84,7 @@ fn parse_args() -> Result<(Opts, Vec<String>), String> {
         match flag.as_str() {
             "--earlymod" => earlymod = Some(PathBuf::from(val().ok_or("--earlymod PATH")?)),
             "--kmod" => kmod = PathBuf::from(val().ok_or("--kmod PATH")?),
+            "--kmod34" => kmod34 = true,
             "--tree" => trees.push(Tree::parse_spec(&val().ok_or("--tree SPEC")?)?),
             "--jobs" | "-j" => jobs = num(val(), "--jobs")?,
             "--sample" => sample = num(val(), "--sample")?,
@@ -98,10 +103,23 @@ fn parse_args() -> Result<(Opts, Vec<String>), String> {
     }
     let earlymod = earlymod.ok_or("--earlymod PATH is required")?;
     let mut missing = Vec::new();
+    if kmod34 {
+        kmod = kmod34_tool("modprobe");
+        if !kmod.exists() {
+            missing.push(format!(
+                "{} is missing (run scripts/setup.sh)",
+                kmod.display()
+            ));
+        }
+    }
     if trees.is_empty() {
-        let (t, m) = default_trees();
+        let (t, m) = if kmod34 {
+            kmod34_trees()
+        } else {
+            default_trees()
+        };
         trees = t;
-        missing = m;
+        missing.extend(m);
     } else {
         missing.extend(trees.iter().filter_map(Tree::problem));
     }
@@ -215,6 +233,32 @@ fn gather_tree(
             push("builtin", dd(&["-R", "--", a]));
             push("builtin", dd(&["-D", "--", a]));
         }
+    }
+
+    // --show-exports / --show-modversions of every 10th module file (a
+    // query: nothing may load), and of files that are not modules.
+    let dep = fs::read_to_string(moddir.join("modules.dep")).map_err(|e| err("modules.dep", e))?;
+    for (i, line) in dep.lines().enumerate() {
+        if let Some((path, _)) = line.split_once(':')
+            && i % 10 == 0
+            && keep(i / 10)
+        {
+            let file = moddir.join(path).to_string_lossy().into_owned();
+            push("symbols", dd(&["--show-exports", &file]));
+            push("symbols", dd(&["--show-modversions", &file]));
+        }
+    }
+    let dep_file = moddir.join("modules.dep").to_string_lossy().into_owned();
+    let dir = moddir.to_string_lossy().into_owned();
+    for args in [
+        &["--show-exports", "--", "ext4"][..],
+        &["--show-modversions", "/nonexistent/x.ko"],
+        &["--show-exports", &dep_file],
+        &["--show-modversions", &dir],
+        &["-q", "--show-exports", "/nonexistent/x.ko"],
+        &["--show-exports", "--show-modversions", &dep_file],
+    ] {
+        push("symbols", dd(args));
     }
 
     // Misses, odd spellings and a few flag variants.
