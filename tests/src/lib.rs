@@ -3,6 +3,8 @@
 //! concrete strings that match them, running both tools and comparing the
 //! results, and a small std-only thread pool.
 
+pub mod elfmod;
+
 use std::collections::HashSet;
 use std::fs;
 use std::io;
