@@ -6,19 +6,23 @@ use earlymod_core::load::LoadError;
 
 /// Runs `command` through `/bin/sh -c` and waits for it.
 pub fn run_install(command: &str, options: &str) -> Result<(), LoadError> {
-    let mut cmd: heapless::Vec<u8, 4096> = heapless::Vec::new();
-    let too_long = || LoadError::TooLong("install command");
+    const MAX: usize = 4096;
+    const VAR: &[u8] = b"CMDLINE_OPTS=";
+    let mut cmd: heapless::Vec<u8, MAX> = heapless::Vec::new();
+    let too_long = || LoadError::TooLong("install command", MAX - 1);
     cmd.extend_from_slice(command.as_bytes())
         .map_err(|_| too_long())?;
     cmd.push(0).map_err(|_| too_long())?;
-    let mut env: heapless::Vec<u8, 4096> = heapless::Vec::new();
-    env.extend_from_slice(b"CMDLINE_OPTS=")
-        .map_err(|_| too_long())?;
+    let mut env: heapless::Vec<u8, MAX> = heapless::Vec::new();
+    let too_long = || LoadError::TooLong("install command options", MAX - 1 - VAR.len());
+    env.extend_from_slice(VAR).map_err(|_| too_long())?;
     env.extend_from_slice(options.as_bytes())
         .map_err(|_| too_long())?;
     env.push(0).map_err(|_| too_long())?;
-    let cmd = CStr::from_bytes_with_nul(&cmd).map_err(|_| too_long())?;
-    let env = CStr::from_bytes_with_nul(&env).map_err(|_| too_long())?;
+    let cmd =
+        CStr::from_bytes_with_nul(&cmd).map_err(|_| LoadError::EmbeddedNul("install command"))?;
+    let env = CStr::from_bytes_with_nul(&env)
+        .map_err(|_| LoadError::EmbeddedNul("install command options"))?;
     let argv = [
         c"/bin/sh".as_ptr().cast::<u8>(),
         c"-c".as_ptr().cast(),

@@ -57,12 +57,12 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
         );
         return 1;
     };
-    let mut params = Params::from_text(&opts);
     let mut kernel = Live::new();
     let compression = kernel.kernel_compression();
-    let result = params
-        .as_cstr()
-        .and_then(|c| load::insert_file(&mut kernel, path.as_cstr(), c, flags, compression));
+    let result = Params::from_text(&opts).and_then(|mut params| {
+        let c = params.as_cstr()?;
+        load::insert_file(&mut kernel, path.as_cstr(), c, flags, compression)
+    });
     match result {
         Ok(_) => 0,
         Err(e) => {

@@ -10,8 +10,10 @@ use crate::name::underscores;
 /// Longest command line read (the kernel's `COMMAND_LINE_SIZE` on x86 is 2048;
 /// libkmod reads up to 4095 bytes).
 pub const MAX_CMDLINE: usize = 4095;
-/// Bound on entries of one command line (a 4095-byte line holds at most ~1000).
-const MAX_ITEMS: usize = 1024;
+/// Bound on entries of one command line, and on each list of
+/// [`BootParams`] (a 4095-byte line holds at most ~1000 `mod.param`s, but
+/// up to 2047 comma-separated names).
+pub const MAX_ITEMS: usize = 1024;
 /// Byte range in the command line (it is at most [`MAX_CMDLINE`] long).
 type Range = (u16, u16);
 
@@ -276,25 +278,32 @@ pub struct BootParams<'a> {
 
 impl<'a> BootParams<'a> {
     /// Collects the lists from a command line (comma-separated values,
-    /// repeated keys accumulate).
-    pub fn parse(cmdline: &'a str) -> Result<Self> {
+    /// repeated keys accumulate). A list that fills its bound
+    /// ([`MAX_ITEMS`]) keeps its first entries and the other lists are
+    /// still collected whole; the first list that filled is the error
+    /// (an overflow never drops the rest of the command line).
+    pub fn parse(cmdline: &'a str) -> (Self, Result<()>) {
         let mut bp = BootParams::default();
+        let mut full = Ok(());
         for w in words(cmdline) {
             let (k, Some(v)) = key_value(w) else { continue };
-            let list = match k {
-                "rd.driver.pre" => &mut bp.driver_pre,
+            let (list, what) = match k {
+                "rd.driver.pre" => (&mut bp.driver_pre, "rd.driver.pre modules"),
                 "modules_load" | "rd.modules_load" | "modules-load" | "rd.modules-load" => {
-                    &mut bp.modules_load
+                    (&mut bp.modules_load, "modules_load modules")
                 }
-                "rd.driver.blacklist" | "modprobe.blacklist" => &mut bp.blacklist,
+                "rd.driver.blacklist" | "modprobe.blacklist" => {
+                    (&mut bp.blacklist, "rd.driver.blacklist modules")
+                }
                 _ => continue,
             };
             for m in v.split(',').filter(|m| !m.is_empty()) {
-                list.push(m)
-                    .map_err(|_| Error::Capacity("boot parameter modules", MAX_ITEMS))?;
+                if list.push(m).is_err() && full.is_ok() {
+                    full = Err(Error::Capacity(what, MAX_ITEMS));
+                }
             }
         }
-        Ok(bp)
+        (bp, full)
     }
 }
 
@@ -369,12 +378,46 @@ mod tests {
 
     #[test]
     fn boot_params() {
-        let bp = BootParams::parse(
+        let (bp, full) = BootParams::parse(
             "rd.driver.pre=a,b modules_load=c rd.modules_load=\"d,e\" rd.driver.blacklist=f",
-        )
-        .unwrap();
+        );
+        assert_eq!(full, Ok(()));
         assert_eq!(&bp.driver_pre[..], &["a", "b"]);
         assert_eq!(&bp.modules_load[..], &["c", "d", "e"]);
         assert_eq!(&bp.blacklist[..], &["f"]);
+    }
+
+    /// One list over its bound keeps its first MAX_ITEMS names and names
+    /// the bound; every other rd.* parameter still counts (they used to be
+    /// dropped together).
+    #[test]
+    fn an_overfull_boot_param_list_keeps_the_others() {
+        extern crate std;
+        let mut line = std::string::String::from("rd.driver.pre=p rd.driver.blacklist=b1 ");
+        line.push_str("rd.modules_load=");
+        for i in 0..MAX_ITEMS + 5 {
+            line.push_str(&std::format!("m{i},"));
+        }
+        line.push_str(" modprobe.blacklist=b2 rd.modules_load=late");
+        let (bp, full) = BootParams::parse(&line);
+        assert_eq!(
+            full,
+            Err(Error::Capacity("modules_load modules", MAX_ITEMS))
+        );
+        assert_eq!(
+            std::format!("{}", full.unwrap_err()),
+            "too many modules_load modules (limit 1024)"
+        );
+        assert_eq!(&bp.driver_pre[..], &["p"]);
+        assert_eq!(&bp.blacklist[..], &["b1", "b2"]);
+        assert_eq!(bp.modules_load.len(), MAX_ITEMS);
+        assert_eq!(bp.modules_load[MAX_ITEMS - 1], "m1023");
+        // At the bound: no error.
+        let mut line = std::string::String::from("rd.modules_load=");
+        for i in 0..MAX_ITEMS {
+            line.push_str(&std::format!("m{i},"));
+        }
+        let (bp, full) = BootParams::parse(&line);
+        assert_eq!((bp.modules_load.len(), full), (MAX_ITEMS, Ok(())));
     }
 }

@@ -13,7 +13,8 @@
 //! whole policy runs on the host against a fake kernel.
 
 use crate::config::Config;
-use crate::probe::{KernelState, Resolver, Step, step_options};
+use crate::name::ModName;
+use crate::probe::{InitState, KernelState, Resolver, Step, step_options};
 use core::ffi::CStr;
 use core::fmt::{self, Write};
 
@@ -26,7 +27,8 @@ pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
 
 /// Longest module path handed to the kernel.
 pub const MAX_PATH: usize = 4096;
-/// Longest parameter string handed to the kernel.
+/// Longest parameter string handed to the kernel, with its NUL: the text
+/// holds at most `MAX_PARAMS - 1` bytes.
 pub const MAX_PARAMS: usize = 4096;
 
 /// Linux errno values the loader reasons about.
@@ -167,8 +169,14 @@ pub enum LoadError {
     Decompress(Reason),
     /// This build has no userspace decoder for the format.
     NoDecoder(Compression),
-    /// A path or parameter string did not fit its buffer.
-    TooLong(&'static str),
+    /// A path or parameter string did not fit its buffer: what, and the
+    /// bound in bytes.
+    TooLong(&'static str, usize),
+    /// A path or parameter string holds a NUL byte (a C string cannot).
+    EmbeddedNul(&'static str),
+    /// An index could not answer a question the policy asks (is this
+    /// module builtin?): the error names the file.
+    Index(crate::error::Error),
     /// An install command failed with this exit status.
     Command(i32),
     /// Not attempted: this dependency failed earlier in the same probe.
@@ -197,7 +205,9 @@ impl fmt::Display for LoadError {
             LoadError::NoDecoder(c) => {
                 write!(f, "{} modules need a decoder this build lacks", c.name())
             }
-            LoadError::TooLong(what) => write!(f, "{what} too long"),
+            LoadError::TooLong(what, limit) => write!(f, "{what} too long (limit {limit} bytes)"),
+            LoadError::EmbeddedNul(what) => write!(f, "{what} contains a NUL byte"),
+            LoadError::Index(e) => write!(f, "{e}"),
             LoadError::Command(status) => write!(f, "install command exited with status {status}"),
             LoadError::DependencyFailed(dep) => {
                 write!(f, "not loaded: its dependency {dep} failed")
@@ -371,7 +381,7 @@ pub fn module_path<'b>(
     path: &str,
 ) -> Result<&'b CStr, LoadError> {
     buf.clear();
-    let too_long = || LoadError::TooLong("module path");
+    let too_long = || LoadError::TooLong("module path", MAX_PATH - 1);
     if !path.starts_with('/') {
         buf.extend_from_slice(dir.as_bytes())
             .map_err(|_| too_long())?;
@@ -380,7 +390,7 @@ pub fn module_path<'b>(
     buf.extend_from_slice(path.as_bytes())
         .map_err(|_| too_long())?;
     buf.push(0).map_err(|_| too_long())?;
-    CStr::from_bytes_with_nul(buf).map_err(|_| LoadError::TooLong("module path (embedded NUL)"))
+    CStr::from_bytes_with_nul(buf).map_err(|_| LoadError::EmbeddedNul("module path"))
 }
 
 /// A fixed-size C-string builder for module parameters.
@@ -396,14 +406,28 @@ impl Write for Params {
     }
 }
 
+impl Default for Params {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Params {
-    /// Parameters given as one string (`insmod FILE a=1 b=2`).
-    pub fn from_text(text: &str) -> Params {
-        let mut p = Params {
+    /// No parameters.
+    pub fn new() -> Params {
+        Params {
             buf: heapless::Vec::new(),
-        };
-        let _ = p.buf.extend_from_slice(text.as_bytes());
-        p
+        }
+    }
+
+    /// Parameters given as one string (`insmod FILE a=1 b=2`); text longer
+    /// than the kernel takes (`MAX_PARAMS - 1` bytes) is an error, never cut.
+    pub fn from_text(text: &str) -> Result<Params, LoadError> {
+        let mut p = Params::new();
+        if text.len() >= MAX_PARAMS || p.buf.extend_from_slice(text.as_bytes()).is_err() {
+            return Err(too_long_params());
+        }
+        Ok(p)
     }
 
     /// Rewrites these parameters for `step` (one buffer serves a whole probe).
@@ -414,7 +438,13 @@ impl Params {
         extra: &str,
     ) -> Result<(), LoadError> {
         self.buf.clear();
-        step_options(cfg, step, extra, self).map_err(|_| LoadError::TooLong("module parameters"))
+        let r = step_options(cfg, step, extra, self);
+        // The NUL must fit too: the text is bounded by MAX_PARAMS - 1.
+        if r.is_err() || self.buf.len() >= MAX_PARAMS {
+            self.buf.clear();
+            return Err(too_long_params());
+        }
+        Ok(())
     }
 
     /// The text, without the NUL.
@@ -426,20 +456,182 @@ impl Params {
     /// As a C string.
     pub fn as_cstr(&mut self) -> Result<&CStr, LoadError> {
         if self.buf.last() != Some(&0) {
-            self.buf
-                .push(0)
-                .map_err(|_| LoadError::TooLong("module parameters"))?;
+            self.buf.push(0).map_err(|_| too_long_params())?;
         }
         let len = self.buf.len();
         CStr::from_bytes_with_nul(&self.buf[..len])
-            .map_err(|_| LoadError::TooLong("module parameters (embedded NUL)"))
+            .map_err(|_| LoadError::EmbeddedNul("module parameters"))
     }
 }
 
-/// Runs a probe list like `kmod_module_probe_insert_module`: each entry not
-/// already in the kernel is loaded (or, in a dry run, only reported) in
-/// order; `report` sees every entry acted on. Returns the probe's result:
-/// `Ok` when every required entry loaded or was already there.
+fn too_long_params() -> LoadError {
+    LoadError::TooLong("module parameters", MAX_PARAMS - 1)
+}
+
+/// One entry of a load, as the policy sees it: a probe-list [`Step`], or a
+/// job PID 1 carries into a child process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'e> {
+    /// Module name.
+    pub name: &'e str,
+    /// Known builtin (found through a builtin index).
+    pub builtin: bool,
+    /// Path from `modules.dep`, relative to the module directory or absolute.
+    pub path: Option<&'e str>,
+    /// Install command to run instead of loading.
+    pub install: Option<&'e str>,
+    /// The probed module itself (`--first-time` concerns it only).
+    pub is_target: bool,
+}
+
+impl<'e> Entry<'e> {
+    /// The entry of one probe-list step.
+    pub fn of(step: &'e Step<'_, '_>) -> Self {
+        Entry {
+            name: &step.name,
+            builtin: step.builtin,
+            path: step.path,
+            install: step.install,
+            is_target: step.is_target,
+        }
+    }
+}
+
+/// libkmod's `module_is_inkernel`: known builtin, listed in
+/// `modules.builtin`, or `live` in sysfs. An index that cannot answer is an
+/// error (naming the file), not "no".
+pub fn in_kernel(
+    resolver: &Resolver<'_, '_>,
+    entry: &Entry<'_>,
+    kernel: &dyn KernelState,
+) -> Result<bool, LoadError> {
+    Ok(entry.builtin
+        || resolver.is_builtin(entry.name).map_err(LoadError::Index)?
+        || kernel.initstate(entry.name) == InitState::Live)
+}
+
+/// What the policy decides for one entry before the kernel is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Load it: [`act`].
+    Load,
+    /// Already in the kernel (live or builtin): nothing to do or report.
+    InKernel,
+    /// `--first-time` and the target is in the kernel already: the probe
+    /// fails with `EEXIST`, nothing reported (libkmod's order).
+    FirstTimeLoaded,
+    /// Not handed to the kernel, reported as failed: a `modules.dep`
+    /// dependency failed earlier in the same run, or an index could not
+    /// tell whether the module is builtin.
+    Fail(LoadError),
+}
+
+/// The failures of the run so far, by `modules.dep` path: the module name
+/// when the entry at that path failed (or was not loaded because of a
+/// failure). `None` when nothing failed yet (no lookup needed).
+pub type Failures<'f> = Option<&'f dyn Fn(&str) -> Option<ModName>>;
+
+/// The loader's policy for one entry before the kernel is asked — the one
+/// policy of `modprobe` ([`run_probe`]) and of PID 1's parallel plans:
+/// an entry already in the kernel is skipped (or, the `--first-time`
+/// target, refused); an entry with a `modules.dep` dependency that failed
+/// earlier in the run is not handed to the kernel (install commands run
+/// anyway, as in kmod). Then [`act`] loads it.
+pub fn decide(
+    resolver: &Resolver<'_, '_>,
+    entry: &Entry<'_>,
+    flags: RunFlags,
+    failed: Failures<'_>,
+    kernel: &dyn KernelState,
+) -> Decision {
+    if !flags.ignore_loaded {
+        match in_kernel(resolver, entry, kernel) {
+            // libkmod: -EEXIST, success unless --first-time on the target.
+            Ok(true) if flags.fail_on_loaded && entry.is_target => {
+                return Decision::FirstTimeLoaded;
+            }
+            Ok(true) => return Decision::InKernel,
+            Ok(false) => {}
+            Err(e) => return Decision::Fail(e),
+        }
+    }
+    let Some(failed) = failed else {
+        return Decision::Load;
+    };
+    if entry.install.is_some() || entry.path.is_none() {
+        return Decision::Load;
+    }
+    match failed_dependency(resolver, entry, failed) {
+        Ok(Some(dep)) => Decision::Fail(LoadError::DependencyFailed(dep)),
+        Ok(None) => Decision::Load,
+        Err(e) => Decision::Fail(e),
+    }
+}
+
+/// The first of `entry`'s `modules.dep` dependencies that `failed` knows
+/// failed.
+fn failed_dependency(
+    resolver: &Resolver<'_, '_>,
+    entry: &Entry<'_>,
+    failed: &dyn Fn(&str) -> Option<ModName>,
+) -> Result<Option<ModName>, LoadError> {
+    let line = resolver.db.dep_line(entry.name).map_err(LoadError::Index)?;
+    Ok(line
+        .and_then(crate::db::DepLine::parse)
+        .and_then(|l| l.deps().find_map(failed)))
+}
+
+/// Loads one entry [`decide`] said to load: runs its install command
+/// (with `params` as its options), or inserts its file (`dirname/path`)
+/// with [`insert_file`]; an entry with neither is builtin, nothing to do.
+/// `EEXIST` (loaded meanwhile, by the kernel's `request_module` say) is
+/// success, except for the `--first-time` target.
+pub fn act<K: Kernel>(
+    kernel: &mut K,
+    dirname: &str,
+    entry: &Entry<'_>,
+    params: &mut Params,
+    flags: RunFlags,
+    compression: Option<Compression>,
+) -> Result<Method, LoadError> {
+    let result = if let Some(cmd) = entry.install {
+        if flags.dry_run {
+            Ok(Method::Command)
+        } else {
+            kernel
+                .run_command(cmd, params.as_str())
+                .map(|_| Method::Command)
+        }
+    } else if let Some(p) = entry.path {
+        if flags.dry_run {
+            Ok(Method::File)
+        } else {
+            let mut path = heapless::Vec::new();
+            match (module_path(&mut path, dirname, p), params.as_cstr()) {
+                (Ok(cpath), Ok(cparams)) => {
+                    insert_file(kernel, cpath, cparams, flags.insert, compression)
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        }
+    } else {
+        // Builtin (or an alias with no module file): nothing to load.
+        Ok(Method::AlreadyLoaded)
+    };
+    match result {
+        Err(LoadError::Kernel(Errno(errno::EEXIST)))
+            if !(flags.fail_on_loaded && entry.is_target) =>
+        {
+            Ok(Method::AlreadyLoaded)
+        }
+        r => r,
+    }
+}
+
+/// Runs a probe list like `kmod_module_probe_insert_module`: each entry
+/// goes through [`decide`] and [`act`] in order (in a dry run it is only
+/// reported); `report` sees every entry acted on. Returns the probe's
+/// result: `Ok` when every required entry loaded or was already there.
 pub fn run_probe<'s, 'a, 'k, K: Kernel>(
     resolver: &Resolver<'_, 'a>,
     dirname: &str,
@@ -454,25 +646,12 @@ pub fn run_probe<'s, 'a, 'k, K: Kernel>(
     } else {
         kernel.kernel_compression()
     };
-    let mut path = heapless::Vec::new();
-    let mut params = Params {
-        buf: heapless::Vec::new(),
-    };
+    let mut params = Params::new();
     // Steps that failed so far: a later step that depends on one of them is
     // not handed to the kernel (a softdep's dependency may fail without
     // stopping the probe; its dependents then cannot load either).
     let mut failed: heapless::Vec<usize, { crate::probe::MAX_STEPS }> = heapless::Vec::new();
     for (i, step) in steps.iter().enumerate() {
-        if !flags.ignore_loaded && resolver.in_kernel(step, &*kernel).unwrap_or(false) {
-            // libkmod: -EEXIST, which is success unless --first-time on the target.
-            if flags.fail_on_loaded && step.is_target {
-                return Err((i, LoadError::Kernel(Errno(errno::EEXIST))));
-            }
-            continue;
-        }
-        if let Err(e) = params.fill(resolver.cfg, step, extra) {
-            return Err((i, e));
-        }
         // The same module met again after it failed (kmod's lists may hold
         // one module twice): not attempted, not reported a second time.
         if failed
@@ -481,43 +660,31 @@ pub fn run_probe<'s, 'a, 'k, K: Kernel>(
         {
             continue;
         }
-        let failed_dep = if failed.is_empty() || step.install.is_some() {
+        let entry = Entry::of(step);
+        let by_path = |p: &str| {
+            failed
+                .iter()
+                .map(|&j| &steps[j])
+                .find(|f| f.path == Some(p))
+                .map(|f| f.name.clone())
+        };
+        let failures: Failures<'_> = if failed.is_empty() {
             None
         } else {
-            failed_dependency(resolver, steps, &failed, step)
+            Some(&by_path)
         };
-        let result = if let Some(dep) = failed_dep {
-            Err(LoadError::DependencyFailed(dep))
-        } else if let Some(cmd) = step.install {
-            if flags.dry_run {
-                Ok(Method::Command)
-            } else {
-                kernel
-                    .run_command(cmd, params.as_str())
-                    .map(|_| Method::Command)
-            }
-        } else if let Some(p) = step.path {
-            if flags.dry_run {
-                Ok(Method::File)
-            } else {
-                match (module_path(&mut path, dirname, p), params.as_cstr()) {
-                    (Ok(cpath), Ok(cparams)) => {
-                        insert_file(kernel, cpath, cparams, flags.insert, compression)
-                    }
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                }
-            }
-        } else {
-            // Builtin (or an alias with no module file): nothing to load.
-            Ok(Method::AlreadyLoaded)
+        let decision = match decide(resolver, &entry, flags, failures, &*kernel) {
+            Decision::InKernel => continue,
+            Decision::FirstTimeLoaded => return Err((i, LoadError::Kernel(Errno(errno::EEXIST)))),
+            d => d,
         };
-        let result = match result {
-            Err(LoadError::Kernel(Errno(errno::EEXIST)))
-                if !(flags.fail_on_loaded && step.is_target) =>
-            {
-                Ok(Method::AlreadyLoaded)
-            }
-            r => r,
+        // Options that do not fit stop the probe (before its report).
+        if let Err(e) = params.fill(resolver.cfg, step, extra) {
+            return Err((i, e));
+        }
+        let result = match decision {
+            Decision::Fail(e) => Err(e),
+            _ => act(kernel, dirname, &entry, &mut params, flags, compression),
         };
         let outcome = Outcome { step, result };
         report(&outcome, params.as_str());
@@ -532,34 +699,12 @@ pub fn run_probe<'s, 'a, 'k, K: Kernel>(
     Ok(())
 }
 
-/// The first of `step`'s `modules.dep` dependencies among the `failed` steps.
-fn failed_dependency(
-    resolver: &Resolver<'_, '_>,
-    steps: &[Step<'_, '_>],
-    failed: &[usize],
-    step: &Step<'_, '_>,
-) -> Option<crate::name::ModName> {
-    step.path?;
-    let line = resolver
-        .db
-        .dep_line(&step.name)
-        .ok()
-        .flatten()
-        .and_then(crate::db::DepLine::parse)?;
-    let deps = line.deps();
-    failed
-        .iter()
-        .map(|&j| &steps[j])
-        .find(|f| f.path.is_some_and(|p| deps.clone().any(|d| d == p)))
-        .map(|f| f.name.clone())
-}
-
 #[cfg(test)]
 mod tests {
     extern crate std;
     use super::*;
     use crate::db::{ModuleDb, Source};
-    use crate::probe::{Candidates, InitState, NameArena, ProbeFlags, Steps};
+    use crate::probe::{Candidates, InitState, NameArena, NothingLoaded, ProbeFlags, Steps};
     use std::string::{String, ToString};
     use std::vec::Vec;
 
@@ -1209,6 +1354,118 @@ mod tests {
             probes > 2000 && failures > 1000 && loads > 1000 && dep_failed > 20,
             "{probes} probes, {failures} failures, {dep_failed} after a failed dependency, {loads} loads"
         );
+    }
+
+    /// Options over the kernel's bound are an error naming the bound, never
+    /// an empty (or cut) options string: at the bound they pass whole.
+    #[test]
+    fn params_over_the_bound_are_an_error_not_empty() {
+        let at = "a".repeat(MAX_PARAMS - 1);
+        let mut p = Params::from_text(&at).unwrap();
+        assert_eq!(p.as_cstr().unwrap().to_bytes().len(), MAX_PARAMS - 1);
+        let over = "a".repeat(MAX_PARAMS);
+        let e = Params::from_text(&over).err().unwrap();
+        assert_eq!(e, LoadError::TooLong("module parameters", MAX_PARAMS - 1));
+        assert_eq!(
+            std::format!("{e}"),
+            "module parameters too long (limit 4095 bytes)"
+        );
+        assert_eq!(
+            Params::from_text("a\0b").unwrap().as_cstr().err(),
+            Some(LoadError::EmbeddedNul("module parameters"))
+        );
+        // From modprobe.d: the probe fails with the bound before the kernel
+        // sees anything.
+        let mut f = fake(None);
+        let cfg = std::format!("options c p={}\n", "x".repeat(MAX_PARAMS));
+        let (res, lines) = probe(&mut f, &cfg, "c", RunFlags::default());
+        assert_eq!(res, Err((0, too_long_params())));
+        assert!(f.calls.is_empty() && lines.is_empty(), "{:?}", f.calls);
+        // Just at the bound: loaded with every byte.
+        let mut f = fake(None);
+        let cfg = std::format!("options c p={}\n", "x".repeat(MAX_PARAMS - 1 - 6));
+        let (res, _) = probe(&mut f, &cfg, "c", RunFlags::default());
+        assert_eq!(res, Ok(()));
+        assert_eq!(
+            f.calls[0].len(),
+            "finit c flags=0 params=".len() + MAX_PARAMS - 1
+        );
+    }
+
+    /// A `modules.builtin.bin` that cannot answer "is it builtin?" fails the
+    /// step with the file's error instead of being taken for "no" (the
+    /// module would be handed to the kernel on a guess).
+    #[test]
+    fn an_index_error_is_not_taken_for_not_builtin() {
+        use crate::error::{Error, IndexFault};
+        let fault = Error::Index("modules.builtin.bin", IndexFault::BadMagic(0x1234));
+        let db = ModuleDb {
+            dep: Source::new(None, Some(DEP)),
+            alias: Source::Missing,
+            symbols: Source::Missing,
+            builtin: Source::Missing,
+            builtin_alias: Source::Missing,
+        };
+        let cfg = Config::new();
+        let r = Resolver { db: &db, cfg: &cfg };
+        let names = NameArena::new();
+        let mut found = Candidates::new();
+        r.lookup("c", &mut found).unwrap();
+        let mut steps = Steps::new();
+        r.probe_list(
+            &found[0],
+            ProbeFlags::default(),
+            &NothingLoaded,
+            &names,
+            &mut steps,
+        )
+        .unwrap()
+        .unwrap();
+        // The plan was made; the index turns bad before the load.
+        let bad = ModuleDb {
+            builtin: Source::Corrupt(fault),
+            ..db
+        };
+        let r = Resolver {
+            db: &bad,
+            cfg: &cfg,
+        };
+        let mut f = fake(None);
+        let mut lines = Vec::new();
+        let res = run_probe(
+            &r,
+            "/m",
+            &steps,
+            "",
+            RunFlags::default(),
+            &mut f,
+            &mut |o, _| {
+                lines.push(std::format!("{} {:?}", o.step.name, o.result));
+            },
+        );
+        assert_eq!(res, Err((0, LoadError::Index(fault))));
+        assert!(f.calls.is_empty(), "{:?}", f.calls);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            std::format!("{}", LoadError::Index(fault)),
+            "modules.builtin.bin: bad index magic 0x00001234"
+        );
+        // The same question from PID 1's plan: an error, not "not loaded".
+        let e = Entry::of(&steps[0]);
+        assert_eq!(
+            in_kernel(&r, &e, &NothingLoaded),
+            Err(LoadError::Index(fault))
+        );
+        assert_eq!(
+            decide(&r, &e, RunFlags::default(), None, &NothingLoaded),
+            Decision::Fail(LoadError::Index(fault))
+        );
+        // -D (ignore loaded state) does not ask.
+        let flags = RunFlags {
+            ignore_loaded: true,
+            ..Default::default()
+        };
+        assert_eq!(decide(&r, &e, flags, None, &NothingLoaded), Decision::Load);
     }
 
     #[test]

@@ -1,24 +1,23 @@
 //! Loading a batch of requests (names, aliases, modaliases) the way
 //! modprobe would load each, but as one plan: every module once,
 //! dependencies strictly before dependents (hard edges), softdeps ordered
-//! (soft edges), independent modules in parallel child processes.
+//! (soft edges), independent modules in parallel child processes. Each
+//! module goes through the loader's one policy ([`load::decide`] here,
+//! [`load::act`] in the child), the same as `modprobe`'s
+//! [`load::run_probe`].
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt::Write;
 
 use earlymod_core::db::DepLine;
-use earlymod_core::load::{Errno, InsertFlags, Kernel, LoadError, Params, errno, insert_file};
-use earlymod_core::name::{AliasBuf, normalize_alias};
-use earlymod_core::probe::{
-    Candidates, InitState, KernelState, NameArena, ProbeFlags, Resolver, Skip, Steps, step_options,
-};
+use earlymod_core::load::{self, Decision, Entry, Failures, Kernel, LoadError, Params, RunFlags};
+use earlymod_core::name::{AliasBuf, ModName, normalize_alias};
+use earlymod_core::probe::{Candidates, KernelState, NameArena, ProbeFlags, Resolver, Skip, Steps};
 use earlymod_core::sched::{JobState, Schedule};
 use rustix::runtime::Fork;
 
 use super::klog::Klog;
 use crate::kernel::Live;
-use crate::sys::CPath;
 
 /// One module to load.
 pub struct Job {
@@ -26,6 +25,8 @@ pub struct Job {
     pub name: String,
     /// Path from modules.dep (relative to the module directory or absolute).
     pub path: Option<String>,
+    /// Known builtin (found through a builtin index).
+    pub builtin: bool,
     /// Options string.
     pub options: String,
     /// Install command to run instead.
@@ -34,6 +35,22 @@ pub struct Job {
     pub micros: u64,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// Why it cannot load, known when it was planned (its options do not
+    /// fit the kernel's bound).
+    refused: Option<LoadError>,
+}
+
+impl Job {
+    /// The job as the load policy sees it.
+    pub fn entry(&self) -> Entry<'_> {
+        Entry {
+            name: &self.name,
+            builtin: self.builtin,
+            path: self.path.as_deref(),
+            install: self.install.as_deref(),
+            is_target: false,
+        }
+    }
 }
 
 /// A batch: jobs, their ordering, and what was asked.
@@ -47,10 +64,6 @@ pub struct Plan {
     pub blacklist: Vec<String>,
 }
 
-fn live_or_builtin(r: &Resolver<'_, '_>, state: &dyn KernelState, name: &str) -> bool {
-    r.is_builtin(name).unwrap_or(false) || state.initstate(name) == InitState::Live
-}
-
 impl Plan {
     fn job_of(&self, name: &str) -> Option<usize> {
         self.jobs.iter().position(|j| j.name == name)
@@ -62,7 +75,6 @@ impl Plan {
         &mut self,
         r: &Resolver<'_, '_>,
         state: &dyn KernelState,
-        moddir: &str,
         request: &str,
         log: &mut Klog,
     ) {
@@ -106,32 +118,34 @@ impl Plan {
             }
             let mut ids: Vec<usize> = Vec::new();
             for s in steps.iter() {
-                if s.install.is_none() && live_or_builtin(r, state, &s.name) {
+                // In the kernel already: no job (the policy's own question;
+                // an index that cannot answer is planned, and the policy
+                // reports its error when the job comes up).
+                if load::in_kernel(r, &Entry::of(s), state) == Ok(true) {
                     continue;
                 }
                 let id = match self.job_of(&s.name) {
                     Some(id) => id,
                     None => {
                         let Ok(id) = self.sched.add_job() else {
-                            log.line(format_args!("{}: too many modules in one batch", s.name));
+                            log.line(format_args!(
+                                "{}: too many modules in one batch (limit {})",
+                                s.name,
+                                earlymod_core::sched::MAX_JOBS
+                            ));
                             continue;
                         };
-                        let mut options = String::new();
-                        let mut w = StrWriter(&mut options);
-                        let _ = step_options(r.cfg, s, "", &mut w);
+                        let mut params = Params::new();
+                        let refused = params.fill(r.cfg, s, "").err();
                         self.jobs.push(Job {
                             name: s.name.to_string(),
-                            path: s.path.map(|p| {
-                                if p.starts_with('/') {
-                                    p.to_string()
-                                } else {
-                                    alloc::format!("{moddir}/{p}")
-                                }
-                            }),
-                            options,
+                            path: s.path.map(str::to_string),
+                            builtin: s.builtin,
+                            options: params.as_str().to_string(),
                             install: s.install.map(str::to_string),
                             micros: 0,
                             error: None,
+                            refused,
                         });
                         id
                     }
@@ -155,7 +169,7 @@ impl Plan {
                     });
                     let pre = sd.is_some_and(|sd| sd.pre().any(|p| same_module(p, jn)));
                     if hard || pre {
-                        let _ = self.sched.add_edge(j, i, hard);
+                        self.edge(j, i, hard, log);
                     }
                 }
                 if let Some(sd) = sd {
@@ -166,7 +180,7 @@ impl Plan {
                             continue;
                         }
                         if sd.post().any(|p| same_module(p, &self.jobs[j].name)) {
-                            let _ = self.sched.add_edge(i, j, false);
+                            self.edge(i, j, false, log);
                         }
                     }
                 }
@@ -174,8 +188,51 @@ impl Plan {
         }
     }
 
-    /// Runs the plan with up to `jobs` loads at a time through `runner`.
-    pub fn run(&mut self, jobs: usize, runner: &mut dyn Runner, log: &mut Klog) {
+    /// Orders job `before` ahead of `after`; a full edge table is reported
+    /// (the policy still keeps a failed dependency's dependents out).
+    fn edge(&mut self, before: usize, after: usize, hard: bool, log: &mut Klog) {
+        if let Err(e) = self.sched.add_edge(before, after, hard) {
+            log.line(format_args!(
+                "{}: not ordered after {}: {e}",
+                self.jobs[after].name, self.jobs[before].name
+            ));
+        }
+    }
+
+    /// The policy's decision for job `i` now: the jobs failed so far are
+    /// the run's failures.
+    fn decide(&self, r: &Resolver<'_, '_>, state: &dyn KernelState, i: usize) -> Decision {
+        let by_path = |p: &str| {
+            self.jobs
+                .iter()
+                .find(|j| j.error.is_some() && j.path.as_deref() == Some(p))
+                .and_then(|j| ModName::try_from(j.name.as_str()).ok())
+        };
+        let failures: Failures<'_> = if self.jobs.iter().any(|j| j.error.is_some()) {
+            Some(&by_path)
+        } else {
+            None
+        };
+        let job = &self.jobs[i];
+        match load::decide(r, &job.entry(), RunFlags::default(), failures, state) {
+            Decision::Load => match &job.refused {
+                Some(e) => Decision::Fail(e.clone()),
+                None => Decision::Load,
+            },
+            d => d,
+        }
+    }
+
+    /// Runs the plan with up to `jobs` loads at a time through `runner`;
+    /// `state` is the kernel's module state the policy consults.
+    pub fn run(
+        &mut self,
+        r: &Resolver<'_, '_>,
+        state: &dyn KernelState,
+        jobs: usize,
+        runner: &mut dyn Runner,
+        log: &mut Klog,
+    ) {
         let mut running: Vec<(u32, usize, u64)> = Vec::new();
         loop {
             while running.len() < jobs.max(1) {
@@ -183,9 +240,16 @@ impl Plan {
                     break;
                 };
                 let t0 = super::now_us();
-                match runner.start(&self.jobs[i], jobs > 1) {
-                    Started::Finished(r) => self.finish(i, r, t0, log),
-                    Started::Running(token) => running.push((token, i, t0)),
+                match self.decide(r, state, i) {
+                    Decision::Load => match runner.start(&self.jobs[i], jobs > 1) {
+                        Started::Finished(r) => self.finish(i, r, t0, log),
+                        Started::Running(token) => running.push((token, i, t0)),
+                    },
+                    // Loaded meanwhile (the kernel's request_module, say).
+                    Decision::InKernel => self.finish(i, Ok(()), t0, log),
+                    Decision::Fail(e) => self.finish(i, Err(Some(e.to_string())), t0, log),
+                    // Not asked for (no --first-time here).
+                    Decision::FirstTimeLoaded => self.finish(i, Ok(()), t0, log),
                 }
             }
             // Nothing running and nothing ready: all done (next_ready
@@ -205,17 +269,26 @@ impl Plan {
                 self.finish(i, r, t0, log);
             }
         }
+        // Jobs the schedule kept back (a hard dependency failed): the
+        // policy says why, or that they are in the kernel anyway.
         for i in 0..self.jobs.len() {
-            if self.sched.state(i) == JobState::Skipped {
-                let why = match self.sched.blocker(i) {
+            if self.sched.state(i) != JobState::Skipped {
+                continue;
+            }
+            let why = match self.decide(r, state, i) {
+                Decision::InKernel | Decision::FirstTimeLoaded => continue,
+                Decision::Fail(e) => e.to_string(),
+                // The schedule's hard edges are modules.dep's: the policy
+                // finds the same failure unless it was skipped itself.
+                Decision::Load => match self.sched.blocker(i) {
                     Some(b) => {
                         alloc::format!("not loaded: its dependency {} failed", self.jobs[b].name)
                     }
                     None => "not loaded".to_string(),
-                };
-                log.line(format_args!("{}: {why}", self.jobs[i].name));
-                self.jobs[i].error = Some(why);
-            }
+                },
+            };
+            log.line(format_args!("{}: {why}", self.jobs[i].name));
+            self.jobs[i].error = Some(why);
         }
     }
 
@@ -243,15 +316,6 @@ fn same_module(softdep_name: &str, module: &str) -> bool {
     normalize_alias(softdep_name, &mut n).is_ok() && n.as_str() == module
 }
 
-struct StrWriter<'s>(&'s mut String);
-
-impl Write for StrWriter<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0.push_str(s);
-        Ok(())
-    }
-}
-
 /// How a started job is going.
 pub enum Started {
     /// Ran to completion already (in this process); the error text, if any.
@@ -273,33 +337,32 @@ pub trait Runner {
 pub struct ForkRunner {
     /// Read `/sys/module/compression` once, before the first fork.
     kernel: Live,
+    /// The module directory job paths are relative to.
+    moddir: String,
 }
 
 impl ForkRunner {
-    /// A runner over the running kernel.
-    pub fn new() -> ForkRunner {
+    /// A runner over the running kernel and module directory `moddir`.
+    pub fn new(moddir: &str) -> ForkRunner {
         let mut kernel = Live::new();
         let _ = kernel.kernel_compression();
-        ForkRunner { kernel }
-    }
-}
-
-impl Default for ForkRunner {
-    fn default() -> Self {
-        Self::new()
+        ForkRunner {
+            kernel,
+            moddir: moddir.to_string(),
+        }
     }
 }
 
 impl Runner for ForkRunner {
     fn start(&mut self, job: &Job, parallel: bool) -> Started {
         if !parallel {
-            let r = load_one(&mut self.kernel, job);
+            let r = load_job(&mut self.kernel, &self.moddir, job);
             return Started::Finished(r.map_err(|e| Some(alloc::format!("{e}"))));
         }
         // SAFETY: single-threaded; the child only loads and exits.
         match unsafe { rustix::runtime::kernel_fork() } {
             Ok(Fork::Child(_)) => {
-                let code = match load_one(&mut self.kernel, job) {
+                let code = match load_job(&mut self.kernel, &self.moddir, job) {
                     Ok(()) => 0,
                     Err(e) => {
                         Klog::new().line(format_args!("{}: {e}", job.name));
@@ -335,32 +398,20 @@ impl Runner for ForkRunner {
     }
 }
 
-/// Loads one job's module (or runs its install command).
-fn load_one(kernel: &mut Live, j: &Job) -> Result<(), LoadError> {
-    if let Some(cmd) = &j.install {
-        return kernel.run_command(cmd, &j.options);
-    }
-    let Some(path) = &j.path else {
-        return Err(LoadError::Open(Errno(errno::ENOENT)));
-    };
-    let Some(cpath) = CPath::join(&[path]) else {
-        return Err(LoadError::TooLong("module path"));
-    };
-    let mut params = Params::from_text(&j.options);
-    let params = params.as_cstr()?;
+/// Loads one job the policy said to load (its module, or its install
+/// command): [`load::act`], as `modprobe` does for each step.
+pub fn load_job<K: Kernel>(kernel: &mut K, moddir: &str, job: &Job) -> Result<(), LoadError> {
+    let mut params = Params::from_text(&job.options)?;
     let compression = kernel.kernel_compression();
-    match insert_file(
+    load::act(
         kernel,
-        cpath.as_cstr(),
-        params,
-        InsertFlags::default(),
+        moddir,
+        &job.entry(),
+        &mut params,
+        RunFlags::default(),
         compression,
-    ) {
-        Ok(_) => Ok(()),
-        // Loaded meanwhile (by the kernel's request_module, say).
-        Err(LoadError::Kernel(Errno(errno::EEXIST))) => Ok(()),
-        Err(e) => Err(e),
-    }
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]
@@ -368,8 +419,10 @@ mod tests {
     use super::*;
     use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
     use alloc::vec;
+    use core::fmt::Write;
     use earlymod_core::config::Config;
     use earlymod_core::db::{ModuleDb, Source};
+    use earlymod_core::probe::InitState;
 
     /// A fake kernel: some modules live; loads fail for a chosen set;
     /// parallel jobs finish in a pseudo-random order.
@@ -386,6 +439,19 @@ mod tests {
     impl KernelState for Fake {
         fn initstate(&self, name: &str) -> InitState {
             if self.live.contains(name) {
+                InitState::Live
+            } else {
+                InitState::Absent
+            }
+        }
+    }
+
+    /// The kernel's loaded set as the policy sees it while the fake runs.
+    struct LiveSet(BTreeSet<String>);
+
+    impl KernelState for LiveSet {
+        fn initstate(&self, name: &str) -> InitState {
+            if self.0.contains(name) {
                 InitState::Live
             } else {
                 InitState::Absent
@@ -525,14 +591,15 @@ mod tests {
             let mut log = Klog::console_only();
             let mut plan = Plan::default();
             for q in &requests {
-                plan.add(&r, &fake, "/lib/modules/x", q, &mut log);
+                plan.add(&r, &fake, q, &mut log);
             }
             let jobs = (round % 4) + 1;
+            let state = LiveSet(fake.live.clone());
             let mut runner = FakeRunner {
                 fake: &mut fake,
                 deps: &deps,
             };
-            plan.run(jobs, &mut runner, &mut log);
+            plan.run(&r, &state, jobs, &mut runner, &mut log);
             // Nothing live was loaded again; failures are reported once,
             // per job; every job whose dependencies all loaded was tried.
             for j in &plan.jobs {
@@ -566,5 +633,221 @@ mod tests {
             s.dedup();
             assert_eq!(s.len(), fake.started.len(), "a module started twice");
         }
+    }
+
+    /// The kernel behind [`load_job`] for [`pid1_loads_through_the_core_policy`]:
+    /// ELF files, scripted errnos, a live set shared with the policy's view.
+    struct PolicyKernel<'s> {
+        live: &'s core::cell::RefCell<BTreeSet<String>>,
+        fail: BTreeMap<String, i32>,
+        opened: Vec<String>,
+        calls: Vec<String>,
+    }
+
+    struct Shared<'s>(&'s core::cell::RefCell<BTreeSet<String>>);
+
+    impl KernelState for Shared<'_> {
+        fn initstate(&self, name: &str) -> InitState {
+            if self.0.borrow().contains(name) {
+                InitState::Live
+            } else {
+                InitState::Absent
+            }
+        }
+    }
+
+    impl KernelState for PolicyKernel<'_> {
+        fn initstate(&self, name: &str) -> InitState {
+            Shared(self.live).initstate(name)
+        }
+    }
+
+    fn stem(path: &str) -> String {
+        earlymod_core::name::modname_from_path(path)
+            .unwrap()
+            .to_string()
+    }
+
+    impl Kernel for PolicyKernel<'_> {
+        type File = String;
+        fn open(&mut self, path: &core::ffi::CStr) -> Result<String, load::Errno> {
+            let p = path.to_str().unwrap().to_string();
+            self.opened.push(stem(&p));
+            Ok(p)
+        }
+        fn read_at(&mut self, _: &String, off: u64, buf: &mut [u8]) -> Result<usize, load::Errno> {
+            let elf = b"\x7fELF..";
+            let rest = elf.get(off as usize..).unwrap_or(&[]);
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            Ok(n)
+        }
+        fn finit_module(
+            &mut self,
+            file: &String,
+            params: &core::ffi::CStr,
+            _: u32,
+        ) -> Result<(), load::Errno> {
+            let name = stem(file);
+            self.calls
+                .push(alloc::format!("{name} [{}]", params.to_str().unwrap()));
+            match self.fail.get(&name) {
+                Some(&e) => Err(load::Errno(e)),
+                None => {
+                    self.live.borrow_mut().insert(name);
+                    Ok(())
+                }
+            }
+        }
+        fn init_module_decompressed(
+            &mut self,
+            _: &String,
+            _: load::Compression,
+            _: &core::ffi::CStr,
+        ) -> Result<(), LoadError> {
+            unreachable!("every file is ELF")
+        }
+        fn kernel_compression(&mut self) -> Option<load::Compression> {
+            None
+        }
+        fn run_command(&mut self, _: &str, _: &str) -> Result<(), LoadError> {
+            Ok(())
+        }
+    }
+
+    /// Runs each job in-process through [`load_job`], as ForkRunner's child does.
+    struct PolicyRunner<'k, 's> {
+        kernel: &'k mut PolicyKernel<'s>,
+    }
+
+    impl Runner for PolicyRunner<'_, '_> {
+        fn start(&mut self, job: &Job, _: bool) -> Started {
+            Started::Finished(load_job(self.kernel, "/m", job).map_err(|e| Some(e.to_string())))
+        }
+        fn wait(&mut self) -> Option<(u32, Result<(), Option<String>>)> {
+            None
+        }
+    }
+
+    /// PID 1's plan goes through the core's policy (the one `run_probe`
+    /// uses): EEXIST is success, a module live by the time it comes up is
+    /// not handed to the kernel, a failed dependency keeps its dependents
+    /// out with the policy's error, options over the kernel's bound are an
+    /// error naming the bound (they used to become no options), and an
+    /// index that cannot say whether a module is builtin is an error (it
+    /// used to be taken for "no").
+    #[test]
+    fn pid1_loads_through_the_core_policy() {
+        let dep = b"kernel/a.ko: kernel/b.ko\nkernel/b.ko:\nkernel/c.ko:\nkernel/d.ko: kernel/e.ko\nkernel/e.ko:\nkernel/f.ko:\nkernel/g.ko:\n";
+        let long = "x".repeat(load::MAX_PARAMS);
+        let mut cfg_buf = alloc::format!("options c p=1\noptions e p={long}\n").into_bytes();
+        let mut cfg = Config::new();
+        cfg.parse_file(&mut cfg_buf, &mut |_| {}).unwrap();
+        let db = ModuleDb {
+            dep: Source::new(None, Some(dep)),
+            alias: Source::Missing,
+            symbols: Source::Missing,
+            builtin: Source::Missing,
+            builtin_alias: Source::Missing,
+        };
+        let r = Resolver { db: &db, cfg: &cfg };
+        let live = core::cell::RefCell::new(BTreeSet::new());
+        let mut kernel = PolicyKernel {
+            live: &live,
+            fail: [
+                ("b".to_string(), load::errno::ENOEXEC),
+                ("c".to_string(), load::errno::EEXIST),
+            ]
+            .into_iter()
+            .collect(),
+            opened: Vec::new(),
+            calls: Vec::new(),
+        };
+        let mut log = Klog::console_only();
+        let mut plan = Plan::default();
+        for q in ["a", "c", "d", "f", "g"] {
+            plan.add(&r, &Shared(&live), q, &mut log);
+        }
+        assert_eq!(plan.jobs.len(), 7);
+        // f goes live between the plan and its load (another loader).
+        live.borrow_mut().insert("f".to_string());
+        plan.run(
+            &r,
+            &Shared(&live),
+            1,
+            &mut PolicyRunner {
+                kernel: &mut kernel,
+            },
+            &mut log,
+        );
+        let err = |n: &str| {
+            plan.jobs
+                .iter()
+                .find(|j| j.name == n)
+                .unwrap()
+                .error
+                .clone()
+        };
+        assert_eq!(
+            err("a").as_deref(),
+            Some("not loaded: its dependency b failed")
+        );
+        assert_eq!(
+            err("b").as_deref(),
+            Some("Invalid module format (not a module for this kernel, see dmesg)")
+        );
+        assert_eq!(err("c"), None, "EEXIST is success");
+        assert_eq!(
+            err("e").as_deref(),
+            Some("module parameters too long (limit 4095 bytes)")
+        );
+        assert_eq!(
+            err("d").as_deref(),
+            Some("not loaded: its dependency e failed")
+        );
+        assert_eq!((err("f"), err("g")), (None, None));
+        let mut opened = kernel.opened.clone();
+        opened.sort();
+        assert_eq!(opened, ["b", "c", "g"], "only what the policy allows");
+        // kmod's options string: config options, a space, the (empty) extra.
+        assert!(
+            kernel.calls.contains(&"c [p=1 ]".to_string()),
+            "{:?}",
+            kernel.calls
+        );
+
+        // The index turns bad between the plan and the load: the job fails
+        // with the file's error, nothing is handed to the kernel.
+        let fault = earlymod_core::error::Error::Index(
+            "modules.builtin.bin",
+            earlymod_core::error::IndexFault::BadMagic(7),
+        );
+        let mut plan = Plan::default();
+        live.borrow_mut().clear();
+        plan.add(&r, &Shared(&live), "g", &mut log);
+        let bad = ModuleDb {
+            builtin: Source::Corrupt(fault),
+            ..db
+        };
+        let rb = Resolver {
+            db: &bad,
+            cfg: &cfg,
+        };
+        kernel.opened.clear();
+        plan.run(
+            &rb,
+            &Shared(&live),
+            1,
+            &mut PolicyRunner {
+                kernel: &mut kernel,
+            },
+            &mut log,
+        );
+        assert_eq!(plan.jobs.len(), 1);
+        assert_eq!(
+            plan.jobs[0].error.as_deref(),
+            Some("modules.builtin.bin: bad index magic 0x00000007")
+        );
+        assert!(kernel.opened.is_empty(), "{:?}", kernel.opened);
     }
 }

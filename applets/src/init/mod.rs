@@ -258,9 +258,9 @@ fn batch(
     plan.blacklist = report.blacklist.clone();
     let live = crate::kernel::Live::new();
     for q in requests {
-        plan.add(r, &live, moddir, q, log);
+        plan.add(r, &live, q, log);
     }
-    plan.run(jobs, &mut jobs::ForkRunner::new(), log);
+    plan.run(r, &live, jobs, &mut jobs::ForkRunner::new(moddir), log);
     let failed = plan.jobs.iter().filter(|j| j.error.is_some()).count();
     let loaded = plan.jobs.len() - failed;
     report.passes.push(Pass {
@@ -296,7 +296,13 @@ fn load_all(
     log: &mut Klog,
     report: &mut Report,
 ) {
-    let bp = BootParams::parse(&cmd.text).unwrap_or_default();
+    let (bp, full) = BootParams::parse(&cmd.text);
+    if let Err(e) = full {
+        // The entries within the bound (and every other list) still count.
+        log.line(format_args!(
+            "/proc/cmdline: {e}: the names over the limit are ignored"
+        ));
+    }
     report.blacklist = bp.blacklist.iter().map(|b| b.replace('-', "_")).collect();
     // rd.driver.pre: in order, each before anything else.
     for m in bp.driver_pre.iter() {
@@ -374,7 +380,9 @@ fn sleep_ms(ms: u64) {
 }
 
 /// With a resolver over the running kernel's module directory and the
-/// image's config (plus the command line's module options and blacklist).
+/// image's config — modprobe's: the modprobe.d directories
+/// ([`moddir::DEFAULT_CONFIG_PATHS`]) and `modules.softdep`, then the
+/// command line's module options and blacklist.
 fn with_resolver(f: &mut dyn FnMut(&Resolver<'_, '_>, &str)) {
     let dir = ModDir::open(moddir::dirname_for(None, None));
     let log = Log {
@@ -382,7 +390,7 @@ fn with_resolver(f: &mut dyn FnMut(&Resolver<'_, '_>, &str)) {
         verbose: crate::log::LOG_ERR,
     };
     let name = dir.dirname.clone();
-    crate::modprobe::with_config(&dir, &[], &log, |r| f(r, &name));
+    crate::modprobe::with_config(&dir, &moddir::DEFAULT_CONFIG_PATHS, &log, |r| f(r, &name));
 }
 
 /// The rescue path: a shell if the image has one (rd.shell or not), else
