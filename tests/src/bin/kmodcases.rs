@@ -192,7 +192,18 @@ struct Fixture {
     /// kmod 30 writes other messages for the whole fixture (stderr
     /// differences on the kmod 30 run are expected, not warned about).
     k30_stderr: Option<&'static str>,
+    /// A fake /sys/module (bind-mounted in the namespace): (name,
+    /// initstate or "" for a directory without one, refcnt, holders).
+    live: Vec<Live>,
     cases: Vec<Case>,
+}
+
+/// One entry of the fake /sys/module.
+struct Live {
+    name: &'static str,
+    initstate: &'static str,
+    refcnt: u32,
+    holders: &'static [&'static str],
 }
 
 const DEFAULT_CMDLINE: &str = "BOOT_IMAGE=/boot/vmlinuz root=/dev/vda1 ro quiet\n";
@@ -209,8 +220,24 @@ impl Fixture {
             cmdline: DEFAULT_CMDLINE.into(),
             bare: false,
             k30_stderr: None,
+            live: Vec::new(),
             cases: Vec::new(),
         }
+    }
+    fn live(
+        mut self,
+        name: &'static str,
+        initstate: &'static str,
+        refcnt: u32,
+        holders: &'static [&'static str],
+    ) -> Self {
+        self.live.push(Live {
+            name,
+            initstate,
+            refcnt,
+            holders,
+        });
+        self
     }
     fn k30_stderr(mut self, why: &'static str) -> Self {
         self.k30_stderr = Some(why);
@@ -328,6 +355,51 @@ fn fixtures() -> Vec<Fixture> {
                 mp(&["-R", "mod-simple"]),
                 mp(&["-c"]),
                 mi(&["-F", "filename", "mod-simple"]),
+            ]),
+    );
+
+    // test-modprobe show_depends with loaded modules (test-loaded,
+    // test-initstate, test-remove): a fake /sys/module in the namespace.
+    v.push(
+        loop_modules(Fixture::new("loaded", "loaded", "4.4.4"))
+            .m("M/kernel/kc-builtin-dir.ko", module("kc-builtin-dir"))
+            .m("M/kernel/kc-coming.ko", module("kc-coming"))
+            .m(
+                "M/kernel/kc-needs-simple.ko",
+                module("kc-needs-simple").imports(&["kc_simple_sym"]),
+            )
+            .m(
+                "M/kernel/kc-simple-exp.ko",
+                module("kc-simple-exp").exports(&["kc_simple_sym"]),
+            )
+            .conf(
+                "loaded.conf",
+                "softdep kc-needs-simple pre: mod-loop-a post: kc-coming\n\
+                 install kc-coming /bin/echo installing-coming\n",
+            )
+            .live("mod_loop_b", "live", 1, &["mod_loop_a"])
+            .live("mod_loop_a", "live", 0, &[])
+            .live("kc_coming", "coming", 0, &[])
+            .live("kc_builtin_dir", "", 0, &[])
+            .live("kc_simple_exp", "going", 0, &[])
+            .cases(vec![
+                mp(&["--show-depends", "mod-loop-a"]),
+                mp(&["-n", "-v", "mod-loop-a"]),
+                mp(&["-n", "-v", "mod-loop-b"]),
+                mp(&["-n", "-v", "--first-time", "mod-loop-a"]),
+                mp(&["-n", "-v", "--first-time", "mod-loop-b"]),
+                mp(&["-n", "-v", "kc-coming"]),
+                mp(&["-n", "-v", "kc-builtin-dir"]),
+                mp(&["-n", "-v", "kc-simple-exp"]),
+                mp(&["-n", "-v", "kc-needs-simple"]),
+                mp(&["-D", "kc-needs-simple"]),
+                mp(&["-n", "-v", "mod-simple"]),
+                mp(&["-n", "-v", "-r", "mod-loop-a"]),
+                mp(&["-n", "-v", "-r", "mod-loop-b"]),
+                mp(&["-n", "-v", "-r", "-a", "mod-loop-a", "mod-loop-b"]),
+                mp(&["-n", "-v", "-r", "--first-time", "mod-simple"]),
+                mp(&["-n", "-v", "-r", "kc-coming"]),
+                mp(&["-n", "-v", "-r", "kc-builtin-dir"]),
             ]),
     );
 
@@ -1388,6 +1460,21 @@ fn build(fx: &Fixture, kmod: &Kmod, base: &Path) -> Result<Built, String> {
         fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     write(&b.cmdline, fx.cmdline.as_bytes())?;
+    for l in &fx.live {
+        let d = b.dir.join("sysmodule").join(l.name);
+        fs::create_dir_all(d.join("holders")).map_err(|e| format!("{}: {e}", d.display()))?;
+        for h in l.holders {
+            fs::create_dir_all(d.join("holders").join(h))
+                .map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        if !l.initstate.is_empty() {
+            write(
+                &d.join("initstate"),
+                format!("{}\n", l.initstate).as_bytes(),
+            )?;
+            write(&d.join("refcnt"), format!("{}\n", l.refcnt).as_bytes())?;
+        }
+    }
     if !fx.bare && !fx.modules.is_empty() {
         for f in ["M/modules.builtin", "M/modules.builtin.modinfo"] {
             if !fx.files.iter().any(|(p, _)| p == f) {
@@ -1462,7 +1549,15 @@ enum Ns {
     Mount,
 }
 
-fn run_ns(ns: Ns, argv: &[String], cmdline: &Path, cwd: Option<&Path>) -> Outcome {
+/// Runs `argv` in a new namespace where `cmdline` is /proc/cmdline and, if
+/// given, `sysmodule` is /sys/module.
+fn run_ns(
+    ns: Ns,
+    argv: &[String],
+    cmdline: &Path,
+    sysmodule: Option<&Path>,
+    cwd: Option<&Path>,
+) -> Outcome {
     let mut c = Command::new("unshare");
     if let Ns::User = ns {
         c.arg("--user").arg("--map-root-user");
@@ -1470,8 +1565,11 @@ fn run_ns(ns: Ns, argv: &[String], cmdline: &Path, cwd: Option<&Path>) -> Outcom
     c.arg("--mount")
         .arg("sh")
         .arg("-c")
-        .arg(r#"mount --bind "$0" /proc/cmdline && exec "$@""#)
+        .arg(
+            r#"mount --bind "$0" /proc/cmdline && { [ "$1" = - ] || mount --bind "$1" /sys/module; } && shift && exec "$@""#,
+        )
         .arg(cmdline)
+        .arg(sysmodule.map_or(Path::new("-"), |p| p))
         .args(argv)
         .env_remove("MODPROBE_OPTIONS")
         .env("LC_ALL", "C")
@@ -1510,7 +1608,7 @@ fn pick_ns(base: &Path) -> Result<Ns, String> {
     let cat = ["cat".to_string(), "/proc/cmdline".to_string()];
     let mut why = String::new();
     for ns in [Ns::User, Ns::Mount] {
-        let o = run_ns(ns, &cat, &probe, None);
+        let o = run_ns(ns, &cat, &probe, None, None);
         if o.code == 0 && o.stdout == text.as_bytes() {
             return Ok(ns);
         }
@@ -1828,8 +1926,9 @@ fn main() -> ExitCode {
             kargv.extend(args.iter().cloned());
             let mut eargv = vec![earlymod.to_string_lossy().into_owned(), c.tool.to_string()];
             eargv.extend(args.iter().cloned());
-            let expected = run_ns(ns, &kargv, &cmdline, cwd.as_deref());
-            let got = run_ns(ns, &eargv, &cmdline, cwd.as_deref());
+            let sysmod = (!f.live.is_empty()).then(|| b.dir.join("sysmodule"));
+            let expected = run_ns(ns, &kargv, &cmdline, sysmod.as_deref(), cwd.as_deref());
+            let got = run_ns(ns, &eargv, &cmdline, sysmod.as_deref(), cwd.as_deref());
             let same = expected.stdout == got.stdout && expected.code == got.code;
             let stderr_ok = norm_err(&expected.stderr, &names) == norm_err(&got.stderr, &names)
                 || (k.label == "30" && f.k30_stderr.is_some());
