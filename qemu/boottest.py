@@ -10,7 +10,11 @@ then powers off), boots QEMU (TCG, -smp 2) with the root on virtio-blk and
 a second disk on AHCI, and checks the serial log. Cases:
 
   k612-uuid     6.12, root=UUID=..., parallel loading (default jobs),
-                rd.driver.blacklist=ahci (so no ahci, no sd_mod)
+                rd.driver.blacklist=ahci (so no ahci, no sd_mod); the
+                image's /etc/modprobe.d has `options virtio_blk
+                queue_depth=64` (read back from sysfs) and `blacklist
+                e1000` with an e1000 NIC present (coldplug reaches it by
+                its alias: it must stay out)
   k61-label     6.1, root=LABEL=... rootfstype=ext4 (virtio_pci is a module
                 there: coldplug must iterate), earlymod.jobs=1, a module
                 option from the command line, init= override
@@ -46,6 +50,7 @@ echo "@@ROOT uptime=$(cut -d' ' -f1 /proc/uptime)"
 echo "@@ROOT mounts=$(awk '$2 == "/" {print $1 ":" $3}' /proc/mounts | tr '\n' ' ')"
 echo "@@ROOT live=$(awk '$5 == "Live" {print $1}' /proc/modules | sort | tr '\n' ' ')"
 [ -r /sys/module/e1000/parameters/copybreak ] && echo "@@ROOT e1000.copybreak=$(cat /sys/module/e1000/parameters/copybreak)"
+[ -r /sys/module/virtio_blk/parameters/queue_depth ] && echo "@@ROOT virtio_blk.queue_depth=$(cat /sys/module/virtio_blk/parameters/queue_depth)"
 echo "@@ROOT disks=$(ls /sys/class/block | tr '\n' ' ')"
 echo "@@ROOT run=$(ls /run 2>/dev/null | tr '\n' ' ')"
 sed 's/^/@@REPORT /' /run/earlymod/boot.log
@@ -94,12 +99,12 @@ def pack(args, k, out, extra_conf=""):
     return p.stderr.strip()
 
 
-def boot(k, img, root, disk2, append, log, timeout=90, stop=None):
+def boot(k, img, root, disk2, append, log, timeout=90, stop=None, devices=()):
     cmd = V.qemu_argv(k, img, log, "loglevel=4 " + append, [
         "-drive", f"file={root},if=virtio,format=raw",
         "-device", "ahci,id=ahci",
         "-drive", f"id=d2,file={disk2},if=none,format=raw",
-        "-device", "ide-hd,drive=d2,bus=ahci.0"])
+        "-device", "ide-hd,drive=d2,bus=ahci.0"] + list(devices))
     return V.run_qemu(cmd, log, timeout, stop)
 
 
@@ -138,7 +143,12 @@ def run_case(args, name):
     root, disk2 = make_root(d, kname)
     img = os.path.join(d, "initrd.img")
     log = os.path.join(d, "serial.log")
-    summary = pack(args, k, img)
+    # The image's own /etc/modprobe.d (earlymod-pack carries these lines
+    # to /etc/modprobe.d/earlymod-pack.conf): PID 1 must apply them.
+    image_conf = ""
+    if name == "k612-uuid":
+        image_conf = "options virtio_blk queue_depth=64\nblacklist e1000\n"
+    summary = pack(args, k, img, image_conf)
     if name == "k612-broken":
         # Replace sd_mod in the image's tree with garbage: repack from a
         # copy of the tree whose sd_mod file is broken.
@@ -158,10 +168,12 @@ def run_case(args, name):
         p = subprocess.run(cmd, capture_output=True, text=True)
         summary = p.stderr.strip()
     want_init, mods, append = "init", ["virtio_blk", "ext4", "ahci", "sd_mod"], ""
-    unwanted = []
+    unwanted, devices = [], []
     if name == "k612-uuid":
         append = f"root=UUID={UUID} rw rd.driver.blacklist=ahci"
-        mods, unwanted = ["virtio_blk", "ext4"], ["ahci", "sd_mod"]
+        mods, unwanted = ["virtio_blk", "ext4"], ["ahci", "sd_mod", "e1000"]
+        # A NIC (no backend) whose modalias resolves to e1000.
+        devices = ["-device", "e1000"]
     elif name == "k61-label":
         append = (f"root=LABEL={LABEL} rootfstype=ext4 earlymod.jobs=1 init=/sbin/init2 "
                   "e1000.copybreak=77 rd.modules_load=e1000")
@@ -173,7 +185,7 @@ def run_case(args, name):
         append = f"root=UUID={UUID}"
         mods = ["virtio_blk", "ext4", "ahci"]
     stop = "boot failed" if name == "k612-noroot" else None
-    text, dt, note = boot(k, img, root, disk2, append, log, stop=stop)
+    text, dt, note = boot(k, img, root, disk2, append, log, stop=stop, devices=devices)
     probs = []
     if V.CRASH.search(text):
         probs.append("kernel crash or panic in the log")
@@ -190,7 +202,15 @@ def run_case(args, name):
         probs += p2
         bad = [m for m in unwanted if m in kv.get("live", "").split()]
         if bad:
-            probs.append(f"blacklisted on the command line but live: {bad}")
+            probs.append(f"blacklisted (command line or the image's modprobe.d) but live: {bad}")
+        if name == "k612-uuid":
+            if kv.get("virtio_blk.queue_depth") != "64":
+                probs.append(f"virtio_blk.queue_depth={kv.get('virtio_blk.queue_depth')!r}, "
+                             "expected 64 from the image's /etc/modprobe.d")
+            # The blacklist must have been what kept e1000 out: coldplug
+            # reached it through the NIC's alias and said so.
+            if not re.search(r"pci:v00008086d0000100E\S*: e1000 is blacklisted, not loaded", text):
+                probs.append("e1000 was not reached through its alias and refused as blacklisted")
         if name == "k612-uuid" and "/dev/vda:ext4" not in kv.get("mounts", ""):
             probs.append(f"root mounts {kv.get('mounts')!r}")
         if name == "k61-label" and kv.get("e1000.copybreak") != "77":
