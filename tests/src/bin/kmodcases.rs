@@ -326,6 +326,16 @@ fn fixtures() -> Vec<Fixture> {
             mp(&["-n", "-v", "mod-loop-a"]),
             mp(&["-n", "mod-loop-a"]),
             mp(&["-n", "-v", "-a", "mod-loop-b", "mod-loop-a"]),
+            mp(&["-n", "-v", "-a", "mod-simple", "mod-missing", "mod-loop-b"]),
+            mp(&[
+                "--dry-run",
+                "--verbose",
+                "--all",
+                "mod-simple",
+                "mod-loop-b",
+            ]),
+            mp(&["--show-depends", "--quiet", "mod-missing"]),
+            mp(&["--resolve-alias", "mod_loop_b"]),
             mp(&["-R", "mod-loop-a"]),
             mp(&["-R", "symbol:printA"]),
             mp(&["-D", "symbol:printB"]),
@@ -856,6 +866,30 @@ fn fixtures() -> Vec<Fixture> {
                 mi(&["-n", "{ext}/mod-path-only.ko"]),
                 mi(&["{ext}/absent.ko"]),
                 mi(&["mod-path-only"]),
+                mi(&["--field=author", "--null", "mod-simple"]),
+                mi(&["-F", "author", "-F", "license", "mod-simple"]),
+                mi(&["--author", "--license", "mod-simple"]),
+                mi(&["--filename", "--modname", "mod-simple"]),
+                raw(
+                    "modinfo",
+                    &[
+                        "--basedir={root}",
+                        "--set-version={kver}",
+                        "--parameters",
+                        "mod-simple",
+                    ],
+                ),
+                raw(
+                    "modinfo",
+                    &[
+                        "--basedir",
+                        "{root}",
+                        "-k{kver}",
+                        "-F",
+                        "sig_key",
+                        "mod-simple",
+                    ],
+                ),
             ]),
     );
 
@@ -1137,7 +1171,8 @@ fn fixtures() -> Vec<Fixture> {
                 mi(&["-F", "filename", "mod-zst-user"]),
                 mi(&["{moddir}/kernel/mod-zst-user.ko.zst"]),
                 mi(&["-F", "depends", "{moddir}/kernel/mod-xz-base.ko.xz"]),
-                mp(&["-D", "mod-zst-nosize"]),
+                mp(&["-D", "mod-zst-nosize"])
+                    .k30("depmod 34 cannot read the module, so its modules.dep line is empty"),
                 mi(&["mod-zst-nosize"]).k30(
                     "kmod 34 refuses a zstd frame without its content size; kmod 30 streams it",
                 ),
@@ -1295,6 +1330,7 @@ struct Opts {
     jobs: usize,
     keep: bool,
     list: bool,
+    kmods: bool,
 }
 
 fn usage() -> ! {
@@ -1304,7 +1340,8 @@ fn usage() -> ! {
          --only TEXT  run only the fixtures whose group or name holds TEXT (repeatable)\n\
          --show N     print the first N differences (default 10)\n\
          --keep       keep the generated trees in /tmp/earlymod-kmodcases-PID\n\
-         --list       list the cases and exit"
+         --list       list the cases and exit\n\
+         --kmods      also list the cases where kmod 30 and kmod 34 disagree"
     );
     std::process::exit(2)
 }
@@ -1317,6 +1354,7 @@ fn parse_args() -> Result<Opts, String> {
         jobs: default_workers(),
         keep: false,
         list: false,
+        kmods: false,
     };
     let mut earlymod = None;
     let mut args = std::env::args().skip(1);
@@ -1338,6 +1376,7 @@ fn parse_args() -> Result<Opts, String> {
             "--jobs" | "-j" => o.jobs = num(val(), "--jobs")?,
             "--keep" => o.keep = true,
             "--list" => o.list = true,
+            "--kmods" => o.kmods = true,
             "-h" | "--help" => usage(),
             _ => return Err(format!("unknown argument {a:?}")),
         }
@@ -1686,6 +1725,16 @@ fn norm_err(stderr: &[u8], names: &[String]) -> Vec<u8> {
         }
     }
     normalize_stderr(out.as_bytes(), names)
+}
+
+/// A case's arguments without the `-C/-d/-S` or `-b/-k` prefix.
+fn short_args(c: &Case) -> &[String] {
+    let skip = match (c.tool, c.args.first().map(String::as_str)) {
+        ("modprobe", Some("-C")) => 6,
+        ("modinfo", Some("-b")) => 4,
+        _ => 0,
+    };
+    &c.args[skip.min(c.args.len())..]
 }
 
 /// One comparison: a case of a fixture for one kmod.
@@ -2110,6 +2159,42 @@ fn main() -> ExitCode {
     }
     for e in &setup_failures {
         println!("kmodcases: setup: {e}");
+    }
+
+    if opts.kmods {
+        // kmod 30 against kmod 34 (tree paths made equal).
+        let mut by_case: BTreeMap<(usize, usize), [Option<usize>; 2]> = BTreeMap::new();
+        for (i, it) in items.iter().enumerate() {
+            by_case.entry((it.fx, it.case)).or_default()[it.kmod] = Some(i);
+        }
+        let mut n = 0;
+        println!("\nkmod 30 and kmod 34 disagree (stdout or exit code):");
+        for ((fi, ci), pair) in &by_case {
+            let (Some(a), Some(b)) = (pair[0], pair[1]) else {
+                continue;
+            };
+            let f = &fixtures[*fi];
+            let from = format!("/{}-30/", f.name);
+            let to = format!("/{}-34/", f.name);
+            let e30 = String::from_utf8_lossy(&results[a].expected.stdout).replace(&from, &to);
+            let e34 = String::from_utf8_lossy(&results[b].expected.stdout);
+            if e30 != e34 || results[a].expected.code != results[b].expected.code {
+                n += 1;
+                let c = &f.cases[*ci];
+                println!(
+                    "  {} {}: {} {} ({})",
+                    f.group,
+                    f.name,
+                    c.tool,
+                    shell_join(short_args(c)),
+                    match c.k30 {
+                        K30::Differs(w) => w,
+                        K30::Same => "NOT MARKED",
+                    }
+                );
+            }
+        }
+        println!("  {n} cases");
     }
 
     let failed = fails.len() + setup_failures.len();
