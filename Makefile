@@ -126,3 +126,4 @@ vmtest: setup all
 	python3 qemu/vmtest.py $(VM_ARGS)
 	python3 qemu/packtest.py
 	python3 qemu/boottest.py
+	python3 qemu/modtest.py
