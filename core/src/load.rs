@@ -181,6 +181,9 @@ pub enum LoadError {
     Command(i32),
     /// Not attempted: this dependency failed earlier in the same probe.
     DependencyFailed(crate::name::ModName),
+    /// Neither builtin nor in `modules.dep` (a config alias to a module the
+    /// tree lacks): nothing to load (kmod: "could not find module by name").
+    NoModuleFile,
 }
 
 impl fmt::Display for LoadError {
@@ -211,6 +214,9 @@ impl fmt::Display for LoadError {
             LoadError::Command(status) => write!(f, "install command exited with status {status}"),
             LoadError::DependencyFailed(dep) => {
                 write!(f, "not loaded: its dependency {dep} failed")
+            }
+            LoadError::NoModuleFile => {
+                f.write_str("no such module: not builtin and not in modules.dep")
             }
         }
     }
@@ -583,7 +589,8 @@ fn failed_dependency(
 
 /// Loads one entry [`decide`] said to load: runs its install command
 /// (with `params` as its options), or inserts its file (`dirname/path`)
-/// with [`insert_file`]; an entry with neither is builtin, nothing to do.
+/// with [`insert_file`]; an entry with neither is builtin (nothing to do)
+/// or an error, as in kmod.
 /// `EEXIST` (loaded meanwhile, by the kernel's `request_module` say) is
 /// success, except for the `--first-time` target.
 pub fn act<K: Kernel>(
@@ -614,9 +621,13 @@ pub fn act<K: Kernel>(
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
-    } else {
-        // Builtin (or an alias with no module file): nothing to load.
+    } else if entry.builtin || flags.dry_run {
+        // Builtin: nothing to load (a dry run prints it as builtin, or
+        // nothing for an alias with no module file, as kmod does).
         Ok(Method::AlreadyLoaded)
+    } else {
+        // Not builtin (decide asked), no file: kmod fails with -ENOENT.
+        Err(LoadError::NoModuleFile)
     };
     match result {
         Err(LoadError::Kernel(Errno(errno::EEXIST)))
@@ -1466,6 +1477,29 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(decide(&r, &e, flags, None, &NothingLoaded), Decision::Load);
+    }
+
+    /// A config alias to a module the tree lacks (not builtin, not in
+    /// modules.dep) fails as in kmod ("could not find module by name"),
+    /// instead of passing as loaded; a dry run prints nothing for it.
+    #[test]
+    fn a_module_without_a_file_is_an_error_as_in_kmod() {
+        let mut f = fake(None);
+        let (res, lines) = probe(&mut f, "alias foo nosuch\n", "foo", RunFlags::default());
+        assert_eq!(res, Err((0, LoadError::NoModuleFile)));
+        assert_eq!(lines.len(), 1);
+        assert!(f.calls.is_empty());
+        assert_eq!(
+            std::format!("{}", LoadError::NoModuleFile),
+            "no such module: not builtin and not in modules.dep"
+        );
+        let dry = RunFlags {
+            dry_run: true,
+            ignore_loaded: true,
+            ..Default::default()
+        };
+        let (res, _) = probe(&mut f, "alias foo nosuch\n", "foo", dry);
+        assert_eq!(res, Ok(()));
     }
 
     #[test]
