@@ -27,8 +27,7 @@ pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
 
 /// Longest module path handed to the kernel.
 pub const MAX_PATH: usize = 4096;
-/// Longest parameter string handed to the kernel, with its NUL: the text
-/// holds at most `MAX_PARAMS - 1` bytes.
+/// Longest parameter text handed to the kernel (its NUL not counted).
 pub const MAX_PARAMS: usize = 4096;
 
 /// Linux errno values the loader reasons about.
@@ -401,11 +400,17 @@ pub fn module_path<'b>(
 
 /// A fixed-size C-string builder for module parameters.
 pub struct Params {
-    buf: heapless::Vec<u8, MAX_PARAMS>,
+    /// The text and, once [`Params::as_cstr`] asked, its NUL.
+    buf: heapless::Vec<u8, { MAX_PARAMS + 1 }>,
 }
 
 impl Write for Params {
+    /// Appends text; more than [`MAX_PARAMS`] bytes in all is an error
+    /// (the buffer keeps room for the NUL).
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.buf.len() + s.len() > MAX_PARAMS {
+            return Err(fmt::Error);
+        }
         self.buf
             .extend_from_slice(s.as_bytes())
             .map_err(|_| fmt::Error)
@@ -427,12 +432,10 @@ impl Params {
     }
 
     /// Parameters given as one string (`insmod FILE a=1 b=2`); text longer
-    /// than the kernel takes (`MAX_PARAMS - 1` bytes) is an error, never cut.
+    /// than [`MAX_PARAMS`] is an error, never cut.
     pub fn from_text(text: &str) -> Result<Params, LoadError> {
         let mut p = Params::new();
-        if text.len() >= MAX_PARAMS || p.buf.extend_from_slice(text.as_bytes()).is_err() {
-            return Err(too_long_params());
-        }
+        p.write_str(text).map_err(|_| too_long_params())?;
         Ok(p)
     }
 
@@ -444,9 +447,7 @@ impl Params {
         extra: &str,
     ) -> Result<(), LoadError> {
         self.buf.clear();
-        let r = step_options(cfg, step, extra, self);
-        // The NUL must fit too: the text is bounded by MAX_PARAMS - 1.
-        if r.is_err() || self.buf.len() >= MAX_PARAMS {
+        if step_options(cfg, step, extra, self).is_err() {
             self.buf.clear();
             return Err(too_long_params());
         }
@@ -471,7 +472,7 @@ impl Params {
 }
 
 fn too_long_params() -> LoadError {
-    LoadError::TooLong("module parameters", MAX_PARAMS - 1)
+    LoadError::TooLong("module parameters", MAX_PARAMS)
 }
 
 /// One entry of a load, as the policy sees it: a probe-list [`Step`], or a
@@ -1371,15 +1372,15 @@ mod tests {
     /// an empty (or cut) options string: at the bound they pass whole.
     #[test]
     fn params_over_the_bound_are_an_error_not_empty() {
-        let at = "a".repeat(MAX_PARAMS - 1);
+        let at = "a".repeat(MAX_PARAMS);
         let mut p = Params::from_text(&at).unwrap();
-        assert_eq!(p.as_cstr().unwrap().to_bytes().len(), MAX_PARAMS - 1);
-        let over = "a".repeat(MAX_PARAMS);
+        assert_eq!(p.as_cstr().unwrap().to_bytes().len(), MAX_PARAMS);
+        let over = "a".repeat(MAX_PARAMS + 1);
         let e = Params::from_text(&over).err().unwrap();
-        assert_eq!(e, LoadError::TooLong("module parameters", MAX_PARAMS - 1));
+        assert_eq!(e, LoadError::TooLong("module parameters", MAX_PARAMS));
         assert_eq!(
             std::format!("{e}"),
-            "module parameters too long (limit 4095 bytes)"
+            "module parameters too long (limit 4096 bytes)"
         );
         assert_eq!(
             Params::from_text("a\0b").unwrap().as_cstr().err(),
@@ -1394,12 +1395,13 @@ mod tests {
         assert!(f.calls.is_empty() && lines.is_empty(), "{:?}", f.calls);
         // Just at the bound: loaded with every byte.
         let mut f = fake(None);
-        let cfg = std::format!("options c p={}\n", "x".repeat(MAX_PARAMS - 1 - 6));
+        // ("p=", the value, the space before the extra options "x=1").
+        let cfg = std::format!("options c p={}\n", "x".repeat(MAX_PARAMS - 6));
         let (res, _) = probe(&mut f, &cfg, "c", RunFlags::default());
         assert_eq!(res, Ok(()));
         assert_eq!(
             f.calls[0].len(),
-            "finit c flags=0 params=".len() + MAX_PARAMS - 1
+            "finit c flags=0 params=".len() + MAX_PARAMS
         );
     }
 

@@ -799,7 +799,7 @@ mod tests {
         assert_eq!(err("c"), None, "EEXIST is success");
         assert_eq!(
             err("e").as_deref(),
-            Some("module parameters too long (limit 4095 bytes)")
+            Some("module parameters too long (limit 4096 bytes)")
         );
         assert_eq!(
             err("d").as_deref(),
