@@ -1331,6 +1331,9 @@ struct Opts {
     keep: bool,
     list: bool,
     kmods: bool,
+    /// Some(true) --syscalls, Some(false) --no-syscalls, None: when strace
+    /// works here.
+    syscalls: Option<bool>,
 }
 
 fn usage() -> ! {
@@ -1341,7 +1344,10 @@ fn usage() -> ! {
          --show N     print the first N differences (default 10)\n\
          --keep       keep the generated trees in /tmp/earlymod-kmodcases-PID\n\
          --list       list the cases and exit\n\
-         --kmods      also list the cases where kmod 30 and kmod 34 disagree"
+         --kmods      also list the cases where kmod 30 and kmod 34 disagree\n\
+         --syscalls   run earlymod under strace: any init_module, finit_module or\n\
+                      delete_module call (all cases are dry runs) is a failure\n\
+                      (the default when strace works here; --no-syscalls: never)"
     );
     std::process::exit(2)
 }
@@ -1355,6 +1361,7 @@ fn parse_args() -> Result<Opts, String> {
         keep: false,
         list: false,
         kmods: false,
+        syscalls: None,
     };
     let mut earlymod = None;
     let mut args = std::env::args().skip(1);
@@ -1377,6 +1384,8 @@ fn parse_args() -> Result<Opts, String> {
             "--keep" => o.keep = true,
             "--list" => o.list = true,
             "--kmods" => o.kmods = true,
+            "--syscalls" => o.syscalls = Some(true),
+            "--no-syscalls" => o.syscalls = Some(false),
             "-h" | "--help" => usage(),
             _ => return Err(format!("unknown argument {a:?}")),
         }
@@ -1754,6 +1763,9 @@ enum Verdict {
     /// earlymod differs on purpose (its README documents it).
     Divergence,
     Fail,
+    /// earlymod called init_module, finit_module or delete_module in a
+    /// dry run (--syscalls).
+    Syscall,
 }
 
 /// Per group: comparisons and identical ones per kmod (30, 34), expected
@@ -1772,6 +1784,8 @@ struct Res {
     argv: Vec<String>,
     expected: Outcome,
     got: Outcome,
+    /// Module system calls earlymod made (with --syscalls).
+    module_calls: Vec<String>,
 }
 
 fn excerpt(bytes: &[u8], max_lines: usize) -> String {
@@ -1901,6 +1915,43 @@ fn main() -> ExitCode {
         }
     };
 
+    // Watch earlymod's module system calls with strace when it works here.
+    let strace_works = || {
+        let out = base.join("strace-probe");
+        let argv: Vec<String> = [
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=delete_module",
+            "-o",
+            &out.to_string_lossy(),
+            "true",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        run_ns(ns, &argv, &base.join("cmdline-probe"), None, None).code == 0 && out.is_file()
+    };
+    let syscalls = match opts.syscalls {
+        Some(false) => false,
+        Some(true) => {
+            if !strace_works() {
+                println!("kmodcases: --syscalls: strace does not work here");
+                println!("0 passed, 1 failed");
+                return ExitCode::FAILURE;
+            }
+            true
+        }
+        None => {
+            let ok = strace_works();
+            if !ok {
+                eprintln!("kmodcases: strace unusable here: module system calls not watched");
+            }
+            ok
+        }
+    };
+
     // Build every fixture for both kmods.
     let mut built: Vec<Vec<Option<Built>>> = Vec::new();
     let mut setup_failures = Vec::new();
@@ -1973,11 +2024,40 @@ fn main() -> ExitCode {
             };
             let mut kargv = vec![prog.to_string_lossy().into_owned()];
             kargv.extend(args.iter().cloned());
-            let mut eargv = vec![earlymod.to_string_lossy().into_owned(), c.tool.to_string()];
+            let mut eargv = Vec::new();
+            let trace = b.dir.join(format!("strace-{}", it.case));
+            if syscalls {
+                eargv.extend(
+                    [
+                        "strace",
+                        "-f",
+                        "-qq",
+                        "-e",
+                        "trace=init_module,finit_module,delete_module",
+                    ]
+                    .map(String::from),
+                );
+                eargv.push("-o".into());
+                eargv.push(trace.to_string_lossy().into_owned());
+            }
+            eargv.push(earlymod.to_string_lossy().into_owned());
+            eargv.push(c.tool.to_string());
             eargv.extend(args.iter().cloned());
             let sysmod = (!f.live.is_empty()).then(|| b.dir.join("sysmodule"));
             let expected = run_ns(ns, &kargv, &cmdline, sysmod.as_deref(), cwd.as_deref());
             let got = run_ns(ns, &eargv, &cmdline, sysmod.as_deref(), cwd.as_deref());
+            let module_calls = if syscalls {
+                fs::read_to_string(&trace)
+                    .map(|t| {
+                        t.lines()
+                            .filter(|l| l.contains("_module("))
+                            .map(str::to_string)
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_else(|e| vec![format!("no strace output: {e}")])
+            } else {
+                Vec::new()
+            };
             let same = expected.stdout == got.stdout && expected.code == got.code;
             let stderr_ok = norm_err(&expected.stderr, &names) == norm_err(&got.stderr, &names)
                 || (k.label == "30" && f.k30_stderr.is_some());
@@ -1989,6 +2069,11 @@ fn main() -> ExitCode {
                 (false, false) if c.divergence.is_some() => Verdict::Divergence,
                 (false, false) => Verdict::Fail,
             };
+            let verdict = if module_calls.is_empty() {
+                verdict
+            } else {
+                Verdict::Syscall
+            };
             let mut shown = vec![c.tool.to_string()];
             shown.extend(args);
             Res {
@@ -1997,6 +2082,7 @@ fn main() -> ExitCode {
                 argv: shown,
                 expected,
                 got,
+                module_calls,
             }
         },
         |_| {},
@@ -2017,7 +2103,7 @@ fn main() -> ExitCode {
             Verdict::Identical | Verdict::StaleMark => g.ok[it.kmod] += 1,
             Verdict::Expected30 => g.expected30 += 1,
             Verdict::Divergence => g.divergences += 1,
-            Verdict::Fail => {}
+            Verdict::Fail | Verdict::Syscall => {}
         }
     }
     for g in &order {
@@ -2105,7 +2191,9 @@ fn main() -> ExitCode {
     }
 
     let warn: Vec<usize> = (0..results.len())
-        .filter(|&i| results[i].verdict != Verdict::Fail && !results[i].stderr_ok)
+        .filter(|&i| {
+            !matches!(results[i].verdict, Verdict::Fail | Verdict::Syscall) && !results[i].stderr_ok
+        })
         .filter(|&i| {
             !matches!(
                 results[i].verdict,
@@ -2128,7 +2216,7 @@ fn main() -> ExitCode {
     }
 
     let fails: Vec<usize> = (0..results.len())
-        .filter(|&i| results[i].verdict == Verdict::Fail)
+        .filter(|&i| matches!(results[i].verdict, Verdict::Fail | Verdict::Syscall))
         .collect();
     if !fails.is_empty() {
         println!(
@@ -2139,6 +2227,9 @@ fn main() -> ExitCode {
         for &i in fails.iter().take(opts.show) {
             let r = &results[i];
             println!("FAIL {}", describe(&items[i], r));
+            for call in &r.module_calls {
+                println!("  module system call in a dry run: {call}");
+            }
             print!(
                 "  expected (exit {}):\n{}",
                 r.expected.code,
