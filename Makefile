@@ -60,9 +60,11 @@ lint:
 unit:
 	$(CARGO) test --locked --workspace --release
 
-# Every query against the static binary; a sample against the host build.
+# Every query against the static binary, with kmod 30 and with kmod 34 as
+# the reference; a sample against the host build.
 difftest: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-static
+	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-static --kmod34
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-host --sample 10
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin packdiff -- --pack out/earlymod-pack --earlymod out/earlymod
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin hostile -- --earlymod out/earlymod-static

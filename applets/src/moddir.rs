@@ -160,21 +160,26 @@ pub enum Src {
     InDir(usize),
     /// The config path itself is this file.
     File(usize),
-    /// `modules.softdep` in the module directory.
-    Softdep,
+    /// A file depmod writes into the module directory:
+    /// [`MODDIR_CONFIGS`]`[usize]`.
+    ModDir(usize),
 }
+
+/// The config files depmod writes into the module directory, read with the
+/// configuration and never counted against its bound (kmod 34 reads both).
+pub const MODDIR_CONFIGS: [&str; 2] = ["modules.softdep", "modules.weakdep"];
 
 /// A config file name (the sort key).
 pub type FileName = heapless::String<256>;
 
-/// The bound on config files read (`modules.softdep` not counted).
+/// The bound on config files read ([`MODDIR_CONFIGS`] not counted).
 pub const MAX_CONFIG_FILES: usize = 128;
 /// The bound on config paths (`-C`) of one command line.
 pub const MAX_CONFIG_PATHS: usize = 32;
 
 /// Config files, sorted by name: at most [`MAX_CONFIG_FILES`] plus
-/// `modules.softdep`.
-pub type ConfigFiles = heapless::Vec<(FileName, Src), { MAX_CONFIG_FILES + 1 }>;
+/// [`MODDIR_CONFIGS`].
+pub type ConfigFiles = heapless::Vec<(FileName, Src), { MAX_CONFIG_FILES + MODDIR_CONFIGS.len() }>;
 
 /// Config files beyond [`MAX_CONFIG_FILES`], which are not read: how many,
 /// and the first of them in sort order.
@@ -187,8 +192,9 @@ pub struct Dropped {
 }
 
 /// The config files in libkmod's order: one list sorted by file name across
-/// all paths, the first path winning a duplicate, `modules.softdep` among
-/// them. Beyond [`MAX_CONFIG_FILES`] the files that sort last are left
+/// all paths, the first path winning a duplicate, [`MODDIR_CONFIGS`] among
+/// them. In a directory only `*.conf` files count (kmod ≥ 33 no longer
+/// reads `*.alias`). Beyond [`MAX_CONFIG_FILES`] the files that sort last are left
 /// out and counted in `dropped`.
 pub fn config_files(
     paths: &[&str],
@@ -233,10 +239,7 @@ pub fn config_files(
             continue;
         }
         sys::list_dir(cp.as_cstr(), &mut |name, kind| {
-            if name.starts_with('.')
-                || name.len() < 6
-                || !(name.ends_with(".conf") || name.ends_with(".alias"))
-            {
+            if name.starts_with('.') || name.len() < 6 || !name.ends_with(".conf") {
                 return;
             }
             if kind == Kind::Dir {
@@ -246,19 +249,20 @@ pub fn config_files(
             insert(name, Src::InDir(i));
         });
     }
-    // modules.softdep is always read, outside the bound, and wins a
-    // duplicate name (libkmod lists it first).
-    let softdep = "modules.softdep";
-    match list.binary_search_by(|(n, _)| n.as_bytes().cmp(softdep.as_bytes())) {
-        Ok(i) => list[i].1 = Src::Softdep,
-        Err(pos) => {
-            let _ = list.insert(
-                pos,
-                (
-                    FileName::try_from(softdep).unwrap_or_default(),
-                    Src::Softdep,
-                ),
-            );
+    // The module directory's files are always read, outside the bound,
+    // and win a duplicate name (libkmod lists them first).
+    for (i, name) in MODDIR_CONFIGS.iter().enumerate() {
+        match list.binary_search_by(|(n, _)| n.as_bytes().cmp(name.as_bytes())) {
+            Ok(at) => list[at].1 = Src::ModDir(i),
+            Err(pos) => {
+                let _ = list.insert(
+                    pos,
+                    (
+                        FileName::try_from(*name).unwrap_or_default(),
+                        Src::ModDir(i),
+                    ),
+                );
+            }
         }
     }
     list
@@ -269,7 +273,7 @@ pub fn config_path(dirname: &str, paths: &[&str], name: &str, src: Src) -> Optio
     match src {
         Src::InDir(i) => CPath::join(&[paths[i], "/", name]),
         Src::File(i) => CPath::join(&[paths[i]]),
-        Src::Softdep => CPath::join(&[dirname, "/modules.softdep"]),
+        Src::ModDir(i) => CPath::join(&[dirname, "/", MODDIR_CONFIGS[i]]),
     }
 }
 
@@ -322,17 +326,19 @@ mod tests {
                         Src::InDir(0) => "a",
                         Src::InDir(_) => "b",
                         Src::File(_) => "file",
-                        Src::Softdep => "softdep",
+                        Src::ModDir(0) => "softdep",
+                        Src::ModDir(_) => "weakdep",
                     },
                 )
             })
             .collect();
+        // c.alias is not read (kmod ≥ 33 reads *.conf only).
         assert_eq!(
             got,
             [
-                ("c.alias", "b"),
                 ("m.conf", "a"),
                 ("modules.softdep", "softdep"),
+                ("modules.weakdep", "weakdep"),
                 ("one.conf", "file"),
                 ("z.conf", "a")
             ]
@@ -394,15 +400,18 @@ mod tests {
         );
         let mut dropped = Dropped::default();
         let files = config_files(&[a_s.as_str()], &mut |_, _| {}, &mut dropped);
-        assert_eq!(files.len(), MAX_CONFIG_FILES + 1, "at the bound: all kept");
+        assert_eq!(files.len(), MAX_CONFIG_FILES + 2, "at the bound: all kept");
         assert_eq!(dropped.count, 0);
         let files = config_files(&[a_s.as_str(), b_s.as_str()], &mut |_, _| {}, &mut dropped);
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names.len(), MAX_CONFIG_FILES + 1);
+        assert_eq!(names.len(), MAX_CONFIG_FILES + 2);
         assert_eq!(&names[..3], &["a0.conf", "a1.conf", "m000.conf"]);
         assert!(names.contains(&"modules.softdep"));
-        assert_eq!(names[names.len() - 2], "m125.conf");
-        assert_eq!(*names.last().unwrap(), "modules.softdep");
+        assert_eq!(names[names.len() - 3], "m125.conf");
+        assert_eq!(
+            &names[names.len() - 2..],
+            &["modules.softdep", "modules.weakdep"]
+        );
         assert_eq!(dropped.count, 3);
         assert_eq!(dropped.first, "m126.conf");
         std::fs::remove_dir_all(&base).unwrap();

@@ -305,8 +305,10 @@ fn with_config_dyn(
             ),
         );
     }
-    let mut maps: heapless::Vec<(Mapped, usize), { moddir::MAX_CONFIG_FILES + 1 }> =
-        heapless::Vec::new();
+    let mut maps: heapless::Vec<
+        (Mapped, usize),
+        { moddir::MAX_CONFIG_FILES + moddir::MODDIR_CONFIGS.len() },
+    > = heapless::Vec::new();
     for (i, (name, src)) in files.iter().enumerate() {
         let Some(path) = moddir::config_path(&dir.dirname, configs, name, *src) else {
             continue;
@@ -316,7 +318,7 @@ fn with_config_dyn(
             Ok(m) => {
                 let _ = maps.push((m, i));
             }
-            // Gone since it was listed (modules.softdep is optional).
+            // Gone since it was listed (modules.softdep/.weakdep are optional).
             Err(2) => {}
             Err(0) => log.log(
                 LOG_ERR,
@@ -443,7 +445,9 @@ struct Ctx<'x, 'r, 'a> {
 impl Ctx<'_, '_, '_> {
     /// kmod's `insmod()` in modprobe.c: look up, then probe each result.
     fn insmod(&self, name: &str, extra: &str, kernel: &mut Live, out: &mut Out) -> i32 {
-        let names = NameArena::new();
+        if name.starts_with('/') || name.starts_with("./") {
+            return self.insmod_file(name, extra, kernel, out);
+        }
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
         let looked =
@@ -473,6 +477,72 @@ impl Ctx<'_, '_, '_> {
             );
             return 1;
         }
+        self.probe_all(&found, None, extra, kernel, out)
+    }
+
+    /// kmod ≥ 31: a name that starts with `/` or `./` is a module file.
+    /// The module is named after the file, its dependencies, softdeps and
+    /// options are those of that name, and the file itself is loaded.
+    fn insmod_file(&self, file: &str, extra: &str, kernel: &mut Live, out: &mut Out) -> i32 {
+        let fail = |why: &dyn core::fmt::Display| {
+            self.log.log(
+                self.a.log_priority,
+                format_args!("Failed to get module from path {file}: {why}"),
+            );
+            1
+        };
+        let exists = sys::CPath::join(&[file]).map(|c| rustix::fs::stat(c.as_cstr()));
+        match exists {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return fail(&load::Errno(e.raw_os_error())),
+            None => return fail(&"path too long"),
+        }
+        let name = match earlymod_core::name::modname_from_path(file) {
+            // No file name ("/tmp/"): libkmod has no module name, ENOENT.
+            Ok(n) if n.is_empty() => return fail(&load::Errno(2)),
+            Ok(n) => n,
+            Err(e) => return fail(&e),
+        };
+        // libkmod keeps the path made absolute against the current
+        // directory, unnormalised ("/tmp/./x.ko").
+        let mut cwd_buf = [core::mem::MaybeUninit::uninit(); 4096];
+        let mut abs: heapless::String<{ load::MAX_PATH }> = heapless::String::new();
+        let made = if file.starts_with('/') {
+            abs.push_str(file)
+        } else {
+            match sys::current_dir(&mut cwd_buf) {
+                Some(cwd) => abs
+                    .push_str(cwd)
+                    .and_then(|_| abs.push('/'))
+                    .and_then(|_| abs.push_str(file)),
+                None => Err(()),
+            }
+        };
+        if made.is_err() {
+            return fail(&format_args!("absolute path over {} bytes", load::MAX_PATH));
+        }
+        let mut found = Candidates::new();
+        let _ = found.push(earlymod_core::probe::Candidate {
+            name,
+            alias: None,
+            builtin: false,
+            install: None,
+            remove: None,
+        });
+        self.probe_all(&found, Some(&abs), extra, kernel, out)
+    }
+
+    /// Probes each of `found` (or prints it with `-R`); `file` replaces
+    /// the target's module file. Returns the exit code.
+    fn probe_all(
+        &self,
+        found: &Candidates<'_>,
+        file: Option<&str>,
+        extra: &str,
+        kernel: &mut Live,
+        out: &mut Out,
+    ) -> i32 {
+        let names = NameArena::new();
         let flags = ProbeFlags {
             ignore_commands: self.a.ignore_cmd,
             ignore_loaded: self.a.ignore_loaded,
@@ -516,6 +586,11 @@ impl Ctx<'_, '_, '_> {
                 }
                 Ok(Err(_)) => {}
                 Ok(Ok(())) => {
+                    if let Some(f) = file {
+                        for s in steps.iter_mut().filter(|s| s.is_target) {
+                            s.path = Some(f);
+                        }
+                    }
                     let show = self.a.show || self.a.verbose > LOG_WARNING;
                     let result = load::run_probe(
                         self.resolver,

@@ -31,6 +31,12 @@ pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, dirname: &str, out: &mut
         list(out, "post: ", sd.post());
         out.bytes(b"\n");
     }
+    for (k, v) in cfg.weakdeps.iter() {
+        // kmod 34 keeps the names, one space between them.
+        let _ = write!(out, "weakdep {k} ");
+        list(out, "", v.split(is_c_space).filter(|n| !n.is_empty()));
+        out.bytes(b"\n");
+    }
     let _ = writeln!(
         out,
         "\n# End of configuration files. Dumping indexes now:\n"
@@ -60,6 +66,11 @@ pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, dirname: &str, out: &mut
         }
     }
     code
+}
+
+/// C's `isspace` in the C locale.
+fn is_c_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
 }
 
 fn list<'a>(out: &mut Out, label: &str, names: impl Iterator<Item = &'a str>) {

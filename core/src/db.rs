@@ -17,7 +17,9 @@ pub enum Source<'a> {
     Corrupt(Error),
     /// The text file depmod writes beside the `.bin`.
     Text(&'a [u8]),
-    /// Neither file exists: lookups find nothing (as in kmod).
+    /// Neither file exists, or the `.bin` is empty (0 bytes, as `touch`
+    /// leaves it): lookups find nothing (as in kmod, which treats an index
+    /// it cannot open as absent).
     Missing,
 }
 
@@ -28,9 +30,12 @@ impl<'a> Source<'a> {
     }
 
     /// [`Source::new`] whose binary-index errors name the file `name`
-    /// (`modules.alias.bin`).
+    /// (`modules.alias.bin`). A 0-byte `.bin` is no index at all, and no
+    /// text file stands in for it (kmod finds nothing there either); a
+    /// non-empty one that fails validation is reported on every lookup.
     pub fn named(name: &'static str, bin: Option<&'a [u8]>, text: Option<&'a [u8]>) -> Self {
         match (bin, text) {
+            (Some([]), _) => Source::Missing,
             (Some(b), _) => match Index::named(b, name) {
                 Ok(i) => Source::Bin(i),
                 Err(e) => Source::Corrupt(e),
@@ -262,6 +267,36 @@ mod tests {
             alloc::format!("{e}"),
             "modules.alias.bin: index file too short for its header"
         );
+    }
+
+    /// A 0-byte index (22 of kmod's own test trees ship an empty
+    /// `modules.builtin.bin`; build systems `touch` index files) is no
+    /// index: nothing is found, no error, and the text file beside it is
+    /// not read (kmod does not read it either). A short non-empty one stays
+    /// an error.
+    #[test]
+    fn empty_bin_is_absent() {
+        let text = b"kernel/x.ko\n";
+        for name in ["modules.builtin.bin", "modules.dep.bin"] {
+            let src = Source::named(name, Some(&[]), Some(text));
+            assert!(matches!(src, Source::Missing), "{name}");
+        }
+        let db = ModuleDb {
+            dep: Source::named("modules.dep.bin", Some(&[]), Some(b"kernel/x.ko:\n")),
+            alias: Source::named("modules.alias.bin", Some(&[]), None),
+            symbols: Source::named("modules.symbols.bin", Some(&[]), None),
+            builtin: Source::named("modules.builtin.bin", Some(&[]), Some(text)),
+            builtin_alias: Source::named("modules.builtin.alias.bin", Some(&[]), None),
+        };
+        assert_eq!(db.dep_line("x"), Ok(None));
+        assert_eq!(db.is_builtin("x"), Ok(false));
+        let mut out = Matches::new();
+        for src in [&db.alias, &db.symbols, &db.builtin_alias] {
+            ModuleDb::wildcard(src, "x", &mut out).unwrap();
+            assert!(out.is_empty());
+        }
+        let short = Source::named("modules.builtin.bin", Some(&[0xb0]), Some(text));
+        assert!(matches!(short, Source::Corrupt(_)));
     }
 
     #[test]

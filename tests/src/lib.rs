@@ -379,9 +379,18 @@ pub fn normalize_stderr(stderr: &[u8], extra_names: &[String]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// `ERROR ../libkmod/libkmod-config.c:712 kmod_config_parse: msg` →
-/// `ERROR: msg`; anything else unchanged.
+/// `ERROR ../libkmod/libkmod-config.c:712 kmod_config_parse: msg` (kmod
+/// 30) or `ERROR: kmod_config_parse: msg` (kmod 34) → `ERROR: msg`;
+/// anything else unchanged.
 fn strip_libkmod_location(rest: &str) -> String {
+    if let Some((level, tail)) = rest.split_once(": ")
+        && let Some((func, msg)) = tail.split_once(": ")
+        && !level.contains(' ')
+        && !func.is_empty()
+        && func.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return format!("{level}: {msg}");
+    }
     let mut it = rest.splitn(4, ' ');
     if let (Some(level), Some(loc), Some(func), Some(msg)) =
         (it.next(), it.next(), it.next(), it.next())
@@ -540,6 +549,13 @@ mod tests {
             &[],
         );
         assert_eq!(n, b"modprobe: ERROR: bad\n");
+        let n = normalize_stderr(
+            b"libkmod: ERROR: kmod_config_parse: /x.conf line 3: bad\n",
+            &[],
+        );
+        assert_eq!(n, b"modprobe: ERROR: /x.conf line 3: bad\n");
+        let n = normalize_stderr(b"libkmod: ERROR: a b: c\n", &[]);
+        assert_eq!(n, b"modprobe: ERROR: a b: c\n");
     }
 
     #[test]

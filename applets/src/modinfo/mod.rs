@@ -288,7 +288,7 @@ fn parse_elf(data: &[u8]) -> Result<elf::Elf<'_>, unpack::Fail> {
 /// `path` (kmod 34 takes a path, not a name): kmod's `0x%08x\tNAME` lines
 /// on stdout, or one error line at `prio`. Returns the exit code.
 pub fn show_symbols(path: &str, table: symbols::Table, log: &Log<'_>, prio: i32) -> i32 {
-    if !CPath::join(&[path]).is_some_and(|c| rustix::fs::stat(c.as_cstr()).is_ok()) {
+    if CPath::join(&[path]).is_none_or(|c| rustix::fs::stat(c.as_cstr()).is_err()) {
         log.log(prio, format_args!("Module {path} not found."));
         return 1;
     }
