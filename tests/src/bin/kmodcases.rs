@@ -1200,6 +1200,8 @@ fn fixtures() -> Vec<Fixture> {
             mp(&["-c"]),
             mi(&["-F", "filename", "mod-loop-a"]),
             mi(&["-F", "filename", "kc-idx-alias"]),
+            mi(&["kc-idx-alias"]),
+            mp(&["-n", "-v", "kc-idx-alias"]),
             mi(&["kc-idx-builtin"]),
         ]
     };
