@@ -1345,19 +1345,23 @@ struct Opts {
     syscalls: Option<bool>,
 }
 
+const USAGE: &str = "\
+usage: kmodcases --earlymod PATH [--only TEXT] [--show N] [--jobs N] [--keep]
+                 [--list] [--kmods] [--syscalls | --no-syscalls]
+
+  --only TEXT    run only the fixtures whose group or name holds TEXT (repeatable)
+  --show N       print the first N differences (default 10)
+  --jobs N       parallel comparisons (default: cores + 1)
+  --keep         keep the generated trees in /tmp/earlymod-kmodcases-PID
+  --list         list the cases and exit
+  --kmods        also list the cases where kmod 30 and kmod 34 disagree
+  --syscalls     run earlymod under strace: any init_module, finit_module or
+                 delete_module call (every case is a dry run) is a failure
+                 (the default when strace works here)
+  --no-syscalls  do not watch system calls";
+
 fn usage() -> ! {
-    eprintln!(
-        "usage: kmodcases --earlymod PATH [--only TEXT] [--show N] [--jobs N] [--keep] [--list]\n\
-         \n\
-         --only TEXT  run only the fixtures whose group or name holds TEXT (repeatable)\n\
-         --show N     print the first N differences (default 10)\n\
-         --keep       keep the generated trees in /tmp/earlymod-kmodcases-PID\n\
-         --list       list the cases and exit\n\
-         --kmods      also list the cases where kmod 30 and kmod 34 disagree\n\
-         --syscalls   run earlymod under strace: any init_module, finit_module or\n\
-                      delete_module call (all cases are dry runs) is a failure\n\
-                      (the default when strace works here; --no-syscalls: never)"
-    );
+    eprintln!("{USAGE}");
     std::process::exit(2)
 }
 
@@ -1399,7 +1403,11 @@ fn parse_args() -> Result<Opts, String> {
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }
-    o.earlymod = earlymod.ok_or("--earlymod PATH is required")?;
+    o.earlymod = match earlymod {
+        Some(p) => p,
+        None if o.list => PathBuf::new(),
+        None => return Err("--earlymod PATH is required".into()),
+    };
     Ok(o)
 }
 
