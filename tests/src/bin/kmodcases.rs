@@ -762,6 +762,7 @@ fn fixtures() -> Vec<Fixture> {
     // module-from-abspath / -relpath (kmod >= 33).
     v.push(
         Fixture::new("external", "external", "4.4.4")
+            .k30_stderr("kmod 30 takes a path as a module name: other messages")
             .m(
                 "X/mod-ext-simple.ko",
                 module("mod-ext-simple").exports(&["kc_ext_sym"]),
