@@ -1137,6 +1137,68 @@ fn fixtures() -> Vec<Fixture> {
         );
     }
 
+    // Combinations the testsuite touches one at a time: softdeps on
+    // blacklisted, builtin and install-command modules, config aliases to
+    // builtins, options and install commands of dependencies, -i with
+    // softdeps, dashes and underscores in file names.
+    let mut combos = loop_modules(Fixture::new("combos", "combos", "4.4.4"))
+        .m(
+            "M/kernel/kc-top.ko",
+            module("kc-top")
+                .imports(&["printA"])
+                .info("alias=kc-top-alias")
+                .info("alias=kc-two-*"),
+        )
+        .m(
+            "M/kernel/kc-two.ko",
+            module("kc-two").info("alias=kc-two-*"),
+        )
+        .m("M/kernel/kc-soft-black.ko", module("kc-soft-black"))
+        .m("M/kernel/kc_dash-mix.ko", module("kc_dash-mix"))
+        .file("M/modules.builtin", "kernel/kc-bi.ko\n")
+        .conf(
+            "combos.conf",
+            "softdep kc-top pre: kc-soft-black kc-bi post: mod-simple kc-nowhere\n\
+             blacklist kc-soft-black\nblacklist kc-two\n\
+             alias kc-cfg-builtin kc-bi\nalias kc-cfg-mixed kc-bi\nalias kc-cfg-mixed mod-simple\n\
+             install mod-loop-b /bin/echo dep-install $CMDLINE_OPTS\n\
+             options mod-loop-b from_conf=1\noptions kc-top top=1\n\
+             options kc-dash_mix d=1\n",
+        );
+    combos.files.push((
+        "M/modules.builtin.modinfo".into(),
+        b"kc_bi.license=GPL\0kc_bi.alias=kc-bi-alias\0".to_vec(),
+    ));
+    v.push(combos.cases(vec![
+        mp(&["-n", "-v", "kc-top"]),
+        mp(&["-D", "kc-top"]),
+        mp(&["-n", "-v", "-b", "kc-top-alias"]),
+        mp(&["-n", "-v", "-i", "kc-top"]),
+        mp(&["-n", "-v", "kc-top", "cl=2"]),
+        mp(&["-n", "-v", "-b", "kc-two-x"]),
+        mp(&["-n", "-v", "kc-two-x"]),
+        mp(&["-R", "kc-two-x"]),
+        mp(&["-R", "-b", "kc-two-x"]),
+        mp(&["-n", "-v", "kc-cfg-builtin"]),
+        mp(&["-R", "kc-cfg-builtin"]),
+        mp(&["-D", "kc-cfg-mixed"]),
+        mp(&["-n", "-v", "kc-cfg-mixed"]),
+        mp(&["-n", "-v", "kc-bi-alias"]),
+        mp(&["-n", "-v", "--first-time", "kc-bi"]),
+        mp(&["-n", "-v", "mod-loop-a"]),
+        mp(&["-n", "-v", "mod-loop-a", "x=1"]),
+        mp(&["-n", "-v", "-i", "mod-loop-a"]),
+        mp(&["-n", "-v", "-a", "-q", "mod-loop-b", "mod-missing", "kc-bi"]),
+        mp(&["-n", "-v", "kc-dash-mix"]),
+        mp(&["-n", "-v", "kc_dash_mix"]),
+        mp(&["-D", "kc-dash_mix"]),
+        mp(&["-R", "kc_dash-mix"]),
+        mp(&["-c"]),
+        mi(&["-F", "filename", "kc-dash-mix"]),
+        mi(&["kc-bi-alias"]),
+        mi(&["kc-two-x"]),
+    ]));
+
     // Compressed module files (xz as Debian ships them, zstd): depmod,
     // modprobe and modinfo read them through kmod's decompressors.
     v.push(
