@@ -639,9 +639,15 @@ mod tests {
     /// ELF files, scripted errnos, a live set shared with the policy's view.
     struct PolicyKernel<'s> {
         live: &'s core::cell::RefCell<BTreeSet<String>>,
+        /// The load of this module fails with this errno (`EEXIST`: it is
+        /// in the kernel already though sysfs did not show it).
         fail: BTreeMap<String, i32>,
         opened: Vec<String>,
         calls: Vec<String>,
+        /// Each module's dependencies, checked at every load.
+        deps: BTreeMap<String, Vec<String>>,
+        /// Broken rules: a module loaded before a dependency, or twice.
+        violations: Vec<String>,
     }
 
     struct Shared<'s>(&'s core::cell::RefCell<BTreeSet<String>>);
@@ -691,8 +697,22 @@ mod tests {
             let name = stem(file);
             self.calls
                 .push(alloc::format!("{name} [{}]", params.to_str().unwrap()));
+            if self.live.borrow().contains(&name) {
+                self.violations.push(alloc::format!("{name} loaded twice"));
+            }
+            for d in self.deps.get(&name).into_iter().flatten() {
+                if !self.live.borrow().contains(d) {
+                    self.violations
+                        .push(alloc::format!("{name} loaded before its dependency {d}"));
+                }
+            }
             match self.fail.get(&name) {
-                Some(&e) => Err(load::Errno(e)),
+                Some(&e) => {
+                    if e == load::errno::EEXIST {
+                        self.live.borrow_mut().insert(name);
+                    }
+                    Err(load::Errno(e))
+                }
                 None => {
                     self.live.borrow_mut().insert(name);
                     Ok(())
@@ -762,6 +782,8 @@ mod tests {
             .collect(),
             opened: Vec::new(),
             calls: Vec::new(),
+            deps: BTreeMap::new(),
+            violations: Vec::new(),
         };
         let mut log = Klog::console_only();
         let mut plan = Plan::default();
@@ -849,5 +871,161 @@ mod tests {
             Some("modules.builtin.bin: bad index magic 0x00000007")
         );
         assert!(kernel.opened.is_empty(), "{:?}", kernel.opened);
+    }
+
+    /// PID 1's whole path — plan, the policy's decision in the parent,
+    /// [`load_job`] (the policy's act) in the runner — over random module
+    /// graphs with softdeps, random persistent kernel errors, `EEXIST`
+    /// for modules sysfs does not show yet, and modules another loader
+    /// brings up between plan and load: a module reported loaded is live,
+    /// none is loaded twice or before a dependency, every failure is a
+    /// kernel error the fake was told to give or names a dependency that
+    /// failed first.
+    #[test]
+    fn pid1_policy_over_random_plans() {
+        let mut seed = 0x51f1_5eed_0d15_ea5eu64;
+        let (mut loads, mut failures, mut dep_failed, mut raced) = (0, 0, 0, 0);
+        for round in 0..300 {
+            let n = (rng(&mut seed) % 16 + 2) as usize;
+            let mut closure: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+            for i in 1..n {
+                let mut c = BTreeSet::new();
+                for _ in 0..rng(&mut seed) % 3 {
+                    let d = (rng(&mut seed) % i as u64) as usize;
+                    c.insert(d);
+                    c.extend(closure[d].iter().copied());
+                }
+                closure[i] = c;
+            }
+            let name = |i: usize| alloc::format!("m{i}");
+            let mut dep_text = String::new();
+            let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (i, c) in closure.iter().enumerate() {
+                let _ = write!(dep_text, "kernel/m{i}.ko:");
+                for d in c.iter().rev() {
+                    let _ = write!(dep_text, " kernel/m{d}.ko");
+                }
+                dep_text.push('\n');
+                deps.insert(name(i), c.iter().map(|&d| name(d)).collect());
+            }
+            let mut cfg_text = String::new();
+            if n > 3 && rng(&mut seed).is_multiple_of(2) {
+                let _ = writeln!(cfg_text, "softdep m{} pre: m{} post: m0", n - 1, n - 2);
+            }
+            let mut cfg_buf = cfg_text.into_bytes();
+            let mut cfg = Config::new();
+            cfg.parse_file(&mut cfg_buf, &mut |_| {}).unwrap();
+            let db = ModuleDb {
+                dep: Source::new(None, Some(dep_text.as_bytes())),
+                alias: Source::Missing,
+                symbols: Source::Missing,
+                builtin: Source::Missing,
+                builtin_alias: Source::Missing,
+            };
+            let r = Resolver { db: &db, cfg: &cfg };
+            let live = core::cell::RefCell::new(BTreeSet::new());
+            let errnos = [
+                load::errno::ENOEXEC,
+                load::errno::ENOENT,
+                load::errno::EPERM,
+                load::errno::ENOMEM,
+                load::errno::EEXIST,
+            ];
+            let mut fail = BTreeMap::new();
+            let mut racers = Vec::new();
+            for i in 0..n {
+                match rng(&mut seed) % 10 {
+                    0 | 1 => {
+                        fail.insert(name(i), errnos[(rng(&mut seed) % 5) as usize]);
+                    }
+                    2 => {
+                        live.borrow_mut().insert(name(i));
+                    }
+                    3 => racers.push(name(i)),
+                    _ => {}
+                }
+            }
+            let mut kernel = PolicyKernel {
+                live: &live,
+                fail,
+                opened: Vec::new(),
+                calls: Vec::new(),
+                deps: deps.clone(),
+                violations: Vec::new(),
+            };
+            let was_live = live.borrow().clone();
+            let requests: Vec<String> = (0..rng(&mut seed) % 6 + 1)
+                .map(|_| name((rng(&mut seed) % n as u64) as usize))
+                .collect();
+            let mut log = Klog::console_only();
+            let mut plan = Plan::default();
+            for q in &requests {
+                plan.add(&r, &Shared(&live), q, &mut log);
+            }
+            // Another loader brings these up before PID 1 gets to them.
+            for m in &racers {
+                live.borrow_mut().insert(m.clone());
+            }
+            let jobs = (round % 3) + 1;
+            plan.run(
+                &r,
+                &Shared(&live),
+                jobs,
+                &mut PolicyRunner {
+                    kernel: &mut kernel,
+                },
+                &mut log,
+            );
+            let ctx = alloc::format!("round {round}\n{dep_text}{:?}", kernel.fail);
+            assert!(
+                kernel.violations.is_empty(),
+                "{:?}\n{ctx}",
+                kernel.violations
+            );
+            let mut opened = kernel.opened.clone();
+            opened.sort();
+            opened.dedup();
+            assert_eq!(opened.len(), kernel.opened.len(), "opened twice\n{ctx}");
+            for j in &plan.jobs {
+                assert!(
+                    !was_live.contains(&j.name),
+                    "{} was live: no job\n{ctx}",
+                    j.name
+                );
+                let opened = kernel.opened.contains(&j.name);
+                if racers.contains(&j.name) {
+                    raced += 1;
+                    assert!(!opened, "{} live by then, loaded again\n{ctx}", j.name);
+                }
+                match &j.error {
+                    None => {
+                        loads += 1;
+                        assert!(live.borrow().contains(&j.name), "{}\n{ctx}", j.name);
+                    }
+                    Some(e) => {
+                        failures += 1;
+                        if let Some(d) = e.strip_prefix("not loaded: its dependency ") {
+                            dep_failed += 1;
+                            let d = d.strip_suffix(" failed").unwrap();
+                            assert!(deps[&j.name].iter().any(|x| x == d), "{e}\n{ctx}");
+                            let dj = plan.jobs.iter().find(|x| x.name == d).unwrap();
+                            assert!(dj.error.is_some(), "{}: {e}\n{ctx}", j.name);
+                            assert!(!opened, "{} handed to the kernel\n{ctx}", j.name);
+                        } else {
+                            let want = kernel.fail.get(&j.name).copied();
+                            assert!(
+                                want.is_some_and(|w| w != load::errno::EEXIST),
+                                "{}: {e} unjustified\n{ctx}",
+                                j.name
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            loads > 300 && failures > 100 && dep_failed > 30 && raced > 20,
+            "{loads} loads, {failures} failures, {dep_failed} after a failed dependency, {raced} raced"
+        );
     }
 }
