@@ -30,23 +30,35 @@ struct Module {
     /// external directory (outside the root).
     path: String,
     spec: ModSpec,
+    /// Sign as kbuild's sign-file does (PKCS#7 by `openssl cms`): digest
+    /// name, and whether the signer is named by its subject key id instead
+    /// of issuer and serial.
+    pkcs7: Option<(&'static str, bool)>,
 }
 
 /// Builder of a module spec with the fields every real module has.
-struct Mb(ModSpec);
+struct Mb(ModSpec, Option<(&'static str, bool)>);
 
 fn module(name: &str) -> Mb {
-    Mb(ModSpec {
-        modinfo: vec![
-            "license=GPL".into(),
-            format!("name={}", name.replace('-', "_")),
-            "vermagic=4.4.4 SMP preempt mod_unload ".into(),
-        ],
-        ..ModSpec::default()
-    })
+    Mb(
+        ModSpec {
+            modinfo: vec![
+                "license=GPL".into(),
+                format!("name={}", name.replace('-', "_")),
+                "vermagic=4.4.4 SMP preempt mod_unload ".into(),
+            ],
+            ..ModSpec::default()
+        },
+        None,
+    )
 }
 
 impl Mb {
+    /// A PKCS#7 signature made with `openssl cms` (digest, by key id).
+    fn pkcs7(mut self, digest: &'static str, keyid: bool) -> Self {
+        self.1 = Some((digest, keyid));
+        self
+    }
     fn info(mut self, rec: &str) -> Self {
         self.0.modinfo.push(rec.to_string());
         self
@@ -258,6 +270,7 @@ impl Fixture {
         self.modules.push(Module {
             path: path.to_string(),
             spec: b.0,
+            pkcs7: b.1,
         });
         self
     }
@@ -826,6 +839,26 @@ fn fixtures() -> Vec<Fixture> {
                 module("mod-path-only").info("author=Path Only"),
             )
             .m(
+                "M/kernel/kc-pkcs7-sha256.ko",
+                module("kc-pkcs7-sha256").pkcs7("sha256", false),
+            )
+            .m(
+                "M/kernel/kc-pkcs7-sha512.ko",
+                module("kc-pkcs7-sha512").pkcs7("sha512", false),
+            )
+            .m(
+                "M/kernel/kc-pkcs7-sha1.ko",
+                module("kc-pkcs7-sha1").pkcs7("sha1", false),
+            )
+            .m(
+                "M/kernel/kc-pkcs7-keyid.ko",
+                module("kc-pkcs7-keyid").pkcs7("sha256", true),
+            )
+            .m(
+                "M/kernel/kc-pkcs7-xz.ko.xz",
+                module("kc-pkcs7-xz").pkcs7("sha384", false),
+            )
+            .m(
                 "M/kernel/kc-longkey.ko",
                 module("kc-longkey")
                     .info("x_a_very_long_field_name=long key value")
@@ -844,6 +877,17 @@ fn fixtures() -> Vec<Fixture> {
                 mi(&["-F", "sig_hashalgo", "{moddir}/kernel/mod-simple.ko"]),
                 mi(&["-F", "sig_id", "{moddir}/kernel/mod-simple.ko"]),
                 mi(&["-F", "signature", "{moddir}/kernel/mod-simple.ko"]),
+                mi(&["kc-pkcs7-sha256"]),
+                mi(&["kc-pkcs7-sha512"]),
+                mi(&["kc-pkcs7-sha1"]),
+                mi(&["kc-pkcs7-keyid"]),
+                mi(&["kc-pkcs7-xz"]),
+                mi(&["-F", "signer", "kc-pkcs7-sha256"]),
+                mi(&["-F", "sig_key", "kc-pkcs7-sha256"]),
+                mi(&["-F", "sig_hashalgo", "kc-pkcs7-sha512"]),
+                mi(&["-F", "signature", "kc-pkcs7-sha1"]),
+                mi(&["-F", "sig_id", "kc-pkcs7-keyid"]),
+                mi(&["-0", "kc-pkcs7-sha256"]),
                 mi(&["-F", "x_a_very_long_field_name", "kc-longkey"]),
                 mi(&["kc-longkey"]).k30("kmod 30 pads a key longer than 15 characters with spaces"),
                 mi(&["{moddir}/kernel/kc-longkey.ko"])
@@ -1543,6 +1587,93 @@ fn write(path: &Path, data: &[u8]) -> Result<(), String> {
     fs::write(path, data).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// `module` with a PKCS#7 signature appended as kbuild's sign-file does:
+/// a detached, attribute-less CMS signature without certificates (DER),
+/// then the `module_signature` trailer (id_type 2, only sig_len set) and
+/// the magic. The key and certificate are made once per run under `base`.
+fn sign_pkcs7(module: &[u8], digest: &str, keyid: bool, base: &Path) -> Result<Vec<u8>, String> {
+    if Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("kmodcases: no openssl: PKCS#7-signed fixtures are written unsigned");
+        return Ok(module.to_vec());
+    }
+    let dir = base.join("signing");
+    let key = dir.join("key.pem");
+    let cert = dir.join("cert.pem");
+    let openssl = |args: &[&str]| -> Result<Vec<u8>, String> {
+        let o = Command::new("openssl")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("openssl: {e}"))?;
+        if o.status.success() {
+            Ok(o.stdout)
+        } else {
+            Err(format!(
+                "openssl {} failed: {}",
+                args.first().unwrap_or(&""),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        }
+    };
+    if !cert.is_file() {
+        fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        openssl(&[
+            "req",
+            "-new",
+            "-x509",
+            "-nodes",
+            "-newkey",
+            "rsa:2048",
+            "-days",
+            "3650",
+            "-subj",
+            "/O=earlymod tests/CN=earlymod test signing key/emailAddress=tests@example.org",
+            "-set_serial",
+            "0x5a3c0ffee01",
+            "-keyout",
+            &key.to_string_lossy(),
+            "-out",
+            &cert.to_string_lossy(),
+        ])?;
+    }
+    let input = dir.join(format!("in-{digest}-{keyid}-{}", module.len()));
+    fs::write(&input, module).map_err(|e| format!("{}: {e}", input.display()))?;
+    let mut args = vec![
+        "cms",
+        "-sign",
+        "-binary",
+        "-noattr",
+        "-nocerts",
+        "-nosmimecap",
+        "-outform",
+        "DER",
+        "-md",
+        digest,
+    ];
+    if keyid {
+        args.push("-keyid");
+    }
+    let (key_s, cert_s, in_s) = (
+        key.to_string_lossy().into_owned(),
+        cert.to_string_lossy().into_owned(),
+        input.to_string_lossy().into_owned(),
+    );
+    args.extend(["-signer", &cert_s, "-inkey", &key_s, "-in", &in_s]);
+    let sig = openssl(&args)?;
+    let mut out = module.to_vec();
+    out.extend_from_slice(&sig);
+    out.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&(sig.len() as u32).to_be_bytes());
+    out.extend_from_slice(b"~Module signature appended~\n");
+    Ok(out)
+}
+
 /// `data` through a compressor's stdin.
 fn compress(argv: &[&str], data: &[u8]) -> Result<Vec<u8>, String> {
     use std::io::Write;
@@ -1611,7 +1742,10 @@ fn build(fx: &Fixture, kmod: &Kmod, base: &Path) -> Result<Built, String> {
         }
     }
     for m in &fx.modules {
-        let elf = elfmod::build(&m.spec);
+        let mut elf = elfmod::build(&m.spec);
+        if let Some((digest, keyid)) = m.pkcs7 {
+            elf = sign_pkcs7(&elf, digest, keyid, base)?;
+        }
         let data = if m.path.ends_with(".xz") {
             compress(&["xz", "-c", "--check=crc32"], &elf)?
         } else if m.path.ends_with(".zst") && m.path.contains("nosize") {
