@@ -69,6 +69,10 @@ struct Args<'a> {
     remove: bool,
     resolve: bool,
     first_time: bool,
+    remove_holders: bool,
+    wait_ms: u64,
+    /// `-f` (also `O_TRUNC` for removal).
+    force: bool,
     ignore_cmd: bool,
     use_blacklist: bool,
     ignore_loaded: bool,
@@ -156,11 +160,13 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
                 a.all = true;
             }
             "remove" => a.remove = true,
+            "remove-holders" => a.remove_holders = true,
             "resolve" => a.resolve = true,
             "first-time" => a.first_time = true,
             "ignore-cmd" => a.ignore_cmd = true,
             "blacklist" => a.use_blacklist = true,
             "force" => {
+                a.force = true;
                 a.insert = InsertFlags {
                     ignore_modversions: true,
                     ignore_vermagic: true,
@@ -210,9 +216,13 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
             }
             "wait" => {
                 let v = h.value.unwrap_or("");
-                if v.is_empty() || v.parse::<u64>().is_err() {
-                    let _ = writeln!(Out::stderr(), "{prog}: ERROR: unexpected wait value '{v}'.");
-                    return 1;
+                match v.parse::<u64>() {
+                    Ok(ms) => a.wait_ms = ms,
+                    Err(_) => {
+                        let _ =
+                            writeln!(Out::stderr(), "{prog}: ERROR: unexpected wait value '{v}'.");
+                        return 1;
+                    }
                 }
             }
             _ => {}
@@ -384,7 +394,21 @@ fn run(
         return crate::modinfo::show_symbols(operands[0], table, log, a.log_priority);
     }
     if a.remove {
-        return crate::rmmod::remove_all(log, resolver, operands);
+        let out = crate::rmmod::RemoveOutput {
+            log,
+            show: a.show || a.verbose > LOG_WARNING,
+            priority: a.log_priority,
+        };
+        let flags = earlymod_core::remove::RemoveFlags {
+            dry_run: a.dry_run,
+            ignore_loaded: a.ignore_loaded,
+            ignore_commands: a.ignore_cmd,
+            first_time: a.first_time,
+            remove_holders: a.remove_holders,
+            force: a.force,
+            wait_ms: a.wait_ms,
+        };
+        return crate::rmmod::remove_all(&out, resolver, operands, flags);
     }
     let mut kernel = Live::new();
     let ctx = Ctx {

@@ -3,9 +3,11 @@
 use crate::kernel::initstate;
 use crate::log::{LOG_ERR, Log};
 use crate::sys::{self, CPath};
-use earlymod_core::db::DepLine;
+use core::fmt::Write;
+use earlymod_core::load::{Errno, LoadError};
 use earlymod_core::name::{AliasBuf, ModName, modname, modname_from_path, normalize_alias};
 use earlymod_core::probe::{Candidates, InitState, Resolver};
+use earlymod_core::remove::{Event, RemoveFlags, Remover, SysState, remove};
 
 /// `O_NONBLOCK` for `delete_module`: fail instead of waiting for users.
 const O_NONBLOCK: i32 = 0o4000;
@@ -82,9 +84,67 @@ fn delete(name: &str, force: bool) -> Result<(), rustix::io::Errno> {
     rustix::system::delete_module(c.as_cstr(), O_NONBLOCK | if force { O_TRUNC } else { 0 })
 }
 
-/// `modprobe -r NAME...`: resolve each name, remove the module (or run its
-/// `remove` command), then its now-unused dependencies.
-pub fn remove_all(log: &Log<'_>, resolver: &Resolver<'_, '_>, names: &[&str]) -> i32 {
+/// The running kernel for `modprobe -r`: sysfs, `delete_module`, the
+/// shell for `remove` commands, the monotonic clock.
+struct LiveRemover;
+
+impl Remover for LiveRemover {
+    fn state(&self, name: &str) -> SysState {
+        match initstate(name) {
+            InitState::Absent => SysState::Absent,
+            InitState::Live | InitState::Transient => SysState::Loaded,
+        }
+    }
+    fn refcnt(&self, name: &str) -> Option<i64> {
+        refcnt(name).map(i64::from)
+    }
+    fn holders(&self, name: &str, f: &mut dyn FnMut(&str)) {
+        holders(name, f)
+    }
+    fn delete_module(&mut self, name: &str, force: bool) -> Result<(), Errno> {
+        delete(name, force).map_err(|e| Errno(e.raw_os_error()))
+    }
+    fn run_command(&mut self, command: &str, _name: &str) -> Result<(), i32> {
+        crate::command::run_install(command, "").map_err(|e| match e {
+            LoadError::Command(code) => code,
+            _ => -1,
+        })
+    }
+    fn now_ms(&self) -> u64 {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        (t.tv_sec as u64).saturating_mul(1000) + (t.tv_nsec as u64) / 1_000_000
+    }
+    fn sleep_until_ms(&mut self, until: u64) {
+        let ms = until.saturating_sub(self.now_ms());
+        let ts = rustix::time::Timespec {
+            tv_sec: (ms / 1000) as _,
+            tv_nsec: ((ms % 1000) * 1_000_000) as _,
+        };
+        let _ = rustix::thread::nanosleep(&ts);
+    }
+}
+
+/// How `modprobe -r` prints: `rmmod`/`remove` lines with `-v` or `-D`,
+/// "not found" and the like at `priority` (FATAL, or WARNING with `-a`).
+pub struct RemoveOutput<'l> {
+    /// The logger.
+    pub log: &'l Log<'l>,
+    /// Print what is removed (`-D`, or `-v`).
+    pub show: bool,
+    /// kmod's `log_priority` for its LOG() lines.
+    pub priority: i32,
+}
+
+/// `modprobe -r NAME...`: resolve each name and remove what it names as
+/// kmod 34 does ([`earlymod_core::remove`]); the exit code.
+pub fn remove_all(
+    out: &RemoveOutput<'_>,
+    resolver: &Resolver<'_, '_>,
+    names: &[&str],
+    flags: RemoveFlags,
+) -> i32 {
+    let log = out.log;
+    let mut stdout = sys::Out::stdout();
     let mut err = 0;
     for name in names {
         let mut key = AliasBuf::new();
@@ -102,48 +162,61 @@ pub fn remove_all(log: &Log<'_>, resolver: &Resolver<'_, '_>, names: &[&str]) ->
             }
             Ok(_) if !found.is_empty() => {}
             _ => {
-                log.log(LOG_ERR, format_args!("Module {name} not found."));
+                log.log(out.priority, format_args!("Module {name} not found."));
                 err = 1;
                 continue;
             }
         }
         for c in found.iter() {
-            if let Some(cmd) = c.remove.or_else(|| resolver.cfg.remove_for(&c.name)) {
-                if crate::command::run_install(cmd, "").is_err() {
-                    err = 1;
+            let mut on_event = |e: Event<'_>| match e {
+                Event::Rmmod(m) if out.show => {
+                    let _ = writeln!(stdout, "rmmod {m}");
                 }
-                continue;
-            }
-            let builtin = c.builtin || resolver.is_builtin(&c.name).unwrap_or(false);
-            if !check_removable(log, &c.name, builtin) {
-                err = 1;
-                continue;
-            }
-            if let Err(e) = delete(&c.name, false) {
-                log.log(
-                    LOG_ERR,
-                    format_args!(
-                        "could not remove '{}': {}",
-                        c.name,
-                        earlymod_core::load::Errno(e.raw_os_error())
-                    ),
-                );
-                err = 1;
-                continue;
-            }
-            // Dependencies nobody uses any more go too (kmod does the same).
-            if let Ok(Some(line)) = resolver.db.dep_line(&c.name)
-                && let Some(d) = DepLine::parse(line)
-            {
-                for p in d.deps() {
-                    let Ok(dep) = modname_from_path(p) else {
-                        continue;
-                    };
-                    let mut busy = false;
-                    holders(&dep, &mut |_| busy = true);
-                    if initstate(&dep) == InitState::Live && !busy && refcnt(&dep) == Some(0) {
-                        let _ = delete(&dep, false);
+                Event::Command(cmd) if out.show => {
+                    stdout.bytes(b"remove ");
+                    // kmod shows the command with $CMDLINE_OPTS made empty.
+                    for part in cmd.split("$CMDLINE_OPTS") {
+                        stdout.bytes(part.as_bytes());
                     }
+                    stdout.bytes(b"\n");
+                }
+                Event::Rmmod(_) | Event::Command(_) => {}
+                Event::NotInKernel(m) => {
+                    stdout.flush();
+                    log.log(out.priority, format_args!("Module {m} is not in kernel."))
+                }
+                Event::Builtin(m) => {
+                    stdout.flush();
+                    log.log(out.priority, format_args!("Module {m} is builtin."))
+                }
+                Event::InUse(m) => {
+                    stdout.flush();
+                    log.log(out.priority, format_args!("Module {m} is in use."))
+                }
+                Event::RemoveFailed(m, e) => {
+                    stdout.flush();
+                    log.log(LOG_ERR, format_args!("could not remove '{m}': {e}"))
+                }
+                Event::CommandFailed(m) => {
+                    stdout.flush();
+                    log.log(
+                        out.priority,
+                        format_args!("Error running remove command for {m}"),
+                    )
+                }
+            };
+            let done = remove(resolver, c, flags, &mut LiveRemover, &mut on_event);
+            stdout.flush();
+            match done {
+                Ok(true) => {}
+                Ok(false) => {
+                    err = 1;
+                    break;
+                }
+                Err(e) => {
+                    log.log(LOG_ERR, format_args!("could not remove '{}': {e}", c.name));
+                    err = 1;
+                    break;
                 }
             }
         }

@@ -20,4 +20,5 @@ pub mod db;
 pub mod modules_load;
 pub mod name;
 pub mod probe;
+pub mod remove;
 pub mod sched;

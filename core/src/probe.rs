@@ -38,7 +38,8 @@ pub struct Candidate<'k> {
 }
 
 impl<'k> Candidate<'k> {
-    fn plain(name: ModName) -> Self {
+    /// A module known by name only (a dependency, a holder, a file).
+    pub fn plain(name: ModName) -> Self {
         Candidate {
             name,
             alias: None,
@@ -472,7 +473,7 @@ impl<'r, 'a> Resolver<'r, 'a> {
         Ok(())
     }
 
-    fn resolve_softdeps<'k>(
+    pub(crate) fn resolve_softdeps<'k>(
         &self,
         names: impl Iterator<Item = &'a str>,
         arena: &'k NameArena,
