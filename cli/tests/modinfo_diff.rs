@@ -1,6 +1,9 @@
 //! Differential test: `earlymod modinfo` against Debian's kmod 30
 //! `/usr/sbin/modinfo` on the real module trees cached under
-//! /var/cache/earlymod (k61: plain `.ko`, k612: `.ko.xz`).
+//! /var/cache/earlymod (k61: plain `.ko`, k612: `.ko.xz`), and against
+//! Debian trixie's kmod 34.2 (`kmod34/bin/modinfo`, unpacked by
+//! scripts/setup.sh) on the same trees re-indexed by its depmod (k61-34,
+//! k612-34).
 //!
 //! The host build is always compared; so is the static binary, named by
 //! `$EARLYMOD_STATIC` or found at `out/earlymod-static` (when built).
@@ -11,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const DEFAULT_CACHE: &str = "/var/cache/earlymod";
-const REFERENCE: &str = "/usr/sbin/modinfo";
+const KMOD30: &str = "/usr/sbin/modinfo";
 
 struct Tree {
     root: PathBuf,
@@ -33,10 +36,11 @@ fn cache() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE))
 }
 
-fn trees() -> Vec<Tree> {
+/// The cached trees, each name followed by `suffix` (`""` or `"-34"`).
+fn trees(suffix: &str) -> Vec<Tree> {
     let mut v = Vec::new();
     for t in ["k61", "k612"] {
-        let base = cache().join(t);
+        let base = cache().join(format!("{t}{suffix}"));
         let Ok(kver) = std::fs::read_to_string(base.join("kver")) else {
             continue;
         };
@@ -112,7 +116,7 @@ fn ours() -> Vec<(&'static str, PathBuf)> {
 
 /// Runs every case through kmod and each of our binaries (in parallel);
 /// returns, per binary, the failures as printable reports.
-fn compare(cases: &[Vec<String>], ours: &[(&str, PathBuf)]) -> Vec<Vec<String>> {
+fn compare(reference: &str, cases: &[Vec<String>], ours: &[(&str, PathBuf)]) -> Vec<Vec<String>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(4)
@@ -126,7 +130,7 @@ fn compare(cases: &[Vec<String>], ours: &[(&str, PathBuf)]) -> Vec<Vec<String>> 
                 s.spawn(move || {
                     let mut bad = vec![Vec::new(); ours.len()];
                     for args in part {
-                        let want = run(REFERENCE, &[], args);
+                        let want = run(reference, &[], args);
                         for (i, (label, bin)) in ours.iter().enumerate() {
                             let got = run(&bin.to_string_lossy(), &["modinfo"], args);
                             if want != got {
@@ -182,14 +186,15 @@ fn report(label: &str, args: &[String], want: &Outcome, got: &Outcome) -> String
 }
 
 fn check(
+    reference: &str,
     label: &str,
     cases: &[Vec<String>],
     ours: &[(&str, PathBuf)],
     all_failures: &mut Vec<String>,
 ) {
-    for ((bin, _), failures) in ours.iter().zip(compare(cases, ours)) {
+    for ((bin, _), failures) in ours.iter().zip(compare(reference, cases, ours)) {
         println!(
-            "modinfo {label} [{bin}]: {}/{} identical",
+            "modinfo {label} [{bin}] vs {reference}: {}/{} identical",
             cases.len() - failures.len(),
             cases.len()
         );
@@ -203,11 +208,24 @@ fn s(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn modinfo_matches_kmod_on_real_trees() {
-    if !Path::new(REFERENCE).exists() {
-        println!("SKIP: {REFERENCE} not found; modinfo differential test not run");
+    differential(KMOD30, "");
+}
+
+/// Where kmod 30 and 34 differ, earlymod follows 34 (no padding after a
+/// key of 15 bytes or more; a .ko.zst must record its size).
+#[test]
+fn modinfo_matches_kmod34_on_real_trees() {
+    let kmod34 = cache().join("kmod34/bin/modinfo");
+    differential(&kmod34.to_string_lossy(), "-34");
+}
+
+/// Every case against `reference` over the trees named with `suffix`.
+fn differential(reference: &str, suffix: &str) {
+    if !Path::new(reference).exists() {
+        println!("SKIP: {reference} not found; modinfo differential test not run");
         return;
     }
-    let trees = trees();
+    let trees = trees(suffix);
     if trees.is_empty() {
         println!(
             "SKIP: no module trees under {}; modinfo differential test not run",
@@ -248,6 +266,7 @@ fn modinfo_matches_kmod_on_real_trees() {
             .map(|p| vec![p.to_string_lossy().into_owned()])
             .collect();
         check(
+            reference,
             &format!("{} (files)", tree.kver),
             &by_path,
             &ours,
@@ -277,6 +296,7 @@ fn modinfo_matches_kmod_on_real_trees() {
             }
         }
         check(
+            reference,
             &format!("{} (options)", tree.kver),
             &variants,
             &ours,
@@ -317,13 +337,14 @@ fn modinfo_matches_kmod_on_real_trees() {
             named.push(a);
         }
         check(
+            reference,
             &format!("{} (names)", tree.kver),
             &named,
             &ours,
             &mut failures,
         );
     }
-    zstd_variants(&trees, &ours, &mut failures);
+    zstd_variants(reference, &trees, &ours, &mut failures);
     if !failures.is_empty() {
         for f in failures.iter().take(10) {
             eprintln!("{f}");
@@ -337,7 +358,12 @@ fn modinfo_matches_kmod_on_real_trees() {
 
 /// No tree ships `.ko.zst`: recompress a few `.ko.xz` modules with the
 /// `xz`/`zstd` tools (when present) and compare those too.
-fn zstd_variants(trees: &[Tree], ours: &[(&str, PathBuf)], failures: &mut Vec<String>) {
+fn zstd_variants(
+    reference: &str,
+    trees: &[Tree],
+    ours: &[(&str, PathBuf)],
+    failures: &mut Vec<String>,
+) {
     let have = |t: &str| {
         Command::new(t)
             .arg("--version")
@@ -354,7 +380,14 @@ fn zstd_variants(trees: &[Tree], ours: &[(&str, PathBuf)], failures: &mut Vec<St
     let mut files = Vec::new();
     module_files(&tree.moddir(), &mut files);
     files.sort();
-    let dir = std::env::temp_dir().join(format!("earlymod-modinfo-zst-{}", std::process::id()));
+    // The kmod 30 and kmod 34 tests run at once: one directory each.
+    let tag = trees
+        .first()
+        .and_then(|t| t.root.parent()?.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir =
+        std::env::temp_dir().join(format!("earlymod-modinfo-zst-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut cases = Vec::new();
@@ -388,6 +421,7 @@ fn zstd_variants(trees: &[Tree], ours: &[(&str, PathBuf)], failures: &mut Vec<St
         }
     }
     check(
+        reference,
         &format!("{} (recompressed .ko.zst)", tree.kver),
         &cases,
         ours,

@@ -275,6 +275,34 @@ impl<'r, 'a> Resolver<'r, 'a> {
         Ok(Found::Nothing)
     }
 
+    /// Looks up a normalized module name the way `modinfo -m` does
+    /// (libkmod's `kmod_module_new_from_name_lookup`): `modules.dep`, then
+    /// `modules.builtin`, then `modules.builtin.alias`; no config aliases,
+    /// no `modules.alias`.
+    pub fn lookup_name<'k>(&self, key: &'k str, out: &mut Candidates<'k>) -> Result<Found>
+    where
+        'a: 'k,
+    {
+        out.clear();
+        let full = |_| Error::Capacity("modules matching one name", MAX_CANDIDATES);
+        if !key.contains(':') && self.db.dep_line(key)?.is_some() {
+            out.push(Candidate::plain(owned_name(key)?)).map_err(full)?;
+            return Ok(Found::ModuleName);
+        }
+        if self.db.is_builtin(key)? {
+            let mut c = Candidate::plain(owned_name(key)?);
+            c.builtin = true;
+            out.push(c).map_err(full)?;
+            return Ok(Found::Builtin);
+        }
+        let mut m = Matches::new();
+        ModuleDb::wildcard(&self.db.builtin_alias, key, &mut m)?;
+        if self.push_aliases(key, &m, true, out)? {
+            return Ok(Found::BuiltinAlias);
+        }
+        Ok(Found::Nothing)
+    }
+
     fn push_aliases<'k>(
         &self,
         key: &'k str,
@@ -600,6 +628,23 @@ mod tests {
     fn leak(s: &str) -> &'static mut [u8] {
         extern crate std;
         std::boxed::Box::leak(std::vec::Vec::from(s.as_bytes()).into_boxed_slice())
+    }
+
+    /// `modinfo -m`: names only — no config alias, no modules.alias.
+    #[test]
+    fn name_lookup_skips_aliases() {
+        let db = db();
+        let cfg = cfg_from(leak("alias myalias a\n"));
+        let r = Resolver { db: &db, cfg: &cfg };
+        let mut found = Candidates::new();
+        assert_eq!(r.lookup_name("a", &mut found), Ok(Found::ModuleName));
+        assert_eq!(r.lookup_name("vfat", &mut found), Ok(Found::Builtin));
+        assert!(found[0].builtin);
+        for alias in ["myalias", "pci:v1d2"] {
+            assert_eq!(r.lookup_name(alias, &mut found), Ok(Found::Nothing));
+            assert!(found.is_empty());
+            assert_ne!(r.lookup(alias, &mut found), Ok(Found::Nothing), "{alias}");
+        }
     }
 
     #[test]

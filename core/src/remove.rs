@@ -199,9 +199,11 @@ impl Removal<'_, '_, '_> {
             return Ok(false);
         }
         // 4. Dependencies nothing uses any more; their failures do not count.
-        if cmd.is_none()
-            && let Some(line) = self.resolver.db.dep_line(name)?.and_then(DepLine::parse)
-        {
+        let line = match cmd {
+            None => self.resolver.db.dep_line(name)?.and_then(DepLine::parse),
+            Some(_) => None,
+        };
+        if let Some(line) = line {
             for p in line.deps() {
                 let dep = modname_from_path(p)?;
                 if self.kernel.refcnt(&dep) == Some(0) {

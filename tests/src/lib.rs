@@ -383,12 +383,15 @@ pub fn normalize_stderr(stderr: &[u8], extra_names: &[String]) -> Vec<u8> {
 /// 30) or `ERROR: kmod_config_parse: msg` (kmod 34) → `ERROR: msg`;
 /// anything else unchanged.
 fn strip_libkmod_location(rest: &str) -> String {
-    if let Some((level, tail)) = rest.split_once(": ")
-        && let Some((func, msg)) = tail.split_once(": ")
-        && !level.contains(' ')
-        && !func.is_empty()
-        && func.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
+    let kmod34 = rest
+        .split_once(": ")
+        .and_then(|(level, tail)| tail.split_once(": ").map(|(f, m)| (level, f, m)))
+        .filter(|(level, func, _)| {
+            !level.contains(' ')
+                && !func.is_empty()
+                && func.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
+    if let Some((level, _, msg)) = kmod34 {
         return format!("{level}: {msg}");
     }
     let mut it = rest.splitn(4, ' ');

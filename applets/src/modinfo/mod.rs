@@ -66,11 +66,23 @@ pub enum Resolved {
     File(String),
     /// A module built into the kernel, by (normalised) name.
     Builtin(String),
+    /// A module with no file that is not built in either (an alias of a
+    /// module missing from `modules.dep`), by name.
+    NoFile(String),
 }
 
-/// Resolver callback: `(name_or_alias, moddir)` → the modules, or why the
-/// lookup itself failed (a corrupt index, a name over a bound).
-pub type Resolver<'r> = &'r dyn Fn(&str, &str) -> Result<Vec<Resolved>, String>;
+/// How a command-line word is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// As modprobe does: config aliases, names, aliases, builtins.
+    Alias,
+    /// `-m`: a module name only (`modules.dep`, the builtin indexes).
+    ModName,
+}
+
+/// Resolver callback: `(name_or_alias, moddir, how)` → the modules, or why
+/// the lookup itself failed (a corrupt index, a name over a bound).
+pub type Resolver<'r> = &'r dyn Fn(&str, &str, Lookup) -> Result<Vec<Resolved>, String>;
 
 /// glibc's `strerror` text.
 fn strerror(errno: i32) -> Cow<'static, str> {
@@ -205,7 +217,7 @@ pub fn module_dir(basedir: Option<&str>, kversion: Option<&str>, pwd: Option<&st
 /// modprobe-style lookup for `modinfo NAME` in module directory `moddir`
 /// (with the default modprobe.d configuration): every module the name or
 /// alias resolves to, as a file or a builtin; or why the lookup failed.
-pub fn resolve(name: &str, moddir: &str) -> Result<Vec<Resolved>, String> {
+pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, String> {
     let log = Log {
         prog: PROG,
         verbose: LOG_WARNING,
@@ -228,23 +240,34 @@ pub fn resolve(name: &str, moddir: &str) -> Result<Vec<Resolved>, String> {
     crate::modprobe::with_config(&dir, &DEFAULT_CONFIG_PATHS, &log, |r| {
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
-        match normalize_alias(name, &mut key) {
-            // kmod: an invalid alias is simply not found.
-            Err(earlymod_core::Error::InvalidAlias) => return Ok(Vec::new()),
-            Err(e) => return Err(failed(e)),
-            Ok(()) => {}
+        match how {
+            Lookup::Alias => {
+                match normalize_alias(name, &mut key) {
+                    // kmod: an invalid alias is simply not found.
+                    Err(earlymod_core::Error::InvalidAlias) => return Ok(Vec::new()),
+                    Err(e) => return Err(failed(e)),
+                    Ok(()) => {}
+                }
+                r.lookup(&key, &mut found).map_err(failed)?;
+            }
+            Lookup::ModName => {
+                let n = earlymod_core::name::modname(name).map_err(failed)?;
+                let _ = key.push_str(&n);
+                r.lookup_name(&key, &mut found).map_err(failed)?;
+            }
         }
-        r.lookup(&key, &mut found).map_err(failed)?;
         let mut out = Vec::new();
         for c in found.iter() {
             let line = r.db.dep_line(&c.name).map_err(failed)?;
             match line.and_then(DepLine::parse) {
                 Some(d) if d.path.starts_with('/') => out.push(Resolved::File(d.path.into())),
                 Some(d) => out.push(Resolved::File(format!("{}/{}", dir.dirname, d.path))),
-                None if c.builtin || r.is_builtin(&c.name).unwrap_or(false) => {
+                None if c.builtin || r.is_builtin(&c.name).map_err(failed)? => {
                     out.push(Resolved::Builtin(c.name.as_str().into()))
                 }
-                None => {}
+                // No module file: kmod's modinfo still shows it, as built
+                // in ("filename: (builtin)"), with nothing more.
+                None => out.push(Resolved::NoFile(c.name.as_str().into())),
             }
         }
         Ok(out)
@@ -389,8 +412,10 @@ fn hex_to_str(bytes: &[u8]) -> Vec<u8> {
 
 struct Module {
     name: String,
-    /// None for built-in modules.
+    /// None for built-in modules (and modules without a file).
     path: Option<String>,
+    /// Listed as built in (its entries are in modules.builtin.modinfo).
+    builtin: bool,
 }
 
 impl From<Resolved> for Module {
@@ -399,8 +424,18 @@ impl From<Resolved> for Module {
             Resolved::File(p) => Module {
                 name: path_to_modname(&p),
                 path: Some(p),
+                builtin: false,
             },
-            Resolved::Builtin(name) => Module { name, path: None },
+            Resolved::Builtin(name) => Module {
+                name,
+                path: None,
+                builtin: true,
+            },
+            Resolved::NoFile(name) => Module {
+                name,
+                path: None,
+                builtin: false,
+            },
         }
     }
 }
@@ -507,6 +542,11 @@ fn modinfo_do(ctx: &Ctx, m: &Module, out: &mut dyn Sink, err: &mut dyn Sink) -> 
 /// The entries of `m`, as `-F`, `-p` or in full.
 fn print_info(ctx: &Ctx, m: &Module, out: &mut dyn Sink, err: &mut dyn Sink) -> Result<(), i32> {
     let sep = &[ctx.sep][..];
+    // libkmod finds no file to read (ENOENT), which modinfo takes for an
+    // old kernel's builtin: nothing more to print, no error.
+    if m.path.is_none() && !m.builtin {
+        return Ok(());
+    }
     let image = match &m.path {
         None => unpack::map_file(&format!("{}/modules.builtin.modinfo", ctx.moddir))
             .map(unpack::Image::Mapped),
@@ -557,9 +597,9 @@ fn print_info(ctx: &Ctx, m: &Module, out: &mut dyn Sink, err: &mut dyn Sink) -> 
                 out.put(b"=");
             } else {
                 out.put(b":");
-                // printf("%s:%-*s", key, 15 - keylen, ""): a negative width
-                // is a '-' flag plus its absolute value.
-                for _ in 0..15usize.abs_diff(e.key.len()) {
+                // kmod 34: printf("%s:%-*s", key, 15 - min(keylen, 15), ""):
+                // a key of 15 bytes or more gets no padding.
+                for _ in 0..15usize.saturating_sub(e.key.len()) {
                     out.put(b" ");
                 }
             }
@@ -656,7 +696,7 @@ pub fn run(
     for &name in p.operands {
         let mut show = |m: Module| failed |= modinfo_do(&ctx, &m, out, err).is_err();
         if o.modname {
-            match resolve(name, &moddir) {
+            match resolve(name, &moddir, Lookup::ModName) {
                 Ok(mut list) if !list.is_empty() => show(list.swap_remove(0).into()),
                 Ok(_) => {
                     err_line(err, &[b"Module name ", name.as_bytes(), b" not found.\n"]);
@@ -671,9 +711,10 @@ pub fn run(
             show(Module {
                 name: path_to_modname(name),
                 path: Some(make_absolute(name, pwd)),
+                builtin: false,
             });
         } else {
-            match resolve(name, &moddir) {
+            match resolve(name, &moddir, Lookup::Alias) {
                 Err(why) => {
                     err_line(err, &[why.as_bytes(), b"\n"]);
                     failed = true;
@@ -738,7 +779,7 @@ pub(crate) mod tests {
         )
     }
 
-    fn no_resolve(_: &str, _: &str) -> Result<Vec<Resolved>, String> {
+    fn no_resolve(_: &str, _: &str, _: Lookup) -> Result<Vec<Resolved>, String> {
         Ok(Vec::new())
     }
 
@@ -773,7 +814,7 @@ pub(crate) mod tests {
         assert_eq!(builtin_info(data, "after").unwrap_err(), ENOSYS);
         assert_eq!(builtin_info(b"cut.x=y", "cut").unwrap_err(), ENOSYS);
 
-        let resolve = |n: &str, _: &str| -> Result<Vec<Resolved>, String> {
+        let resolve = |n: &str, _: &str, _: Lookup| -> Result<Vec<Resolved>, String> {
             Ok(vec![Resolved::Builtin(n.into())])
         };
         // -b ROOT -k KVER -> ROOT/lib/modules/KVER
@@ -819,7 +860,7 @@ pub(crate) mod tests {
         assert_eq!(
             out,
             std::format!(
-                "filename:       {ps}\nlicense:        GPL\naveryveryverylongkey:     v\n\
+                "filename:       {ps}\nlicense:        GPL\naveryveryverylongkey:v\n\
                  noeq:           \nparm:           c:bool\nparm:           b:second\n\
                  parm:           a:first (int)\n"
             )
@@ -859,7 +900,7 @@ pub(crate) mod tests {
         );
         // a resolved file that is missing
         let gone = d.path().join("gone.ko").to_str().unwrap().to_string();
-        let resolve = move |_: &str, _: &str| -> Result<Vec<Resolved>, String> {
+        let resolve = move |_: &str, _: &str, _: Lookup| -> Result<Vec<Resolved>, String> {
             Ok(vec![Resolved::File(gone.clone())])
         };
         let (code, out, err) = run_with(&["gone"], &resolve);
@@ -900,7 +941,7 @@ pub(crate) mod tests {
             (1, "modinfo: ERROR: Module foo not found.\n")
         );
         // a failed lookup says why, on one line
-        let failing = |n: &str, _: &str| -> Result<Vec<Resolved>, String> {
+        let failing = |n: &str, _: &str, _: Lookup| -> Result<Vec<Resolved>, String> {
             Err(format!(
                 "could not look up '{n}' in /m: modules.dep.bin: bad index magic 0x00000000"
             ))
@@ -929,7 +970,7 @@ pub(crate) mod tests {
         assert!(out.starts_with("kmod version 30\n"));
         // the resolver sees ROOT/lib/modules/KVER, made absolute
         let seen = RefCell::new(String::new());
-        let spy = |_: &str, d: &str| -> Result<Vec<Resolved>, String> {
+        let spy = |_: &str, d: &str, _: Lookup| -> Result<Vec<Resolved>, String> {
             *seen.borrow_mut() = d.to_string();
             Ok(Vec::new())
         };

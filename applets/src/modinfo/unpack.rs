@@ -8,8 +8,6 @@ use alloc::borrow::Cow;
 #[cfg(feature = "decompress")]
 use alloc::vec::Vec;
 
-#[cfg(feature = "decompress")]
-pub(crate) const ENOEXEC: i32 = 8;
 pub(crate) const EINVAL: i32 = 22;
 const EFBIG: i32 = 27;
 const ENAMETOOLONG: i32 = 36;
@@ -127,113 +125,52 @@ fn decompress(raw: Mapped) -> Result<Image, Fail> {
         return Ok(Image::Mapped(raw));
     }
     let why = |e: d::Error| Fail::new(EINVAL, e.to_string());
-    match d::decompress_to_vec(data, d::MAX_OUTPUT) {
-        Ok(v) => Ok(Image::Owned(v)),
-        // libkmod feeds libzstd until end of file and keeps whatever came
-        // out, so a cut .ko.zst is judged by the ELF reader, not rejected.
-        Err(e @ d::Error::Truncated(d::Format::Zstd)) => match zstd_truncation(data) {
-            ZstdTruncation::NothingDecoded => Err(Fail::new(ENOEXEC, e.to_string())),
-            ZstdTruncation::OnlyChecksumMissing(patched) => {
-                d::decompress_to_vec(&patched, d::MAX_OUTPUT)
-                    .map(Image::Owned)
-                    .map_err(why)
+    // kmod 34 (libzstd) decodes a .ko.zst into exactly the size its first
+    // frame declares: a frame without that size (or with 0) is refused, and
+    // so is a file that holds more, is cut or is corrupt.
+    let limit = match d::detect(data) {
+        Some(d::Format::Zstd) => match zstd_content_size(data) {
+            Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => {
+                return Err(Fail::new(
+                    EINVAL,
+                    "zstd: Failed to determine decompression size",
+                ));
             }
-            _ => Err(why(e)),
         },
-        Err(e) => Err(why(e)),
-    }
-}
-
-/// How far a truncated zstd file gets with a streaming decoder that simply
-/// stops at end of input (as libkmod's libzstd loop does), found by walking
-/// frame and block headers without decoding.
-#[cfg(feature = "decompress")]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ZstdTruncation {
-    /// The input is not truncated (or is not zstd at all).
-    NotTruncated,
-    /// Not even the first block is complete: no output at all.
-    NothingDecoded,
-    /// Some blocks are complete, a later one is cut.
-    PartiallyDecoded,
-    /// Every block is complete, only the trailing content checksum is cut.
-    /// Holds an equivalent input without the checksum flag, which decodes
-    /// to everything a streaming decoder would have produced.
-    OnlyChecksumMissing(Vec<u8>),
-}
-
-/// Classifies a zstd input's truncation; see [`ZstdTruncation`].
-#[cfg(feature = "decompress")]
-pub fn zstd_truncation(data: &[u8]) -> ZstdTruncation {
-    let mut pos = 0usize;
-    let mut produced = false;
-    let cut = |produced: bool| {
-        if produced {
-            ZstdTruncation::PartiallyDecoded
-        } else {
-            ZstdTruncation::NothingDecoded
-        }
+        _ => d::MAX_OUTPUT,
     };
-    while pos < data.len() {
-        let Some(magic) = data.get(pos..pos + 4) else {
-            return cut(produced);
-        };
-        let magic = u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]);
-        if magic & 0xffff_fff0 == 0x184d_2a50 {
-            let Some(l) = data.get(pos + 4..pos + 8) else {
-                return cut(produced);
-            };
-            let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
-            pos = match (pos + 8).checked_add(len) {
-                Some(end) if end <= data.len() => end,
-                _ => return cut(produced),
-            };
-            continue;
-        }
-        if !data[pos..].starts_with(&earlymod_decompress::ZSTD_MAGIC) {
-            return ZstdTruncation::NotTruncated; // garbage: a real error
-        }
-        let Some(&fhd) = data.get(pos + 4) else {
-            return cut(produced);
-        };
-        let fhd_pos = pos + 4;
-        let single = fhd & 0x20 != 0;
-        let did = [0usize, 1, 2, 4][usize::from(fhd & 3)];
-        let fcs = match fhd >> 6 {
-            0 => usize::from(single),
-            1 => 2,
-            2 => 4,
-            _ => 8,
-        };
-        let has_checksum = fhd & 0x04 != 0;
-        pos = fhd_pos + 1 + usize::from(!single) + did + fcs;
-        loop {
-            let Some(h) = data.get(pos..pos + 3) else {
-                return cut(produced);
-            };
-            let h = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
-            let last = h & 1 != 0;
-            let size = (h >> 3) as usize;
-            let content = if (h >> 1) & 3 == 1 { 1 } else { size };
-            match (pos + 3).checked_add(content) {
-                Some(end) if end <= data.len() => pos = end,
-                _ => return cut(produced),
-            }
-            produced = true;
-            if last {
-                break;
-            }
-        }
-        if has_checksum {
-            if pos + 4 > data.len() {
-                let mut patched = data[..pos].to_vec();
-                patched[fhd_pos] &= !0x04;
-                return ZstdTruncation::OnlyChecksumMissing(patched);
-            }
-            pos += 4;
-        }
+    d::decompress_to_vec(data, limit)
+        .map(Image::Owned)
+        .map_err(why)
+}
+
+/// The Frame_Content_Size of the zstd frame `data` starts with (libzstd's
+/// `ZSTD_getFrameContentSize`); `None` when the frame does not record it
+/// or the header is cut.
+#[cfg(feature = "decompress")]
+pub fn zstd_content_size(data: &[u8]) -> Option<u64> {
+    if !data.starts_with(&earlymod_decompress::ZSTD_MAGIC) {
+        return None;
     }
-    ZstdTruncation::NotTruncated
+    let fhd = *data.get(4)?;
+    let single = fhd & 0x20 != 0;
+    let did = [0usize, 1, 2, 4][usize::from(fhd & 3)];
+    let len = match fhd >> 6 {
+        0 if single => 1,
+        0 => return None,
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let at = 5 + usize::from(!single) + did;
+    let field = data.get(at..at + len)?;
+    let n = field
+        .iter()
+        .rev()
+        .fold(0u64, |v, &b| (v << 8) | u64::from(b));
+    // The 2-byte form is stored less 256.
+    Some(if len == 2 { n + 256 } else { n })
 }
 
 #[cfg(all(test, feature = "decompress"))]
@@ -300,10 +237,8 @@ mod tests {
             assert_eq!(load_bytes(dir, "plain", &data).unwrap(), data);
             for (tool, z) in fixtures(dir, &data) {
                 assert_eq!(load_bytes(dir, "z", &z).unwrap(), data, "{tool} {len}");
-                // cut files: EINVAL (zstd: see zstd_truncation)
-                if tool != "zstd" {
-                    assert_eq!(load_bytes(dir, "z", &z[..z.len() / 2]), Err(EINVAL));
-                }
+                // cut files: EINVAL
+                assert_eq!(load_bytes(dir, "z", &z[..z.len() / 2]), Err(EINVAL));
             }
         }
         assert_eq!(load_bytes(dir, "short", b"\x7fELF\x02"), Err(EINVAL));
@@ -315,36 +250,72 @@ mod tests {
         assert_eq!(load(&s).err(), Some(Fail::from(21)), "a directory: EISDIR");
     }
 
+    /// kmod 34's zstd rule: the first frame's content size is the output
+    /// size. Without one (or cut, or holding more), EINVAL.
     #[test]
-    fn zstd_truncation_classes() {
-        let d = TempDir::new("ztrunc");
+    fn zstd_needs_its_content_size() {
+        let d = TempDir::new("zsize");
+        let dir = d.path();
         let data = payload(300_000);
-        let Some((_, z)) = fixtures(d.path(), &data)
-            .into_iter()
-            .find(|(t, _)| *t == "zstd")
-        else {
+        let src = dir.join("in");
+        std::fs::write(&src, &data).unwrap();
+        let zstd = |args: &[&str]| {
+            Command::new("zstd")
+                .args(args)
+                .arg(&src)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| o.stdout)
+        };
+        let Some(z) = zstd(&["-c", "-q"]) else {
             return;
         };
-        assert_eq!(zstd_truncation(&z), ZstdTruncation::NotTruncated);
-        assert_eq!(zstd_truncation(&z[..8]), ZstdTruncation::NothingDecoded);
-        assert_eq!(
-            zstd_truncation(&z[..z.len() - 10]),
-            ZstdTruncation::PartiallyDecoded
-        );
-        match zstd_truncation(&z[..z.len() - 2]) {
-            ZstdTruncation::OnlyChecksumMissing(p) => {
-                assert_eq!(
-                    earlymod_decompress::decompress_to_vec(&p, 1 << 30).unwrap(),
-                    data
-                );
-            }
-            other => panic!("{other:?}"),
+        assert_eq!(zstd_content_size(&z), Some(300_000));
+        assert_eq!(load_bytes(dir, "z", &z).unwrap(), data);
+        for cut in [8, z.len() / 2, z.len() - 2] {
+            assert_eq!(load_bytes(dir, "z", &z[..cut]), Err(EINVAL), "cut at {cut}");
         }
-        // as modinfo sees them
-        let dir = d.path();
-        assert_eq!(load_bytes(dir, "z", &z[..8]), Err(ENOEXEC));
-        assert_eq!(load_bytes(dir, "z", &z[..z.len() - 10]), Err(EINVAL));
-        assert_eq!(load_bytes(dir, "z", &z[..z.len() - 2]).unwrap(), data);
+        let nosize = zstd(&["-c", "-q", "--no-content-size"]).unwrap();
+        assert_eq!(zstd_content_size(&nosize), None);
+        let p = dir.join("nosize");
+        std::fs::write(&p, &nosize).unwrap();
+        let f = load(p.to_str().unwrap()).err().unwrap();
+        assert_eq!(
+            (f.errno, f.why.as_deref()),
+            (EINVAL, Some("zstd: Failed to determine decompression size"))
+        );
+        // Two frames: only the first one's size counts, so the whole is
+        // more than that.
+        let mut two = z.clone();
+        two.extend_from_slice(&z);
+        assert_eq!(load_bytes(dir, "two", &two), Err(EINVAL));
+        // Every header form: 1-byte (single segment), 2-byte (+256),
+        // 4-byte and 8-byte sizes.
+        assert_eq!(
+            zstd_content_size(&[0x28, 0xb5, 0x2f, 0xfd, 0x20, 7]),
+            Some(7)
+        );
+        assert_eq!(
+            zstd_content_size(&[0x28, 0xb5, 0x2f, 0xfd, 0x60, 1, 0]),
+            Some(257)
+        );
+        assert_eq!(
+            zstd_content_size(&[0x28, 0xb5, 0x2f, 0xfd, 0x80, 0x58, 1, 0, 0, 0]),
+            Some(1)
+        );
+        assert_eq!(
+            zstd_content_size(&[0x28, 0xb5, 0x2f, 0xfd, 0xe0, 1, 0, 0, 0, 0, 0, 0, 1]),
+            Some(1 << 56 | 1)
+        );
+        assert_eq!(
+            zstd_content_size(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58]),
+            None
+        );
+        assert_eq!(
+            zstd_content_size(&[0x28, 0xb5, 0x2f, 0xfd, 0x80, 0x58, 1]),
+            None
+        );
     }
 
     /// A file over the module bound is refused unread, whatever it holds
@@ -371,12 +342,12 @@ mod tests {
                 Some("256 MiB: a kernel module is at most 256 MiB")
             );
         }
-        // 257 MiB of zeros through zstd without a content size: measured
-        // up to the bound (in constant memory), then refused.
+        // 257 MiB of zeros through zstd with its content size: over the
+        // bound, refused before decoding.
         let src = d.path().join("zeros");
         std::fs::write(&src, std::vec![0u8; 257 << 20]).unwrap();
         let Ok(o) = Command::new("zstd")
-            .args(["-c", "-q", "-1", "--no-content-size"])
+            .args(["-c", "-q", "-1"])
             .arg(&src)
             .output()
         else {
@@ -409,7 +380,7 @@ mod tests {
                     v.push(x as u8);
                 }
                 let _ = earlymod_decompress::decompress_to_vec(&v, 1 << 30);
-                let _ = zstd_truncation(&v);
+                let _ = zstd_content_size(&v);
             }
         }
     }

@@ -243,10 +243,10 @@ fn gather_tree(
     // query: nothing may load), and of files that are not modules.
     let dep = fs::read_to_string(moddir.join("modules.dep")).map_err(|e| err("modules.dep", e))?;
     for (i, line) in dep.lines().enumerate() {
-        if let Some((path, _)) = line.split_once(':')
-            && i % 10 == 0
-            && keep(i / 10)
-        {
+        let Some((path, _)) = line.split_once(':') else {
+            continue;
+        };
+        if i % 10 == 0 && keep(i / 10) {
             let file = moddir.join(path).to_string_lossy().into_owned();
             push("symbols", dd(&["--show-exports", &file]));
             push("symbols", dd(&["--show-modversions", &file]));
