@@ -428,10 +428,27 @@ def qemu_argv(k, img, log, append, extra=()):
 
 def run_qemu(cmd, log, timeout, stop=None):
     """Runs QEMU until it exits, `timeout` seconds pass, or (with `stop`)
-    that text appears in the serial log; returns (log text, seconds, note)."""
+    that text appears in the serial log; returns (log text, seconds, note).
+    A QEMU that exits with an error before the guest wrote a single byte
+    (it never started: seen once in CI, 3 s, empty log) is started once
+    more, saying why on stderr; a guest that crashes (QEMU exits 0 under
+    -no-reboot) is not retried."""
+    text, dt, note = _run_qemu_once(cmd, log, timeout, stop)
+    if text == "" and note.startswith("QEMU exited"):
+        print(f"note: {note}; starting it once more ({log})", file=sys.stderr)
+        text, dt, again = _run_qemu_once(cmd, log, timeout, stop)
+        note = again
+    return text, dt, note
+
+
+def _run_qemu_once(cmd, log, timeout, stop):
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    # QEMU's own complaints (a device it refuses, a locked image) go beside
+    # the serial log and into the note when it exits without booting.
+    err_path = log + ".qemu-stderr"
+    with open(err_path, "w") as err:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=err)
     note = ""
     while p.poll() is None:
         if time.monotonic() - t0 > timeout:
@@ -446,6 +463,10 @@ def run_qemu(cmd, log, timeout, stop=None):
     if p.poll() is None:
         p.kill()
         p.wait()
+    elif p.returncode != 0:
+        with open(err_path, errors="replace") as f:
+            said = " ".join(f.read().split())[:300]
+        note = (note + "; " if note else "") + f"QEMU exited {p.returncode}: {said}"
     with open(log, errors="replace") as f:
         return f.read(), time.monotonic() - t0, note
 
