@@ -14,20 +14,31 @@ export EARLYMOD_CACHE := $(CACHE)
 STATIC_FLAGS = -C target-feature=+crt-static -C relocation-model=static
 STATIC_BUILD = RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --locked --profile static -p earlymod-applets --bin earlymod-static
 
-all: out/earlymod out/earlymod-host out/earlymod-static out/earlymod-min out/earlymod-pack
+all: out/earlymod out/earlymod-host out/earlymod-static out/earlymod-tiny out/earlymod-pack
 
+# Everything: every applet, PID 1, the gzip/xz/zstd decoders.
 out/earlymod-static: FORCE
 	$(STATIC_BUILD) --features static-bin --target-dir target/static
 	@mkdir -p out
 	@cp target/static/static/earlymod-static $@
 	@echo "$@: $$(stat -c %s $@) bytes, $$(file -b $@ | cut -d, -f1-4)"
 
-# Minimal build: the kernel decompresses or nothing does (no userspace decoders).
-out/earlymod-min: FORCE
-	$(STATIC_BUILD) --no-default-features --features static-bin --target-dir target/static-min
+# Tiny: PID 1 + modprobe/insmod (modprobe.d, the kernel command line);
+# the kernel decompresses or nothing does. Any set of features composes the
+# same way (applets/Cargo.toml; `make size` prints what each costs).
+out/earlymod-tiny: FORCE
+	$(STATIC_BUILD) --no-default-features --features static-bin,init --target-dir target/static-tiny
 	@mkdir -p out
-	@cp target/static-min/static/earlymod-static $@
+	@cp target/static-tiny/static/earlymod-static $@
 	@echo "$@: $$(stat -c %s $@) bytes"
+
+# Every static build's size, its ceiling and goal, its largest contributors
+# by crate, and each feature's cost (scripts/size.py).
+.PHONY: size size-check
+size:
+	python3 scripts/size.py --features
+size-check:
+	python3 scripts/size.py --check --no-contributors
 
 # The one binary with every applet: the static build (modinfo included;
 # cli/tests/modinfo_diff.rs checks it against kmod).
@@ -56,6 +67,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p earlymod-applets --features static-bin --bins -- -D warnings
+	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin,init --bins -- -D warnings
+	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin,coldplug,xz --bins -- -D warnings
 
 unit:
 	$(CARGO) test --locked --workspace --release
@@ -70,7 +83,7 @@ difftest: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin hostile -- --earlymod out/earlymod-static
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin kmodcases -- --earlymod out/earlymod-static
 
-test: setup lint unit difftest fuzz-smoke vmtest
+test: setup lint unit size-check difftest fuzz-smoke vmtest
 
 # cargo fuzz (nightly): every target for FUZZ_SMOKE_SECONDS in `make test`,
 # FUZZ_SECONDS each with `make fuzz`. Seeds and corpora live in $(FUZZ_WORK).

@@ -6,13 +6,13 @@ use core::ffi::CStr;
 use earlymod_core::load::{Compression, Errno, LoadError, Reason};
 
 /// An anonymous private mapping, unmapped on drop.
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 pub struct Anon {
     ptr: *mut core::ffi::c_void,
     len: usize,
 }
 
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 impl Anon {
     fn new(len: usize) -> Result<Anon, LoadError> {
         if len == 0 {
@@ -46,7 +46,7 @@ impl Anon {
     }
 }
 
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 impl Drop for Anon {
     fn drop(&mut self) {
         if self.len > 0 {
@@ -70,7 +70,7 @@ fn init_module(image: &[u8], params: &CStr) -> Result<(), LoadError> {
 }
 
 /// A decompressed module image.
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 pub enum Decoded {
     /// In an anonymous mapping, `.1` bytes of it used.
     Mapped(Anon, usize),
@@ -79,7 +79,7 @@ pub enum Decoded {
     Heap(alloc::vec::Vec<u8>),
 }
 
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 impl Decoded {
     /// The image.
     pub fn bytes(&mut self) -> &[u8] {
@@ -95,7 +95,7 @@ impl Decoded {
 /// container's own record of the decompressed size. Never more than
 /// [`earlymod_decompress::MAX_OUTPUT`] is produced; a stream holding more
 /// than its header records is refused as soon as the output is full.
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 pub fn decode(data: &[u8]) -> Result<Decoded, LoadError> {
     use earlymod_decompress as d;
     match d::decompressed_len(data) {
@@ -122,14 +122,23 @@ pub fn decode(data: &[u8]) -> Result<Decoded, LoadError> {
 }
 
 /// Decompresses `data` (a whole module file) and loads it.
-#[cfg(feature = "decompress")]
-pub fn init_module_from(data: &[u8], _format: Compression, params: &CStr) -> Result<(), LoadError> {
+#[cfg(userspace_decoders)]
+pub fn init_module_from(data: &[u8], format: Compression, params: &CStr) -> Result<(), LoadError> {
+    let built = match format {
+        Compression::Gzip => cfg!(feature = "gzip"),
+        Compression::Xz => cfg!(feature = "xz"),
+        Compression::Zstd => cfg!(feature = "zstd"),
+        Compression::None => true,
+    };
+    if !built {
+        return Err(LoadError::NoDecoder(format));
+    }
     let mut image = decode(data)?;
     init_module(image.bytes(), params)
 }
 
 /// Without decoders (the minimal build) only the kernel can decompress.
-#[cfg(not(feature = "decompress"))]
+#[cfg(not(userspace_decoders))]
 pub fn init_module_from(
     _data: &[u8],
     format: Compression,
@@ -139,7 +148,7 @@ pub fn init_module_from(
     Err(LoadError::NoDecoder(format))
 }
 
-#[cfg(all(test, feature = "decompress"))]
+#[cfg(all(test, userspace_decoders))]
 mod tests {
     extern crate std;
     use super::*;

@@ -8,34 +8,45 @@ extern crate alloc;
 
 pub mod command;
 pub mod decode;
+#[cfg(any(feature = "init", feature = "coldplug"))]
 pub mod init;
 pub mod insmod;
 pub mod kernel;
 pub mod log;
+#[cfg(feature = "lsmod")]
 pub mod lsmod;
 pub mod moddir;
+#[cfg(feature = "modinfo")]
 pub mod modinfo;
 pub mod modprobe;
 pub mod rmmod;
 pub mod showconfig;
 pub mod sys;
 
+/// The applets this build has (its cargo features).
+pub const APPLETS: &[&str] = &[
+    "modprobe",
+    "insmod",
+    #[cfg(feature = "rmmod")]
+    "rmmod",
+    #[cfg(feature = "lsmod")]
+    "lsmod",
+    #[cfg(feature = "modinfo")]
+    "modinfo",
+    #[cfg(feature = "init")]
+    "init",
+    #[cfg(feature = "coldplug")]
+    "coldplug",
+    #[cfg(feature = "coldplug")]
+    "load-config",
+    #[cfg(feature = "init")]
+    "report",
+];
+
 /// The applet for `argv[0]`'s base name, or `None`.
 pub fn applet_of(argv0: &str) -> Option<&'static str> {
     let base = argv0.rsplit('/').next().unwrap_or(argv0);
-    [
-        "modprobe",
-        "insmod",
-        "rmmod",
-        "lsmod",
-        "modinfo",
-        "init",
-        "coldplug",
-        "load-config",
-        "report",
-    ]
-    .into_iter()
-    .find(|a| *a == base)
+    APPLETS.iter().copied().find(|a| *a == base)
 }
 
 /// What the applets take from the environment.
@@ -51,14 +62,21 @@ pub struct Env<'a> {
 /// Runs applet `applet` with `args` (without the applet word); `None` when
 /// there is no such applet.
 pub fn dispatch<'a>(applet: &str, args: &mut [&'a str], env: Env<'a>) -> Option<i32> {
+    let _ = &env;
     Some(match applet {
         "modprobe" => modprobe::main("modprobe", args, env.modprobe_options),
+        #[cfg(feature = "modinfo")]
         "modinfo" => modinfo::main(args, env.pwd),
         "insmod" => insmod::main("insmod", args),
+        #[cfg(feature = "rmmod")]
         "rmmod" => rmmod::main("rmmod", args),
+        #[cfg(feature = "lsmod")]
         "lsmod" => lsmod::main("lsmod"),
+        #[cfg(feature = "init")]
         "init" => init::init_main(),
+        #[cfg(feature = "coldplug")]
         "coldplug" | "load-config" => init::helper_main(applet, args),
+        #[cfg(feature = "init")]
         "report" => init::report_main(),
         _ => return None,
     })

@@ -3,7 +3,6 @@
 use crate::kernel::Live;
 use crate::log::{LOG_CRIT, LOG_ERR, LOG_NOTICE, LOG_WARNING, Log};
 use crate::moddir::{self, DEFAULT_CONFIG_PATHS, ModDir};
-use crate::modinfo::symbols::Table;
 use crate::sys::{self, Mapped, Out};
 use core::fmt::Write;
 use earlymod_core::cmdline::apply_kernel_cmdline;
@@ -62,6 +61,13 @@ const OPTS: &[Opt] = &[
     Opt::new(Some('h'), &["help"], false, "help"),
 ];
 
+/// `--show-exports` / `--show-modversions`.
+#[derive(Clone, Copy)]
+enum Table {
+    Exports,
+    Modversions,
+}
+
 /// Settings from the command line.
 #[derive(Default)]
 struct Args<'a> {
@@ -80,7 +86,7 @@ struct Args<'a> {
     show: bool,
     show_config: bool,
     /// `--show-exports` / `--show-modversions` (the latter wins, as in kmod).
-    symbols: Option<crate::modinfo::symbols::Table>,
+    symbols: Option<Table>,
     insert: InsertFlags,
     configs: heapless::Vec<&'a str, { moddir::MAX_CONFIG_PATHS }>,
     root: Option<&'a str>,
@@ -391,7 +397,7 @@ fn run(
         return crate::showconfig::show_config(resolver.cfg, resolver.db, &dir.dirname, &mut out);
     }
     if let Some(table) = a.symbols {
-        return crate::modinfo::show_symbols(operands[0], table, log, a.log_priority);
+        return show_symbols(operands[0], table, log, a.log_priority);
     }
     if a.remove {
         let out = crate::rmmod::RemoveOutput {
@@ -439,6 +445,33 @@ fn run(
         }
         ctx.insmod(operands[0], &extra, &mut kernel, &mut out)
     }
+}
+
+/// `--show-exports` / `--show-modversions` of a module file (the ELF
+/// reader of the `modinfo` feature).
+#[cfg(feature = "modinfo")]
+fn show_symbols(path: &str, table: Table, log: &Log<'_>, prio: i32) -> i32 {
+    use crate::modinfo::symbols::Table as T;
+    let t = match table {
+        Table::Exports => T::Exports,
+        Table::Modversions => T::Modversions,
+    };
+    crate::modinfo::show_symbols(path, t, log, prio)
+}
+
+/// Without the `modinfo` feature there is no ELF reader: say so, load
+/// nothing.
+#[cfg(not(feature = "modinfo"))]
+fn show_symbols(path: &str, table: Table, log: &Log<'_>, _prio: i32) -> i32 {
+    let what = match table {
+        Table::Exports => "--show-exports",
+        Table::Modversions => "--show-modversions",
+    };
+    log.log(
+        LOG_ERR,
+        format_args!("{path}: {what} needs the modinfo feature, which this build lacks"),
+    );
+    1
 }
 
 /// A user-supplied name in an error line: at most 128 bytes of it, then

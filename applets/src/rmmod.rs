@@ -5,7 +5,9 @@ use crate::log::{LOG_ERR, Log};
 use crate::sys::{self, CPath};
 use core::fmt::Write;
 use earlymod_core::load::{Errno, LoadError};
-use earlymod_core::name::{AliasBuf, ModName, modname, modname_from_path, normalize_alias};
+use earlymod_core::name::{AliasBuf, normalize_alias};
+#[cfg(feature = "rmmod")]
+use earlymod_core::name::{ModName, modname, modname_from_path};
 use earlymod_core::probe::{Candidates, InitState, Resolver};
 use earlymod_core::remove::{Event, RemoveFlags, Remover, SysState, remove};
 
@@ -34,6 +36,7 @@ pub fn holders(name: &str, f: &mut dyn FnMut(&str)) {
 }
 
 /// Why a module cannot be removed now, as kmod words it; `None` when it can.
+#[cfg(feature = "rmmod")]
 fn check_removable(log: &Log<'_>, name: &str, builtin: bool) -> bool {
     if builtin {
         log.log(LOG_ERR, format_args!("Module {name} is builtin."));
@@ -225,6 +228,7 @@ pub fn remove_all(
 }
 
 /// The `rmmod` applet: `rmmod [-f] NAME|PATH...`.
+#[cfg(feature = "rmmod")]
 pub fn main(prog: &str, args: &mut [&str]) -> i32 {
     let (force, operands) =
         match crate::force_options(prog, args, "modulename ...", "forces a module unload") {
@@ -272,6 +276,7 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
     err
 }
 
+#[cfg(feature = "rmmod")]
 /// Builtin in the running kernel (listed in its `modules.builtin`, or a
 /// `/sys/module` directory with no `initstate`).
 fn is_builtin_here(name: &str) -> bool {

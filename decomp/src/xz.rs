@@ -253,7 +253,12 @@ fn map_err(e: XzError) -> Error {
         XzError::UnsupportedLzmaProperties(_) | XzError::LzmaPropertiesTooLarge => {
             Error::Unsupported(X, "unsupported LZMA2 properties")
         }
+        #[cfg(feature = "xz-filters")]
         XzError::UnsupportedBcjFilter(_) => Error::Unsupported(X, "unsupported BCJ filter"),
+        #[cfg(not(feature = "xz-filters"))]
+        XzError::DeltaFilterUnsupported => {
+            Error::Unsupported(X, "BCJ and delta filters not in this build")
+        }
         XzError::StreamHeaderMagicNumberMismatch => corrupt("bad stream header magic"),
         XzError::StreamHeaderCrc32Mismatch(..) => corrupt("stream header CRC32 mismatch"),
         XzError::BlockHeaderCrc32Mismatch(..) => corrupt("block header CRC32 mismatch"),

@@ -87,10 +87,12 @@ fn run<'a>(args: &mut [&'a str], env: earlymod_applets::Env<'a>) -> i32 {
         None => match args.get(1).copied() {
             Some(a) => (a, &mut args[2..]),
             None => {
-                let _ = writeln!(
-                    Out::stderr(),
-                    "usage: earlymod APPLET [ARGS]   (applets: modprobe, insmod, rmmod, lsmod, modinfo)"
-                );
+                let mut err = Out::stderr();
+                let _ = write!(err, "usage: earlymod APPLET [ARGS]   (applets:");
+                for a in earlymod_applets::APPLETS {
+                    let _ = write!(err, " {a}");
+                }
+                let _ = writeln!(err, ")");
                 return 1;
             }
         },

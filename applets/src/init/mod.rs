@@ -10,6 +10,14 @@
 //! - `coldplug`: modules-load + coldplug without being PID 1;
 //! - `load-config`: only the command line and modules-load.d;
 //! - `report`: prints `/run/earlymod/boot.log`.
+//!
+//! `init` and `report` come with the `init` feature, `coldplug` and
+//! `load-config` with the `coldplug` feature; the loading steps are shared.
+// A build with only one of the two features leaves the other's steps unused.
+#![cfg_attr(
+    not(all(feature = "init", feature = "coldplug")),
+    allow(dead_code, unused_imports)
+)]
 
 mod jobs;
 mod klog;
@@ -431,6 +439,7 @@ fn rescue(log: &mut Klog, why: &str) -> ! {
 }
 
 /// PID 1.
+#[cfg(feature = "init")]
 pub fn init_main() -> i32 {
     if rustix::process::getpid().as_raw_nonzero().get() != 1 {
         let mut err = Out::stderr();
@@ -567,6 +576,7 @@ pub fn init_main() -> i32 {
 }
 
 /// `earlymod coldplug` / `earlymod load-config`: steps 2–4 from a script.
+#[cfg(feature = "coldplug")]
 pub fn helper_main(prog: &str, args: &[&str]) -> i32 {
     let mut log = Klog::new();
     log.console = args.contains(&"-v");
@@ -598,6 +608,7 @@ pub fn helper_main(prog: &str, args: &[&str]) -> i32 {
 }
 
 /// `earlymod report`: prints the boot report.
+#[cfg(feature = "init")]
 pub fn report_main() -> i32 {
     let mut out = Out::stdout();
     match sys::Mapped::open(c"/run/earlymod/boot.log", false) {

@@ -141,9 +141,9 @@ const HELP: &str = "Usage:\n\
      \t-V, --version               Show version\n\
      \t-h, --help                  Show this help\n";
 
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 const VERSION: &str = "kmod version 30\n+ZSTD +XZ +ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
-#[cfg(not(feature = "decompress"))]
+#[cfg(not(userspace_decoders))]
 const VERSION: &str = "kmod version 30\n-ZSTD -XZ -ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
 
 // ------------------------------------------------------ path helpers ----

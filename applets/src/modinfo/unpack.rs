@@ -5,7 +5,7 @@
 
 use crate::sys::{self, CPath, Mapped};
 use alloc::borrow::Cow;
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 use alloc::vec::Vec;
 
 pub(crate) const EINVAL: i32 = 22;
@@ -16,7 +16,7 @@ const ENAMETOOLONG: i32 = 36;
 /// image (the decoders' bound): the largest Debian module, amdgpu, is 28
 /// MiB; a bigger file is garbage or an attack, refused before it is read.
 pub const MAX_MODULE: usize = 256 << 20;
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 const _: () = assert!(MAX_MODULE == earlymod_decompress::MAX_OUTPUT);
 
 /// Why a module image could not be had: the errno libkmod reports for
@@ -49,7 +49,7 @@ pub enum Image {
     /// The file as it is.
     Mapped(Mapped),
     /// Decompressed.
-    #[cfg(feature = "decompress")]
+    #[cfg(userspace_decoders)]
     Owned(Vec<u8>),
 }
 
@@ -58,7 +58,7 @@ impl Image {
     pub fn bytes(&self) -> &[u8] {
         match self {
             Image::Mapped(m) => m.bytes(),
-            #[cfg(feature = "decompress")]
+            #[cfg(userspace_decoders)]
             Image::Owned(v) => v,
         }
     }
@@ -111,12 +111,12 @@ pub fn load(path: &str) -> Result<Image, Fail> {
     decompress(raw)
 }
 
-#[cfg(not(feature = "decompress"))]
+#[cfg(not(userspace_decoders))]
 fn decompress(raw: Mapped) -> Result<Image, Fail> {
     Ok(Image::Mapped(raw))
 }
 
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 fn decompress(raw: Mapped) -> Result<Image, Fail> {
     use alloc::string::ToString;
     use earlymod_decompress as d;
@@ -148,7 +148,7 @@ fn decompress(raw: Mapped) -> Result<Image, Fail> {
 /// The Frame_Content_Size of the zstd frame `data` starts with (libzstd's
 /// `ZSTD_getFrameContentSize`); `None` when the frame does not record it
 /// or the header is cut.
-#[cfg(feature = "decompress")]
+#[cfg(userspace_decoders)]
 pub fn zstd_content_size(data: &[u8]) -> Option<u64> {
     if !data.starts_with(&earlymod_decompress::ZSTD_MAGIC) {
         return None;
@@ -173,7 +173,7 @@ pub fn zstd_content_size(data: &[u8]) -> Option<u64> {
     Some(if len == 2 { n + 256 } else { n })
 }
 
-#[cfg(all(test, feature = "decompress"))]
+#[cfg(all(test, userspace_decoders))]
 mod tests {
     extern crate std;
     use super::*;

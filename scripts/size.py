@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Sizes of earlymod's static builds (`make size`).
+
+Builds every variant of the static, libc-free binary the way the Makefile
+does (stripped, profile `static`), and an unstripped twin of each for the
+contributors: the symbols' sizes (`nm -S`) grouped by crate. Prints one
+table (build, features, bytes, ceiling, goal) and each build's largest
+contributors; `--features` adds each optional feature's cost (the full
+build without it); `--json FILE` writes the figures; `--check` exits 1 when
+a build is over its ceiling (in `make test`).
+
+Ceilings stop growth: a change that makes a build bigger than its ceiling
+fails the check, and a change that makes it smaller lowers the ceiling (edit
+CEILINGS). The goals are issue 12's budgets (128 KiB with everything; the
+33,888 bytes of tiny-initramfs's whole static init for PID 1 + modprobe).
+"""
+
+import argparse
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = "-C target-feature=+crt-static -C relocation-model=static"
+
+# name: (cargo features, what it is)
+BUILDS = {
+    "earlymod": ("static-bin,modinfo,rmmod,lsmod,init,coldplug,decompress",
+                 "everything: every applet, PID 1, gzip/xz/zstd decoders"),
+    "earlymod-tiny": ("static-bin,init",
+                      "PID 1 + modprobe/insmod (modprobe.d, kernel command line), "
+                      "kernel-delegated decompression"),
+    "earlymod-loader": ("static-bin",
+                        "modprobe/insmod only: the loader an embedder's own init calls"),
+}
+# Bytes a build may not exceed (measured, then rounded up: see the docstring).
+CEILINGS = {"earlymod": 292_000, "earlymod-tiny": 163_000, "earlymod-loader": 108_000}
+# Issue 12's budgets.
+GOALS = {"earlymod": 131_072, "earlymod-tiny": 33_888}
+OPTIONAL = ["modinfo", "rmmod", "lsmod", "init", "coldplug", "gzip", "xz", "zstd"]
+
+
+def build(features, target_dir, strip=True):
+    """Builds the static binary with `features`; returns its path."""
+    env = dict(os.environ, RUSTFLAGS=FLAGS)
+    if not strip:
+        env["CARGO_PROFILE_STATIC_STRIP"] = "false"
+    cmd = ["cargo", "build", "--locked", "-q", "--profile", "static", "-p", "earlymod-applets",
+           "--bin", "earlymod-static", "--no-default-features", "--features", features,
+           "--target-dir", target_dir]
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"size: build failed ({features}):\n{r.stderr}")
+    return os.path.join(target_dir, "static", "earlymod-static")
+
+
+def crate_of(symbol):
+    """The crate a demangled symbol belongs to (`core`, `earlymod_core`, ...)."""
+    # `<T as crate::Trait>::f`: the trait's crate (core's formatting
+    # impls for char, usize, ... are core's bytes).
+    m = re.match(r"<.*? as [&*]?(?:dyn )?([A-Za-z_][A-Za-z0-9_]*)::", symbol)
+    if m:
+        return m.group(1)
+    s = symbol.lstrip("<&*")
+    s = re.sub(r"^(dyn |mut |const )+", "", s)
+    m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)::", s)
+    if m:
+        return m.group(1)
+    if s.startswith(("_ZN", "__rust", "rust_")):
+        return "rust runtime"
+    return "(other: " + s.split(" ")[0][:30] + ")"
+
+
+def contributors(unstripped, top):
+    """The `top` largest crates of an unstripped binary, by symbol size."""
+    r = subprocess.run(["nm", "-S", "--size-sort", "-C", unstripped], capture_output=True, text=True)
+    by = collections.Counter()
+    for line in r.stdout.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) == 4:
+            by[crate_of(parts[3])] += int(parts[1], 16)
+    return by.most_common(top)
+
+
+def section_sizes(path):
+    r = subprocess.run(["size", "-A", path], capture_output=True, text=True)
+    out = {}
+    for line in r.stdout.splitlines():
+        p = line.split()
+        if len(p) >= 2 and p[0].startswith(".") and p[1].isdigit():
+            out[p[0]] = int(p[1])
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 when a build is over its ceiling")
+    ap.add_argument("--features", action="store_true", help="also measure each feature's cost")
+    ap.add_argument("--top", type=int, default=10, help="contributors shown per build")
+    ap.add_argument("--no-contributors", action="store_true",
+                    help="skip the unstripped twins (faster: sizes only)")
+    ap.add_argument("--json", help="write the figures to this file")
+    a = ap.parse_args()
+
+    work = os.path.join(REPO, "target", "size")
+    results = {}
+    for name, (features, what) in BUILDS.items():
+        path = build(features, os.path.join(work, name))
+        size = os.path.getsize(path)
+        twin = None if a.no_contributors else build(
+            features, os.path.join(work, name + "-sym"), strip=False)
+        results[name] = {
+            "features": features, "what": what, "bytes": size,
+            "ceiling": CEILINGS.get(name), "goal": GOALS.get(name),
+            "sections": section_sizes(twin) if twin else {},
+            "contributors": contributors(twin, a.top) if twin else [],
+        }
+    costs = {}
+    if a.features:
+        full = BUILDS["earlymod"][0].split(",")
+        full = [f for f in full if f != "decompress"] + ["gzip", "xz", "zstd"]
+        base = results["earlymod"]["bytes"]
+        for f in OPTIONAL:
+            rest = ",".join(x for x in full if x != f)
+            p = build(rest, os.path.join(work, "without-" + f))
+            costs[f] = base - os.path.getsize(p)
+
+    print(f"{'build':18} {'bytes':>9} {'ceiling':>9} {'goal':>9}  features")
+    over = []
+    for name, r in results.items():
+        goal = f"{r['goal']:,}" if r["goal"] else "-"
+        print(f"{name:18} {r['bytes']:>9,} {r['ceiling']:>9,} {goal:>9}  {r['features']}")
+        if r["ceiling"] and r["bytes"] > r["ceiling"]:
+            over.append(name)
+    for name, r in results.items():
+        if not r["contributors"]:
+            continue
+        text = r["sections"].get(".text", 0)
+        rodata = r["sections"].get(".rodata", 0)
+        print(f"\n{name}: .text {text:,}, .rodata {rodata:,}; largest contributors (unstripped twin):")
+        for crate, n in r["contributors"]:
+            print(f"  {n:>8,}  {crate}")
+    if costs:
+        print("\nfeature cost (the full build without it is this much smaller):")
+        for f, n in costs.items():
+            print(f"  {f:10} {n:>8,}")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump({"builds": results, "feature_costs": costs}, fh, indent=1)
+    if a.check:
+        if over:
+            for name in over:
+                r = results[name]
+                print(f"size: FAIL {name} is {r['bytes']:,} bytes, over its ceiling of "
+                      f"{r['ceiling']:,} (scripts/size.py)")
+            sys.exit(1)
+        print(f"size: {len(results)} builds within their ceilings")
+
+
+if __name__ == "__main__":
+    main()
