@@ -141,4 +141,5 @@ vmtest: setup all
 	python3 qemu/vmtest.py $(VM_ARGS)
 	python3 qemu/packtest.py
 	python3 qemu/boottest.py
+	python3 qemu/boottest.py --earlymod out/earlymod-tiny
 	python3 qemu/modtest.py
