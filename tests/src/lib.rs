@@ -322,25 +322,67 @@ pub fn run(argv: &[String], cmdline: Option<&Path>) -> Outcome {
         .env("LC_ALL", "C")
         .env_remove("LANGUAGE")
         .stdin(Stdio::null());
-    match cmd.output() {
-        Ok(o) => {
-            use std::os::unix::process::ExitStatusExt;
-            let code = o
-                .status
-                .code()
-                .or_else(|| o.status.signal().map(|s| 128 + s))
-                .unwrap_or(-1);
-            Outcome {
-                stdout: o.stdout,
-                stderr: o.stderr,
-                code,
+    Outcome::of(cmd.output(), &argv[0])
+}
+
+impl Outcome {
+    /// What a finished `program` gave: its stdout, stderr and exit code
+    /// (128 + the signal when one killed it); code -1 and the reason on
+    /// stderr when it could not be run.
+    pub fn of(result: io::Result<std::process::Output>, program: &str) -> Outcome {
+        match result {
+            Ok(o) => {
+                use std::os::unix::process::ExitStatusExt;
+                let code = o
+                    .status
+                    .code()
+                    .or_else(|| o.status.signal().map(|s| 128 + s))
+                    .unwrap_or(-1);
+                Outcome {
+                    stdout: o.stdout,
+                    stderr: o.stderr,
+                    code,
+                }
             }
+            Err(e) => Outcome {
+                stdout: Vec::new(),
+                stderr: format!("cannot run {program}: {e}\n").into_bytes(),
+                code: -1,
+            },
         }
-        Err(e) => Outcome {
-            stdout: Vec::new(),
-            stderr: format!("cannot run {}: {e}\n", argv[0]).into_bytes(),
-            code: -1,
-        },
+    }
+}
+
+/// A fresh scratch directory `$TMPDIR/earlymod-TAG-PID`, removed when
+/// dropped unless it is kept (`--keep`).
+pub struct Scratch {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Scratch {
+    /// Creates it (emptied first); `keep` leaves it behind, and says where.
+    pub fn new(tag: &str, keep: bool) -> io::Result<Scratch> {
+        let path = std::env::temp_dir().join(format!("earlymod-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path)?;
+        if keep {
+            eprintln!("{tag}: keeping the scratch files in {}", path.display());
+        }
+        Ok(Scratch { path, keep })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_dir_all(&self.path);
+        }
     }
 }
 

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use earlymod_tests::{
-    Outcome, Tool, Tree, alias_lines, builtin_modinfo_aliases, builtin_names, default_trees,
-    default_workers, dep_module_names, derive_alias, derived_aliases, kmod34_tool, kmod34_trees,
-    normalize_stderr, par_map, run, shell_join,
+    Outcome, Scratch, Tool, Tree, alias_lines, builtin_modinfo_aliases, builtin_names,
+    default_trees, default_workers, dep_module_names, derive_alias, derived_aliases, kmod34_tool,
+    kmod34_trees, normalize_stderr, par_map, run, shell_join,
 };
 
 /// Report categories, in print order.
@@ -1131,24 +1131,14 @@ fn main() -> ExitCode {
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
 
-    let base = std::env::temp_dir().join(format!("earlymod-difftest-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&base);
-    if let Err(e) = fs::create_dir_all(&base) {
-        println!("difftest: cannot create {}: {e}", base.display());
-        return ExitCode::FAILURE;
-    }
-    struct Cleanup(PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
+    let scratch = match Scratch::new("difftest", opts.keep) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("difftest: cannot create a scratch directory: {e}");
+            return ExitCode::FAILURE;
         }
-    }
-    let _cleanup = if opts.keep {
-        eprintln!("difftest: keeping scenario files in {}", base.display());
-        None
-    } else {
-        Some(Cleanup(base.clone()))
     };
+    let base = scratch.path().to_path_buf();
 
     let mut scen = scenarios();
     let mut setup_failures = 0;

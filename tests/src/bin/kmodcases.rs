@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use earlymod_tests::elfmod::{self, ModSpec, Signature};
-use earlymod_tests::{Outcome, default_workers, normalize_stderr, par_map, shell_join};
+use earlymod_tests::{Outcome, Scratch, default_workers, normalize_stderr, par_map, shell_join};
 
 // ---------------------------------------------------------------------------
 // Fixture description
@@ -1840,26 +1840,7 @@ fn run_ns(
     if let Some(d) = cwd {
         c.current_dir(d);
     }
-    match c.output() {
-        Ok(o) => {
-            use std::os::unix::process::ExitStatusExt;
-            let code = o
-                .status
-                .code()
-                .or_else(|| o.status.signal().map(|s| 128 + s))
-                .unwrap_or(-1);
-            Outcome {
-                stdout: o.stdout,
-                stderr: o.stderr,
-                code,
-            }
-        }
-        Err(e) => Outcome {
-            stdout: Vec::new(),
-            stderr: format!("cannot run unshare: {e}\n").into_bytes(),
-            code: -1,
-        },
-    }
+    Outcome::of(c.output(), "unshare")
 }
 
 /// Which namespace works here (probe: our cmdline must be visible).
@@ -2096,24 +2077,14 @@ fn main() -> ExitCode {
     }
     let earlymod = fs::canonicalize(&opts.earlymod).unwrap_or(opts.earlymod.clone());
 
-    let base = std::env::temp_dir().join(format!("earlymod-kmodcases-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&base);
-    if let Err(e) = fs::create_dir_all(&base) {
-        println!("kmodcases: cannot create {}: {e}", base.display());
-        return ExitCode::FAILURE;
-    }
-    struct Cleanup(PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
+    let scratch = match Scratch::new("kmodcases", opts.keep) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("kmodcases: cannot create a scratch directory: {e}");
+            return ExitCode::FAILURE;
         }
-    }
-    let _cleanup = if opts.keep {
-        eprintln!("kmodcases: keeping the fixtures in {}", base.display());
-        None
-    } else {
-        Some(Cleanup(base.clone()))
     };
+    let base = scratch.path().to_path_buf();
 
     let ns = match pick_ns(&base) {
         Ok(ns) => ns,
