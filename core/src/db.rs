@@ -125,6 +125,18 @@ fn builtin_text_key(line: &[u8]) -> Option<&[u8]> {
 }
 
 impl<'a> ModuleDb<'a> {
+    /// The database of a text `modules.dep` alone: no aliases, symbols or
+    /// builtins (a tree that only has modules.dep; tests and fuzzing).
+    pub fn from_dep_text(dep: &'a [u8]) -> Self {
+        ModuleDb {
+            dep: Source::new(None, Some(dep)),
+            alias: Source::Missing,
+            symbols: Source::Missing,
+            builtin: Source::Missing,
+            builtin_alias: Source::Missing,
+        }
+    }
+
     /// The `modules.dep` line of module `name` (`path: dep dep ...`).
     pub fn dep_line(&self, name: &str) -> Result<Option<&'a str>> {
         exact(&self.dep, name, dep_text_key)?.map(utf8).transpose()
@@ -244,13 +256,7 @@ mod tests {
     #[test]
     fn long_names_are_found_in_text_dep() {
         let dep = b"kernel/a-b.ko.xz:\nkernel/mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm.ko:\n";
-        let db = ModuleDb {
-            dep: Source::new(None, Some(dep)),
-            alias: Source::Missing,
-            symbols: Source::Missing,
-            builtin: Source::Missing,
-            builtin_alias: Source::Missing,
-        };
+        let db = ModuleDb::from_dep_text(dep);
         assert!(db.dep_line("a_b").unwrap().is_some());
         assert!(db.dep_line("a").unwrap().is_none());
         assert!(db.dep_line("a_b_").unwrap().is_none());

@@ -906,13 +906,7 @@ mod tests {
         name: &str,
         flags: RunFlags,
     ) -> (Result<(), (usize, LoadError)>, Vec<String>) {
-        let db = ModuleDb {
-            dep: Source::new(None, Some(DEP)),
-            alias: Source::Missing,
-            symbols: Source::Missing,
-            builtin: Source::Missing,
-            builtin_alias: Source::Missing,
-        };
+        let db = ModuleDb::from_dep_text(DEP);
         let mut text = cfg_text.as_bytes().to_vec();
         let mut cfg = Config::new();
         cfg.parse_file(&mut text, &mut |_| {}).unwrap();
@@ -1263,13 +1257,7 @@ mod tests {
         for round in 0..1000 {
             let mut w = world(&mut seed);
             let n = w.closure.len();
-            let db = ModuleDb {
-                dep: Source::new(None, Some(w.dep.as_bytes())),
-                alias: Source::Missing,
-                symbols: Source::Missing,
-                builtin: Source::Missing,
-                builtin_alias: Source::Missing,
-            };
+            let db = ModuleDb::from_dep_text(w.dep.as_bytes());
             let mut text = w.cfg.as_bytes().to_vec();
             let mut cfg = Config::new();
             cfg.parse_file(&mut text, &mut |_| {}).unwrap();
@@ -1412,13 +1400,7 @@ mod tests {
     fn an_index_error_is_not_taken_for_not_builtin() {
         use crate::error::{Error, IndexFault};
         let fault = Error::Index("modules.builtin.bin", IndexFault::BadMagic(0x1234));
-        let db = ModuleDb {
-            dep: Source::new(None, Some(DEP)),
-            alias: Source::Missing,
-            symbols: Source::Missing,
-            builtin: Source::Missing,
-            builtin_alias: Source::Missing,
-        };
+        let db = ModuleDb::from_dep_text(DEP);
         let cfg = Config::new();
         let r = Resolver { db: &db, cfg: &cfg };
         let names = NameArena::new();

@@ -97,13 +97,7 @@ fuzz_target!(|data: &[u8]| {
     let mut conf = conf.to_vec();
     let mut cfg = Config::new();
     let _ = cfg.parse_file(&mut conf, &mut |_| {});
-    let db = ModuleDb {
-        dep: Source::new(None, Some(dep)),
-        alias: Source::Missing,
-        symbols: Source::Missing,
-        builtin: Source::Missing,
-        builtin_alias: Source::Missing,
-    };
+    let db = ModuleDb::from_dep_text(dep);
     let r = Resolver { db: &db, cfg: &cfg };
     let Ok(queries) = core::str::from_utf8(queries) else {
         return;

@@ -565,13 +565,7 @@ mod tests {
             let mut cfg_buf = cfg_text.into_bytes();
             let mut cfg = Config::new();
             cfg.parse_file(&mut cfg_buf, &mut |_| {}).unwrap();
-            let db = ModuleDb {
-                dep: Source::new(None, Some(dep_text.as_bytes())),
-                alias: Source::Missing,
-                symbols: Source::Missing,
-                builtin: Source::Missing,
-                builtin_alias: Source::Missing,
-            };
+            let db = ModuleDb::from_dep_text(dep_text.as_bytes());
             let r = Resolver { db: &db, cfg: &cfg };
             let pick = |seed: &mut u64, k: u64| -> BTreeSet<String> {
                 (0..rng(seed) % k)
@@ -763,13 +757,7 @@ mod tests {
         let mut cfg_buf = alloc::format!("options c p=1\noptions e p={long}\n").into_bytes();
         let mut cfg = Config::new();
         cfg.parse_file(&mut cfg_buf, &mut |_| {}).unwrap();
-        let db = ModuleDb {
-            dep: Source::new(None, Some(dep)),
-            alias: Source::Missing,
-            symbols: Source::Missing,
-            builtin: Source::Missing,
-            builtin_alias: Source::Missing,
-        };
+        let db = ModuleDb::from_dep_text(dep);
         let r = Resolver { db: &db, cfg: &cfg };
         let live = core::cell::RefCell::new(BTreeSet::new());
         let mut kernel = PolicyKernel {
@@ -915,13 +903,7 @@ mod tests {
             let mut cfg_buf = cfg_text.into_bytes();
             let mut cfg = Config::new();
             cfg.parse_file(&mut cfg_buf, &mut |_| {}).unwrap();
-            let db = ModuleDb {
-                dep: Source::new(None, Some(dep_text.as_bytes())),
-                alias: Source::Missing,
-                symbols: Source::Missing,
-                builtin: Source::Missing,
-                builtin_alias: Source::Missing,
-            };
+            let db = ModuleDb::from_dep_text(dep_text.as_bytes());
             let r = Resolver { db: &db, cfg: &cfg };
             let live = core::cell::RefCell::new(BTreeSet::new());
             let errnos = [
