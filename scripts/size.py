@@ -28,7 +28,7 @@ FLAGS = "-C target-feature=+crt-static -C relocation-model=static"
 
 # name: (cargo features, what it is)
 BUILDS = {
-    "earlymod": ("static-bin,modinfo,rmmod,lsmod,init,coldplug,decompress",
+    "earlymod": ("static-bin,modinfo,rmmod,lsmod,init,coldplug,decompress,panic-message",
                  "everything: every applet, PID 1, gzip/xz/zstd decoders"),
     "earlymod-tiny": ("static-bin,init",
                       "PID 1 + modprobe/insmod (modprobe.d, kernel command line), "
@@ -37,10 +37,11 @@ BUILDS = {
                         "modprobe/insmod only: the loader an embedder's own init calls"),
 }
 # Bytes a build may not exceed (measured, then rounded up: see the docstring).
-CEILINGS = {"earlymod": 292_000, "earlymod-tiny": 163_000, "earlymod-loader": 108_000}
+CEILINGS = {"earlymod": 291_000, "earlymod-tiny": 148_000, "earlymod-loader": 100_000}
 # Issue 12's budgets.
 GOALS = {"earlymod": 131_072, "earlymod-tiny": 33_888}
-OPTIONAL = ["modinfo", "rmmod", "lsmod", "init", "coldplug", "gzip", "xz", "zstd"]
+OPTIONAL = ["modinfo", "rmmod", "lsmod", "init", "coldplug", "gzip", "xz", "zstd",
+            "panic-message"]
 
 
 def build(features, target_dir, strip=True):

@@ -208,7 +208,7 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
             "version" => {
                 let _ = writeln!(
                     Out::stdout(),
-                    "earlymod version {} (kmod 30 compatible)",
+                    "earlymod version {} (kmod 34 compatible)",
                     env!("CARGO_PKG_VERSION")
                 );
                 return 0;

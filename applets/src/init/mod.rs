@@ -237,7 +237,7 @@ fn modules_load_d(out: &mut Vec<String>) {
             }
         });
     }
-    files.sort();
+    files.sort_unstable();
     for (f, d) in files {
         let Some(p) = CPath::join(&[d, "/", &f]) else {
             continue;
@@ -345,7 +345,7 @@ fn load_all(
 fn new_modaliases(seen: &mut Vec<String>) -> Vec<String> {
     let mut all = Vec::new();
     modaliases(&mut all);
-    all.sort();
+    all.sort_unstable();
     all.dedup();
     let new: Vec<String> = all.into_iter().filter(|a| !seen.contains(a)).collect();
     seen.extend(new.iter().cloned());

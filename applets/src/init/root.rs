@@ -67,7 +67,7 @@ pub fn block_devices() -> Vec<String> {
     sys::list_dir(c"/sys/class/block", &mut |n, _k: Kind| {
         v.push(n.to_string())
     });
-    v.sort();
+    v.sort_unstable();
     v
 }
 
