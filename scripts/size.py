@@ -28,7 +28,7 @@ FLAGS = "-C target-feature=+crt-static -C relocation-model=static"
 
 # name: (cargo features, what it is)
 BUILDS = {
-    "earlymod": ("static-bin,modinfo,rmmod,lsmod,init,coldplug,decompress,panic-message",
+    "earlymod": ("static-bin,modinfo,rmmod,lsmod,init,coldplug,decompress",
                  "everything: every applet, PID 1, gzip/xz/zstd decoders"),
     "earlymod-tiny": ("static-bin,init",
                       "PID 1 + modprobe/insmod (modprobe.d, kernel command line), "
@@ -37,11 +37,10 @@ BUILDS = {
                         "modprobe/insmod only: the loader an embedder's own init calls"),
 }
 # Bytes a build may not exceed (measured, then rounded up: see the docstring).
-CEILINGS = {"earlymod": 291_000, "earlymod-tiny": 148_000, "earlymod-loader": 100_000}
+CEILINGS = {"earlymod": 262_000, "earlymod-tiny": 148_000, "earlymod-loader": 97_000}
 # Issue 12's budgets.
 GOALS = {"earlymod": 131_072, "earlymod-tiny": 33_888}
-OPTIONAL = ["modinfo", "rmmod", "lsmod", "init", "coldplug", "gzip", "xz", "zstd",
-            "panic-message"]
+OPTIONAL = ["modinfo", "rmmod", "lsmod", "init", "coldplug", "gzip", "xz", "zstd"]
 
 
 def build(features, target_dir, strip=True):
@@ -121,6 +120,10 @@ def main():
         }
     costs = {}
     if a.features:
+        # What the one feature outside the full build would add.
+        p = build(results["earlymod"]["features"] + ",panic-message",
+                  os.path.join(work, "with-panic-message"))
+        costs["+panic-message"] = os.path.getsize(p) - results["earlymod"]["bytes"]
         full = BUILDS["earlymod"][0].split(",")
         full = [f for f in full if f != "decompress"] + ["gzip", "xz", "zstd"]
         base = results["earlymod"]["bytes"]
@@ -145,7 +148,8 @@ def main():
         for crate, n in r["contributors"]:
             print(f"  {n:>8,}  {crate}")
     if costs:
-        print("\nfeature cost (the full build without it is this much smaller):")
+        print("\nfeature cost (the full build without it is this much smaller; "
+              "+X: what adding X to it costs):")
         for f, n in costs.items():
             print(f"  {f:10} {n:>8,}")
     if a.json:
