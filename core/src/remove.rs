@@ -329,9 +329,7 @@ mod tests {
             }
         }
         fn delete_module(&mut self, name: &str, _: bool) -> core::result::Result<(), Errno> {
-            if let Some(n) = self.busy.get_mut(name)
-                && *n > 0
-            {
+            if let Some(n) = self.busy.get_mut(name).filter(|n| **n > 0) {
                 *n -= 1;
                 return Err(Errno(EAGAIN));
             }
