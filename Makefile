@@ -12,13 +12,13 @@ export EARLYMOD_CACHE := $(CACHE)
 
 # The early-boot binary: static, no libc (origin + rustix), size-optimised.
 STATIC_FLAGS = -C target-feature=+crt-static -C relocation-model=static
-STATIC_BUILD = RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --locked --profile static -p earlymod-applets --bin earlymod-static
+STATIC_BUILD = RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --locked -p earlymod-applets --bin earlymod-static
 
 all: out/earlymod out/earlymod-host out/earlymod-static out/earlymod-tiny out/earlymod-pack
 
 # Everything: every applet, PID 1, the gzip/xz/zstd decoders.
 out/earlymod-static: FORCE
-	$(STATIC_BUILD) --features static-bin --target-dir target/static
+	$(STATIC_BUILD) --profile static --features static-bin --target-dir target/static
 	@mkdir -p out
 	@cp target/static/static/earlymod-static $@
 	@echo "$@: $$(stat -c %s $@) bytes, $$(file -b $@ | cut -d, -f1-4)"
@@ -27,9 +27,9 @@ out/earlymod-static: FORCE
 # the kernel decompresses or nothing does. Any set of features composes the
 # same way (applets/Cargo.toml; `make size` prints what each costs).
 out/earlymod-tiny: FORCE
-	$(STATIC_BUILD) --no-default-features --features static-bin,init --target-dir target/static-tiny
+	$(STATIC_BUILD) --profile static-tiny --no-default-features --features static-bin,init --target-dir target/static-tiny
 	@mkdir -p out
-	@cp target/static-tiny/static/earlymod-static $@
+	@cp target/static-tiny/static-tiny/earlymod-static $@
 	@echo "$@: $$(stat -c %s $@) bytes"
 
 # Every static build's size, its ceiling and goal, its largest contributors

@@ -26,14 +26,14 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = "-C target-feature=+crt-static -C relocation-model=static"
 
-# name: (cargo features, what it is)
+# name: (cargo features, cargo profile, what it is)
 BUILDS = {
-    "earlymod": ("static-bin,modinfo,rmmod,lsmod,init,coldplug,decompress",
+    "earlymod": ("static-bin,modinfo,rmmod,lsmod,init,coldplug,decompress", "static",
                  "everything: every applet, PID 1, gzip/xz/zstd decoders"),
-    "earlymod-tiny": ("static-bin,init",
+    "earlymod-tiny": ("static-bin,init", "static-tiny",
                       "PID 1 + modprobe/insmod (modprobe.d, kernel command line), "
                       "kernel-delegated decompression"),
-    "earlymod-loader": ("static-bin",
+    "earlymod-loader": ("static-bin", "static-tiny",
                         "modprobe/insmod only: the loader an embedder's own init calls"),
 }
 # Bytes a build may not exceed (measured, then rounded up: see the docstring).
@@ -43,18 +43,18 @@ GOALS = {"earlymod": 131_072, "earlymod-tiny": 33_888}
 OPTIONAL = ["modinfo", "rmmod", "lsmod", "init", "coldplug", "gzip", "xz", "zstd"]
 
 
-def build(features, target_dir, strip=True):
+def build(features, target_dir, strip=True, profile="static"):
     """Builds the static binary with `features`; returns its path."""
     env = dict(os.environ, RUSTFLAGS=FLAGS)
     if not strip:
-        env["CARGO_PROFILE_STATIC_STRIP"] = "false"
-    cmd = ["cargo", "build", "--locked", "-q", "--profile", "static", "-p", "earlymod-applets",
+        env["CARGO_PROFILE_" + profile.upper().replace("-", "_") + "_STRIP"] = "false"
+    cmd = ["cargo", "build", "--locked", "-q", "--profile", profile, "-p", "earlymod-applets",
            "--bin", "earlymod-static", "--no-default-features", "--features", features,
            "--target-dir", target_dir]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"size: build failed ({features}):\n{r.stderr}")
-    return os.path.join(target_dir, "static", "earlymod-static")
+    return os.path.join(target_dir, profile, "earlymod-static")
 
 
 def crate_of(symbol):
@@ -107,13 +107,13 @@ def main():
 
     work = os.path.join(REPO, "target", "size")
     results = {}
-    for name, (features, what) in BUILDS.items():
-        path = build(features, os.path.join(work, name))
+    for name, (features, profile, what) in BUILDS.items():
+        path = build(features, os.path.join(work, name), profile=profile)
         size = os.path.getsize(path)
         twin = None if a.no_contributors else build(
-            features, os.path.join(work, name + "-sym"), strip=False)
+            features, os.path.join(work, name + "-sym"), strip=False, profile=profile)
         results[name] = {
-            "features": features, "what": what, "bytes": size,
+            "features": features, "profile": profile, "what": what, "bytes": size,
             "ceiling": CEILINGS.get(name), "goal": GOALS.get(name),
             "sections": section_sizes(twin) if twin else {},
             "contributors": contributors(twin, a.top) if twin else [],

@@ -2,6 +2,7 @@
 
 use crate::sys::Out;
 use core::fmt::{self, Write};
+use earlymod_core::text::Piece;
 
 /// syslog priorities as kmod uses them.
 pub const LOG_CRIT: i32 = 2;
@@ -21,20 +22,39 @@ pub struct Log<'p> {
 }
 
 impl Log<'_> {
+    /// Prints the message made of `pieces` at `prio` when enabled:
+    /// `log.say(LOG_ERR, &[&"Module ", &name, &" not found."])`.
+    pub fn say(&self, prio: i32, pieces: &[&dyn Piece]) {
+        if prio > self.verbose {
+            return;
+        }
+        let mut err = Out::stderr();
+        earlymod_core::put!(&mut err; self.prog, ": ", level_name(prio), ": ");
+        for p in pieces {
+            p.put_to(&mut err);
+        }
+        err.bytes(b"\n");
+    }
+
     /// Prints `args` at `prio` when enabled.
     pub fn log(&self, prio: i32, args: fmt::Arguments<'_>) {
         if prio > self.verbose {
             return;
         }
-        let level = match prio {
-            0..=2 => "FATAL",
-            3 => "ERROR",
-            4 => "WARNING",
-            5 => "NOTICE",
-            6 => "INFO",
-            _ => "DEBUG",
-        };
+        let level = level_name(prio);
         let mut err = Out::stderr();
         let _ = writeln!(err, "{}: {}: {}", self.prog, level, args);
+    }
+}
+
+/// kmod's name of a syslog priority.
+fn level_name(prio: i32) -> &'static str {
+    match prio {
+        0..=2 => "FATAL",
+        3 => "ERROR",
+        4 => "WARNING",
+        5 => "NOTICE",
+        6 => "INFO",
+        _ => "DEBUG",
     }
 }

@@ -66,6 +66,12 @@ impl Out {
     }
 }
 
+impl earlymod_core::text::Sink for Out {
+    fn put(&mut self, bytes: &[u8]) {
+        self.bytes(bytes);
+    }
+}
+
 impl fmt::Write for Out {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         self.bytes(s.as_bytes());

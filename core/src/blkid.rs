@@ -4,6 +4,7 @@
 //! for `PARTUUID=SSSSSSSS-PP`. Pure functions over bytes the caller read;
 //! every offset is bounds-checked.
 
+use crate::text::{self, Hex, Piece, Sink};
 use core::fmt;
 
 /// Bytes a caller should read from the start of a device for
@@ -36,15 +37,20 @@ impl FsType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Uuid(pub [u8; 16]);
 
-impl fmt::Display for Uuid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Piece for Uuid {
+    fn put_to(&self, out: &mut dyn Sink) {
         for (i, b) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
+                out.put(b"-");
             }
-            write!(f, "{b:02x}")?;
+            Hex((*b).into(), 2).put_to(out);
         }
-        Ok(())
+    }
+}
+
+impl fmt::Display for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        text::display(self, f)
     }
 }
 

@@ -3,6 +3,8 @@
 //! Each variant says what went wrong in words a user can act on, and where
 //! there is a bound, the bound: a full buffer is reported with its limit.
 
+use crate::put;
+use crate::text::{self, Hex, Piece, Sink};
 use core::fmt;
 
 /// What is wrong with an index file, or which of the reader's bounds a
@@ -70,55 +72,63 @@ pub enum Error {
     NotUtf8,
 }
 
-impl fmt::Display for IndexFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IndexFault::TooShort => f.write_str("index file too short for its header"),
-            IndexFault::BadMagic(m) => write!(f, "bad index magic 0x{m:08x}"),
-            IndexFault::BadVersion(v) => write!(f, "unsupported index version 0x{v:08x}"),
+impl Piece for IndexFault {
+    fn put_to(&self, out: &mut dyn Sink) {
+        match *self {
+            IndexFault::TooShort => put!(out; "index file too short for its header"),
+            IndexFault::BadMagic(m) => put!(out; "bad index magic 0x", Hex(m.into(), 8)),
+            IndexFault::BadVersion(v) => {
+                put!(out; "unsupported index version 0x", Hex(v.into(), 8))
+            }
             IndexFault::OffsetOutOfBounds(o) => {
-                write!(f, "index offset 0x{o:x} past end of file")
+                put!(out; "index offset 0x", Hex(o.into(), 0), " past end of file")
             }
             IndexFault::MissingNul(o) => {
-                write!(f, "unterminated string at index offset 0x{o:x}")
+                put!(out; "unterminated string at index offset 0x", Hex(o.into(), 0))
             }
             IndexFault::BadChildRange(o) => {
-                write!(f, "bad child range in index node at 0x{o:x}")
+                put!(out; "bad child range in index node at 0x", Hex(o.into(), 0))
             }
             IndexFault::BadValueCount(o) => {
-                write!(f, "absurd value count in index node at 0x{o:x}")
+                put!(out; "absurd value count in index node at 0x", Hex(o.into(), 0))
             }
-            IndexFault::TooDeep => write!(
-                f,
-                "index trie deeper than {} levels (loop in the index: corrupt or hostile file)",
-                crate::index::MAX_DEPTH
+            IndexFault::TooDeep => put!(out;
+                "index trie deeper than ",
+                crate::index::MAX_DEPTH,
+                " levels (loop in the index: corrupt or hostile file)"
             ),
-            IndexFault::NodeBudget => f.write_str(
-                "index lookup exceeded its node budget (shared or looping nodes: corrupt or hostile file)",
+            IndexFault::NodeBudget => put!(out;
+                "index lookup exceeded its node budget (shared or looping nodes: corrupt or hostile file)"
             ),
-            IndexFault::KeyTooLong => write!(
-                f,
-                "index key longer than {} bytes",
-                crate::index::MAX_PATTERN
-            ),
+            IndexFault::KeyTooLong => {
+                put!(out; "index key longer than ", crate::index::MAX_PATTERN, " bytes")
+            }
             IndexFault::TooManyMatches(n) => {
-                write!(f, "too many modules matching one name (limit {n})")
+                put!(out; "too many modules matching one name (limit ", n, ")")
             }
-            IndexFault::Unreadable(0) => f.write_str("not a regular file"),
+            IndexFault::Unreadable(0) => put!(out; "not a regular file"),
             IndexFault::Unreadable(e) => {
-                write!(f, "cannot read the file: {}", crate::load::Errno(*e))
+                put!(out; "cannot read the file: ", crate::load::Errno(e).text())
             }
         }
     }
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for IndexFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Index("", fault) => write!(f, "{fault}"),
-            Error::Index(file, fault) => write!(f, "{file}: {fault}"),
-            Error::Capacity(what, limit) => write!(f, "too many {what} (limit {limit})"),
-            Error::TooLong(what, limit) => write!(f, "{what} too long (limit {limit} bytes)"),
+        text::display(self, f)
+    }
+}
+
+impl Piece for Error {
+    fn put_to(&self, out: &mut dyn Sink) {
+        match *self {
+            Error::Index("", fault) => fault.put_to(out),
+            Error::Index(file, fault) => put!(out; file, ": ", fault),
+            Error::Capacity(what, limit) => put!(out; "too many ", what, " (limit ", limit, ")"),
+            Error::TooLong(what, limit) => {
+                put!(out; what, " too long (limit ", limit, " bytes)")
+            }
             Error::ConfigFull {
                 what,
                 limit,
@@ -126,21 +136,27 @@ impl fmt::Display for Error {
                 ignored,
             } => {
                 // The other lines may be of another kind that filled too.
-                write!(f, "too many {what} (limit {limit}): line {line}")?;
+                put!(out; "too many ", what, " (limit ", limit, "): line ", line);
                 match ignored {
-                    0 | 1 => f.write_str(" ignored"),
-                    2 => f.write_str(" and 1 more line over a bound ignored"),
-                    n => write!(f, " and {} more lines over a bound ignored", n - 1),
+                    0 | 1 => put!(out; " ignored"),
+                    2 => put!(out; " and 1 more line over a bound ignored"),
+                    n => put!(out; " and ", n - 1, " more lines over a bound ignored"),
                 }
             }
-            Error::TooDeep => write!(
-                f,
-                "softdeps nested more than {} deep",
-                crate::probe::MAX_SOFTDEP_DEPTH
+            Error::TooDeep => put!(out;
+                "softdeps nested more than ",
+                crate::probe::MAX_SOFTDEP_DEPTH,
+                " deep"
             ),
-            Error::InvalidAlias => f.write_str("invalid alias (unbalanced ']')"),
-            Error::NotUtf8 => f.write_str("name is not valid UTF-8"),
+            Error::InvalidAlias => put!(out; "invalid alias (unbalanced ']')"),
+            Error::NotUtf8 => put!(out; "name is not valid UTF-8"),
         }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        text::display(self, f)
     }
 }
 

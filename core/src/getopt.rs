@@ -4,6 +4,8 @@
 //! glibc's diagnostics. Parsing stops at the first bad option (options before
 //! it are kept), as getopt's callers that exit on `?` behave.
 
+use crate::put;
+use crate::text::{self, Piece, Sink};
 use core::fmt;
 
 /// One option of a command.
@@ -64,9 +66,9 @@ pub enum GetoptError<'a> {
     TooMany,
 }
 
-impl GetoptError<'_> {
+impl<'a> GetoptError<'a> {
     /// The message glibc prints (`prog: ...`), given the option table.
-    pub fn show<'s>(&'s self, prog: &'s str, opts: &'s [Opt]) -> impl fmt::Display + 's {
+    pub fn show<'s>(&'s self, prog: &'s str, opts: &'s [Opt]) -> Show<'s, 'a> {
         Show {
             e: self,
             prog,
@@ -75,21 +77,24 @@ impl GetoptError<'_> {
     }
 }
 
-struct Show<'s, 'a> {
+/// A getopt error as glibc words it (a [`Piece`] and `Display`).
+pub struct Show<'s, 'a> {
     e: &'s GetoptError<'a>,
     prog: &'s str,
     opts: &'s [Opt],
 }
 
-impl fmt::Display for Show<'_, '_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Piece for Show<'_, '_> {
+    fn put_to(&self, out: &mut dyn Sink) {
         let p = self.prog;
         match *self.e {
-            GetoptError::Invalid(c) => write!(f, "{p}: invalid option -- '{c}'"),
-            GetoptError::ShortNeedsArg(c) => write!(f, "{p}: option requires an argument -- '{c}'"),
-            GetoptError::Unrecognized(n) => write!(f, "{p}: unrecognized option '--{n}'"),
+            GetoptError::Invalid(c) => put!(out; p, ": invalid option -- '", c, "'"),
+            GetoptError::ShortNeedsArg(c) => {
+                put!(out; p, ": option requires an argument -- '", c, "'")
+            }
+            GetoptError::Unrecognized(n) => put!(out; p, ": unrecognized option '--", n, "'"),
             GetoptError::Ambiguous(arg) => {
-                write!(f, "{p}: option '--{arg}' is ambiguous; possibilities:")?;
+                put!(out; p, ": option '--", arg, "' is ambiguous; possibilities:");
                 let n = arg.split_once('=').map_or(arg, |(n, _)| n);
                 for l in self
                     .opts
@@ -97,16 +102,23 @@ impl fmt::Display for Show<'_, '_> {
                     .flat_map(|o| o.long.iter())
                     .filter(|l| l.starts_with(n))
                 {
-                    write!(f, " '--{l}'")?;
+                    put!(out; " '--", l, "'");
                 }
-                Ok(())
             }
-            GetoptError::LongNeedsArg(n) => write!(f, "{p}: option '--{n}' requires an argument"),
+            GetoptError::LongNeedsArg(n) => {
+                put!(out; p, ": option '--", n, "' requires an argument")
+            }
             GetoptError::NoArgAllowed(n) => {
-                write!(f, "{p}: option '--{n}' doesn't allow an argument")
+                put!(out; p, ": option '--", n, "' doesn't allow an argument")
             }
-            GetoptError::TooMany => write!(f, "{p}: too many options (limit {MAX_OPTIONS})"),
+            GetoptError::TooMany => put!(out; p, ": too many options (limit ", MAX_OPTIONS, ")"),
         }
+    }
+}
+
+impl fmt::Display for Show<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        text::display(self, f)
     }
 }
 

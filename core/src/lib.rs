@@ -22,3 +22,4 @@ pub mod name;
 pub mod probe;
 pub mod remove;
 pub mod sched;
+pub mod text;

@@ -15,6 +15,8 @@
 use crate::config::Config;
 use crate::name::ModName;
 use crate::probe::{InitState, KernelState, Resolver, Step, step_options};
+use crate::put;
+use crate::text::{self, Piece, Sink};
 use core::ffi::CStr;
 use core::fmt::{self, Write};
 
@@ -97,6 +99,12 @@ impl Errno {
             129 => "Key was rejected by service",
             _ => "Unknown error",
         }
+    }
+}
+
+impl Piece for Errno {
+    fn put_to(&self, out: &mut dyn Sink) {
+        out.put(self.text().as_bytes());
     }
 }
 
@@ -185,39 +193,43 @@ pub enum LoadError {
     NoModuleFile,
 }
 
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Piece for LoadError {
+    fn put_to(&self, out: &mut dyn Sink) {
         match self {
-            LoadError::Kernel(e) => match e.0 {
-                errno::ENOEXEC => {
-                    f.write_str("Invalid module format (not a module for this kernel, see dmesg)")
-                }
-                errno::ENOENT => {
-                    f.write_str("Unknown symbol in module, or unknown parameter (see dmesg)")
-                }
-                errno::EKEYREJECTED | 126 => f.write_str("module signature rejected (see dmesg)"),
-                errno::EPERM => {
-                    f.write_str("Operation not permitted (module_blacklist= or lockdown?)")
-                }
-                errno::EEXIST => f.write_str("Module already in kernel"),
-                _ => f.write_str(e.text()),
-            },
-            LoadError::Open(e) => write!(f, "cannot read the module file: {e}"),
-            LoadError::Decompress(why) => write!(f, "decompression failed: {why}"),
+            LoadError::Kernel(e) => put!(out; match e.0 {
+                errno::ENOEXEC => "Invalid module format (not a module for this kernel, see dmesg)",
+                errno::ENOENT => "Unknown symbol in module, or unknown parameter (see dmesg)",
+                errno::EKEYREJECTED | 126 => "module signature rejected (see dmesg)",
+                errno::EPERM => "Operation not permitted (module_blacklist= or lockdown?)",
+                errno::EEXIST => "Module already in kernel",
+                _ => e.text(),
+            }),
+            LoadError::Open(e) => put!(out; "cannot read the module file: ", e),
+            LoadError::Decompress(why) => put!(out; "decompression failed: ", why.as_str()),
             LoadError::NoDecoder(c) => {
-                write!(f, "{} modules need a decoder this build lacks", c.name())
+                put!(out; c.name(), " modules need a decoder this build lacks")
             }
-            LoadError::TooLong(what, limit) => write!(f, "{what} too long (limit {limit} bytes)"),
-            LoadError::EmbeddedNul(what) => write!(f, "{what} contains a NUL byte"),
-            LoadError::Index(e) => write!(f, "{e}"),
-            LoadError::Command(status) => write!(f, "install command exited with status {status}"),
+            LoadError::TooLong(what, limit) => {
+                put!(out; *what, " too long (limit ", *limit, " bytes)")
+            }
+            LoadError::EmbeddedNul(what) => put!(out; *what, " contains a NUL byte"),
+            LoadError::Index(e) => e.put_to(out),
+            LoadError::Command(status) => {
+                put!(out; "install command exited with status ", *status)
+            }
             LoadError::DependencyFailed(dep) => {
-                write!(f, "not loaded: its dependency {dep} failed")
+                put!(out; "not loaded: its dependency ", dep.as_str(), " failed")
             }
             LoadError::NoModuleFile => {
-                f.write_str("no such module: not builtin and not in modules.dep")
+                put!(out; "no such module: not builtin and not in modules.dep")
             }
         }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        text::display(self, f)
     }
 }
 
