@@ -74,13 +74,17 @@ unit:
 	$(CARGO) test --locked --workspace --release
 
 # Every query against the static binary, with kmod 30 and with kmod 34 as
-# the reference; a sample against the host build.
+# the reference; a sample against the host build; the tiny build against
+# kmod 30 (without the symbols category: it has no modinfo, and says so)
+# and the hostile suite (its modinfo cases skipped).
 difftest: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-static
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-static --kmod34
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-host --sample 10
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin packdiff -- --pack out/earlymod-pack --earlymod out/earlymod
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin hostile -- --earlymod out/earlymod-static
+	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-tiny --skip symbols
+	$(CARGO) run --locked --release -q -p earlymod-tests --bin hostile -- --earlymod out/earlymod-tiny
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin kmodcases -- --earlymod out/earlymod-static
 
 test: setup lint unit size-check difftest fuzz-smoke vmtest

@@ -41,6 +41,7 @@ struct Opts {
     sample: usize,
     show: usize,
     only: Vec<String>,
+    skip: Vec<String>,
     keep: bool,
     /// The reference is kmod 34 (`--kmod34`): the `kmod34` category runs.
     kmod34: bool,
@@ -57,6 +58,8 @@ fn usage() -> ! {
          --show N    print the first N differences (default 10)\n\
          --only CAT  run only this category (repeatable): -D, -R, '-R symbol', builtin,\n\
                      '-D alias', misc, symbols, kmod34, config, cmdline\n\
+         --skip CAT  leave this category out (repeatable; a build without the modinfo\n\
+                     feature skips symbols: it says in one line that it cannot)\n\
          --keep      keep the scratch directory with the scenario files"
     );
     std::process::exit(2)
@@ -70,6 +73,7 @@ fn parse_args() -> Result<(Opts, Vec<String>), String> {
     let mut sample = 1;
     let mut show = 10;
     let mut only = Vec::new();
+    let mut skip = Vec::new();
     let mut keep = false;
     let mut kmod34 = false;
     let mut args = std::env::args().skip(1);
@@ -98,6 +102,13 @@ fn parse_args() -> Result<(Opts, Vec<String>), String> {
                     return Err(format!("unknown category {c:?}"));
                 }
                 only.push(c)
+            }
+            "--skip" => {
+                let c = val().ok_or("--skip CATEGORY")?;
+                if !CATEGORIES.contains(&c.as_str()) {
+                    return Err(format!("unknown category {c:?}"));
+                }
+                skip.push(c)
             }
             "--keep" => keep = true,
             "-h" | "--help" => usage(),
@@ -135,6 +146,7 @@ fn parse_args() -> Result<(Opts, Vec<String>), String> {
             sample,
             show,
             only,
+            skip,
             keep,
             kmod34,
         },
@@ -1180,6 +1192,9 @@ fn main() -> ExitCode {
 
     if !opts.only.is_empty() {
         queries.retain(|q| opts.only.iter().any(|c| c == q.category));
+    }
+    if !opts.skip.is_empty() {
+        queries.retain(|q| !opts.skip.iter().any(|c| c == q.category));
     }
     if !opts.kmod34 {
         let before = queries.len();

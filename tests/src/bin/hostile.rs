@@ -774,6 +774,31 @@ struct Harness {
     verbose: bool,
     cases: usize,
     failed: Vec<String>,
+    /// The applets the binary has (a build without `modinfo` skips its
+    /// cases, counted in `skipped`).
+    applets: Vec<String>,
+    skipped: usize,
+}
+
+/// The applets a build has, from its usage line (`(applets: a b c)`).
+fn applets_of(earlymod: &Path) -> Result<Vec<String>, String> {
+    let out = std::process::Command::new(earlymod)
+        .output()
+        .map_err(|e| format!("{}: {e}", earlymod.display()))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let list = text
+        .split_once("(applets:")
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(l, _)| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if list.iter().any(|a| a == "modprobe") {
+        Ok(list)
+    } else {
+        Err(format!(
+            "{}: no applet list in its usage line: {text:?}",
+            earlymod.display()
+        ))
+    }
 }
 
 impl Harness {
@@ -783,6 +808,10 @@ impl Harness {
             .as_ref()
             .is_some_and(|o| !c.name.contains(o.as_str()))
         {
+            return;
+        }
+        if !self.applets.iter().any(|a| a == c.applet) {
+            self.skipped += 1;
             return;
         }
         self.cases += 1;
@@ -2132,6 +2161,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let applets = match applets_of(&earlymod) {
+        Ok(a) => a,
+        Err(e) => {
+            println!("hostile: FAIL: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let work = std::env::temp_dir().join(format!("earlymod-hostile-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).unwrap();
@@ -2143,6 +2179,8 @@ fn main() -> ExitCode {
         verbose,
         cases: 0,
         failed: Vec::new(),
+        applets,
+        skipped: 0,
     };
     index_cases(&mut h);
     sparse_cases(&mut h);
@@ -2155,6 +2193,13 @@ fn main() -> ExitCode {
         let _ = fs::remove_dir_all(&work);
     }
     let passed = h.cases - h.failed.len();
+    if h.skipped > 0 {
+        println!(
+            "hostile: {} cases skipped: their applet is not in this build (applets: {})",
+            h.skipped,
+            h.applets.join(" ")
+        );
+    }
     if h.failed.is_empty() {
         println!("hostile: {} cases, {passed} passed", h.cases);
         ExitCode::SUCCESS
