@@ -251,6 +251,39 @@ def file_size(path):
         return None
 
 
+def tiny_initramfs_init():
+    """tiny-initramfs's whole static PID 1, from its package; (path, why-not)."""
+    try:
+        files = subprocess.run(["dpkg", "-L", "tiny-initramfs-core"], capture_output=True,
+                               text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return None, "tiny-initramfs-core is not installed (scripts/setup.sh bench)"
+    for f in files:
+        if f.endswith("/init-static") and os.path.isfile(f):
+            return f, None
+    return None, "tiny-initramfs-core lists no init-static"
+
+
+def size_table():
+    """scripts/size.py's figures (every static build, its ceiling and goal,
+    its largest contributors) as markdown lines, or a line saying why not."""
+    out = os.path.join(REPO, "target", "size", "report.json")
+    r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "size.py"),
+                        "--json", out], cwd=REPO, capture_output=True, text=True)
+    if r.returncode != 0:
+        return [f"scripts/size.py failed: {(r.stderr or r.stdout).strip()[-300:]}"]
+    with open(out) as f:
+        data = json.load(f)["builds"]
+    lines = ["| build | bytes | ceiling | goal | features | largest contributors (unstripped twin) |",
+             "|---|---:|---:|---:|---|---|"]
+    for name, b in data.items():
+        goal = f"{b['goal']:,}" if b.get("goal") else "-"
+        top = ", ".join(f"{c} {n:,}" for c, n in b["contributors"][:10])
+        lines.append(f"| {name} | {b['bytes']:,} | {b['ceiling']:,} | {goal} | "
+                     f"`{b['features']}` | {top} |")
+    return lines
+
+
 def busybox_static():
     """busybox-static's binary, from its package file list; (path, why-not)."""
     try:
@@ -643,8 +676,9 @@ def main():
     if full is not None:
         t.row("out/earlymod, bytes", "issue 12's budget", full, GOAL_SIZE_FULL, goal=1.0)
     if mini is not None:
-        t.row("out/earlymod-tiny, bytes", "tiny-initramfs init-static", mini, GOAL_SIZE_TINY,
-              goal=1.0)
+        tinit, tiwhy = tiny_initramfs_init()
+        t.row("out/earlymod-tiny, bytes", "tiny-initramfs init-static", mini,
+              file_size(tinit) if tinit else None, goal=1.0, why=tiwhy)
     tables.append(t)
 
     # header
@@ -722,6 +756,9 @@ def main():
         head += [f"- {r['title'].split(':')[0].split(' vs ')[0]}: {r['figure']} vs {r['peer']}: "
                  f"ratio {r['ratio']}, goal {r['goal']}" for r in missed] + [""]
     text = "\n".join(head) + "\n" + "\n".join(tb.markdown() for tb in tables)
+    text += ("\n## Static builds (`make size`)\n\nEvery variant built by `scripts/size.py` "
+             "(stripped; contributors from an unstripped twin of the same build, symbol bytes "
+             "by crate):\n\n" + "\n".join(size_table()) + "\n")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text)

@@ -9,10 +9,11 @@ PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time)
 # The image ships qemu-utils from bookworm-backports; qemu-system-x86 must match it.
 BPO_PKGS=(qemu-system-x86)
 # `setup.sh bench`: the peers of the packing benchmark (the -core packages
-# install side by side and bring no kernel hooks) and callgrind for the
-# resolution figures.
+# install side by side and bring no kernel hooks), tiny-initramfs's static
+# init (the size peer of earlymod-tiny; -core is the binary alone) and
+# callgrind for the resolution figures.
 if [ "${1:-}" = bench ]; then
-    PKGS+=(initramfs-tools-core dracut-core valgrind)
+    PKGS+=(initramfs-tools-core dracut-core tiny-initramfs-core valgrind)
 fi
 
 log() { printf 'setup: %s\n' "$*" >&2; }
