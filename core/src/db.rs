@@ -215,8 +215,54 @@ impl<'a> DepLine<'a> {
     }
 
     /// Dependency paths in file order (kmod loads them in reverse).
-    pub fn deps(&self) -> impl DoubleEndedIterator<Item = &'a str> + Clone {
-        self.deps.split([' ', '\t']).filter(|s| !s.is_empty())
+    pub fn deps(&self) -> Deps<'a> {
+        Deps { rest: self.deps }
+    }
+}
+
+/// The dependency paths of a [`DepLine`], split on spaces and tabs (a byte
+/// scan: this runs for every dependency of every probed module).
+#[derive(Debug, Clone)]
+pub struct Deps<'a> {
+    rest: &'a str,
+}
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+impl<'a> Iterator for Deps<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.rest.as_bytes();
+        let start = b.iter().position(|&c| !is_blank(c))?;
+        let end = b[start..]
+            .iter()
+            .position(|&c| is_blank(c))
+            .map_or(b.len(), |n| start + n);
+        // Both ends sit next to an ASCII byte: char boundaries.
+        let item = &self.rest[start..end];
+        self.rest = &self.rest[end..];
+        Some(item)
+    }
+}
+
+impl DoubleEndedIterator for Deps<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let b = self.rest.as_bytes();
+        let end = b.iter().rposition(|&c| !is_blank(c))? + 1;
+        let start = b[..end].iter().rposition(|&c| is_blank(c)).map_or(0, |n| n + 1);
+        let item = &self.rest[start..end];
+        self.rest = &self.rest[..start];
+        Some(item)
+    }
+}
+
+#[cfg(test)]
+impl<'a> DepLine<'a> {
+    fn parse_deps_for_test(deps: &'a str) -> Self {
+        DepLine { path: "", deps }
     }
 }
 
@@ -240,6 +286,29 @@ mod tests {
         let d = DepLine::parse(line).unwrap();
         assert_eq!(d.path, "kernel/fs/ext4/ext4.ko.xz");
         let deps: heapless::Vec<&str, 4> = d.deps().rev().collect();
+        for text in ["", " ", "\t \t", "a", " a", "a ", "\ta  b\t c ", "é x\tß "] {
+            let d = DepLine::parse_deps_for_test(text);
+            let want: alloc::vec::Vec<&str> =
+                text.split([' ', '\t']).filter(|s| !s.is_empty()).collect();
+            assert_eq!(d.deps().collect::<alloc::vec::Vec<_>>(), want, "{text:?}");
+            let mut back: alloc::vec::Vec<&str> = d.deps().rev().collect();
+            back.reverse();
+            assert_eq!(back, want, "{text:?} from the back");
+            let mut it = d.deps();
+            let (mut front, mut rear) = (alloc::vec::Vec::new(), alloc::vec::Vec::new());
+            loop {
+                match it.next() {
+                    Some(x) => front.push(x),
+                    None => break,
+                }
+                match it.next_back() {
+                    Some(x) => rear.insert(0, x),
+                    None => break,
+                }
+            }
+            front.extend(rear);
+            assert_eq!(front, want, "{text:?} from both ends");
+        }
         assert_eq!(
             &deps[..],
             &["kernel/fs/mbcache.ko.xz", "kernel/lib/crc16.ko.xz"]
