@@ -369,10 +369,13 @@ impl<'r, 'a> Resolver<'r, 'a> {
         let target_deps = self.db.dep_line(&target.name)?.and_then(DepLine::parse);
         for s in b.steps.iter_mut() {
             s.is_target = s.name == target.name && s.alias == target.alias;
-            s.required = s.is_target
-                || (s.alias.is_none()
-                    && s.path
-                        .is_some_and(|p| target_deps.is_some_and(|d| d.deps().any(|q| q == p))));
+            s.required = s.is_target;
+        }
+        // One pass over the target's dependencies (not one per step).
+        for q in target_deps.iter().flat_map(|d| d.deps()) {
+            for s in b.steps.iter_mut() {
+                s.required |= s.alias.is_none() && s.path == Some(q);
+            }
         }
         Ok(Ok(()))
     }
