@@ -10,10 +10,8 @@ const LIMIT: usize = 16 << 20;
 fuzz_target!(|data: &[u8]| {
     let _ = decompress_to_vec(data, LIMIT);
     // The heap-free path, as the static binary sizes it from the headers.
-    if let (Ok(n), Ok(s)) = (decompressed_len(data), scratch_len(data))
-        && n <= LIMIT
-        && s <= LIMIT
-    {
+    let sizes = (decompressed_len(data), scratch_len(data));
+    if let (Ok(n @ 0..=LIMIT), Ok(s @ 0..=LIMIT)) = sizes {
         let mut out = vec![0u8; n];
         let mut scratch = vec![0u8; s];
         let _ = decompress_into(data, &mut out, &mut scratch);

@@ -890,9 +890,7 @@ fn problems(r: &Run, want: &Expect) -> Vec<String> {
     if r.timed_out || r.code.is_none() {
         bad.push(describe(r));
     }
-    if let Some(c) = r.code
-        && c != want.code
-    {
+    if let Some(c) = r.code.filter(|&c| c != want.code) {
         bad.push(format!("exit {c}, want {}", want.code));
     }
     let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.is_empty()).collect();
