@@ -8,7 +8,7 @@
 
 use core::ffi::CStr;
 use earlymod_core::config::Config;
-use earlymod_core::db::{ModuleDb, Source};
+use earlymod_core::db::ModuleDb;
 use earlymod_core::load::{self, Compression, Errno, Kernel, LoadError, RunFlags};
 use earlymod_core::probe::{
     Candidates, InitState, KernelState, NameArena, ProbeFlags, Resolver, Steps,
