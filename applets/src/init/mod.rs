@@ -13,6 +13,8 @@
 //!
 //! `init` and `report` come with the `init` feature, `coldplug` and
 //! `load-config` with the `coldplug` feature; the loading steps are shared.
+//! With the `parallel` feature independent modules load in child processes
+//! (`earlymod.jobs=`, `--jobs=`); without it, one at a time in-process.
 // A build with only one of the two features leaves the other's steps unused.
 #![cfg_attr(
     not(all(feature = "init", feature = "coldplug")),
