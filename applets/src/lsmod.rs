@@ -4,8 +4,9 @@
 
 use crate::rmmod::{holders, refcnt};
 use crate::sys::Out;
-use core::fmt::Write;
 use earlymod_core::load::Errno;
+use earlymod_core::put;
+use earlymod_core::text::Pad;
 
 /// The read buffer: far longer than the two fields used of each line
 /// (a module name is at most 55 bytes, its size at most 20 digits).
@@ -61,17 +62,10 @@ pub fn main(prog: &str) -> i32 {
     // /proc files report size 0: read them, do not map them.
     let fd = match crate::sys::open(c"/proc/modules") {
         Ok(fd) => fd,
-        Err(e) => {
-            let _ = writeln!(
-                Out::stderr(),
-                "{prog}: ERROR: could not get list of modules: /proc/modules: {}",
-                Errno(e.raw_os_error())
-            );
-            return 1;
-        }
+        Err(e) => return cannot_list(prog, Errno(e.raw_os_error())),
     };
     let mut out = Out::stdout();
-    let _ = writeln!(out, "Module                  Size  Used by");
+    out.bytes(b"Module                  Size  Used by\n");
     let mut buf = [0u8; CHUNK];
     let mut read = |b: &mut [u8]| loop {
         match rustix::io::read(&fd, &mut *b) {
@@ -88,7 +82,7 @@ pub fn main(prog: &str) -> i32 {
             return;
         };
         let used = refcnt(name).map_or(0i64, i64::from);
-        let _ = write!(out, "{name:<19} {size:>8}  {used}");
+        put!(&mut out; Pad::left(&name, 19), " ", Pad::right(&size, 8), "  ", used);
         let mut first = true;
         holders(name, &mut |h| {
             out.bytes(if first { b" " } else { b"," });
@@ -99,13 +93,16 @@ pub fn main(prog: &str) -> i32 {
     });
     out.flush();
     if let Err(e) = r {
-        let _ = writeln!(
-            Out::stderr(),
-            "{prog}: ERROR: could not get list of modules: /proc/modules: {e}"
-        );
-        return 1;
+        return cannot_list(prog, e);
     }
     0
+}
+
+/// kmod's error when `/proc/modules` cannot be read; the exit code.
+fn cannot_list(prog: &str, e: Errno) -> i32 {
+    put!(&mut Out::stderr();
+        prog, ": ERROR: could not get list of modules: /proc/modules: ", e, "\n");
+    1
 }
 
 #[cfg(test)]

@@ -3,13 +3,14 @@
 use crate::kernel::initstate;
 use crate::log::{LOG_ERR, Log};
 use crate::sys::{self, CPath};
-use core::fmt::Write;
 use earlymod_core::load::{Errno, LoadError};
 use earlymod_core::name::{AliasBuf, normalize_alias};
 #[cfg(feature = "rmmod")]
 use earlymod_core::name::{ModName, modname, modname_from_path};
 use earlymod_core::probe::{Candidates, InitState, Resolver};
+use earlymod_core::put;
 use earlymod_core::remove::{Event, RemoveFlags, Remover, SysState, remove};
+use earlymod_core::text::{Piece, Sink};
 
 /// `O_NONBLOCK` for `delete_module`: fail instead of waiting for users.
 const O_NONBLOCK: i32 = 0o4000;
@@ -39,15 +40,12 @@ pub fn holders(name: &str, f: &mut dyn FnMut(&str)) {
 #[cfg(feature = "rmmod")]
 fn check_removable(log: &Log<'_>, name: &str, builtin: bool) -> bool {
     if builtin {
-        log.log(LOG_ERR, format_args!("Module {name} is builtin."));
+        log.say(LOG_ERR, &[&"Module ", &name, &" is builtin."]);
         return false;
     }
     match initstate(name) {
         InitState::Absent => {
-            log.log(
-                LOG_ERR,
-                format_args!("Module {name} is not currently loaded"),
-            );
+            log.say(LOG_ERR, &[&"Module ", &name, &" is not currently loaded"]);
             return false;
         }
         InitState::Transient | InitState::Live => {}
@@ -70,11 +68,14 @@ fn check_removable(log: &Log<'_>, name: &str, builtin: bool) -> bool {
         let _ = users.push_str(h);
     });
     if !users.is_empty() {
-        log.log(LOG_ERR, format_args!("Module {name} is in use by: {users}"));
+        log.say(
+            LOG_ERR,
+            &[&"Module ", &name, &" is in use by: ", &users.as_str()],
+        );
         return false;
     }
     if refcnt(name).unwrap_or(0) > 0 {
-        log.log(LOG_ERR, format_args!("Module {name} is in use"));
+        log.say(LOG_ERR, &[&"Module ", &name, &" is in use"]);
         return false;
     }
     true
@@ -156,16 +157,13 @@ pub fn remove_all(
             // A corrupt index or a name over a bound: say so (the module
             // may well exist).
             Err(e) if e != earlymod_core::Error::InvalidAlias => {
-                log.log(
-                    LOG_ERR,
-                    format_args!("could not look up '{}': {e}", crate::modprobe::Short(name)),
-                );
+                log.say(LOG_ERR, &[&"could not look up '", &Short(name), &"': ", &e]);
                 err = 1;
                 continue;
             }
             Ok(_) if !found.is_empty() => {}
             _ => {
-                log.log(out.priority, format_args!("Module {name} not found."));
+                log.say(out.priority, &[&"Module ", name, &" not found."]);
                 err = 1;
                 continue;
             }
@@ -173,7 +171,7 @@ pub fn remove_all(
         for c in found.iter() {
             let mut on_event = |e: Event<'_>| match e {
                 Event::Rmmod(m) if out.show => {
-                    let _ = writeln!(stdout, "rmmod {m}");
+                    put!(&mut stdout; "rmmod ", m, "\n");
                 }
                 Event::Command(cmd) if out.show => {
                     stdout.bytes(b"remove ");
@@ -186,26 +184,23 @@ pub fn remove_all(
                 Event::Rmmod(_) | Event::Command(_) => {}
                 Event::NotInKernel(m) => {
                     stdout.flush();
-                    log.log(out.priority, format_args!("Module {m} is not in kernel."))
+                    log.say(out.priority, &[&"Module ", &m, &" is not in kernel."])
                 }
                 Event::Builtin(m) => {
                     stdout.flush();
-                    log.log(out.priority, format_args!("Module {m} is builtin."))
+                    log.say(out.priority, &[&"Module ", &m, &" is builtin."])
                 }
                 Event::InUse(m) => {
                     stdout.flush();
-                    log.log(out.priority, format_args!("Module {m} is in use."))
+                    log.say(out.priority, &[&"Module ", &m, &" is in use."])
                 }
                 Event::RemoveFailed(m, e) => {
                     stdout.flush();
-                    log.log(LOG_ERR, format_args!("could not remove '{m}': {e}"))
+                    log.say(LOG_ERR, &[&"could not remove '", &m, &"': ", &e])
                 }
                 Event::CommandFailed(m) => {
                     stdout.flush();
-                    log.log(
-                        out.priority,
-                        format_args!("Error running remove command for {m}"),
-                    )
+                    log.say(out.priority, &[&"Error running remove command for ", &m])
                 }
             };
             let done = remove(resolver, c, flags, &mut LiveRemover, &mut on_event);
@@ -217,7 +212,10 @@ pub fn remove_all(
                     break;
                 }
                 Err(e) => {
-                    log.log(LOG_ERR, format_args!("could not remove '{}': {e}", c.name));
+                    log.say(
+                        LOG_ERR,
+                        &[&"could not remove '", &c.name.as_str(), &"': ", &e],
+                    );
                     err = 1;
                     break;
                 }
@@ -240,7 +238,7 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
         verbose: crate::log::LOG_WARNING,
     };
     if operands.is_empty() {
-        log.log(LOG_ERR, format_args!("missing module name."));
+        log.say(LOG_ERR, &[&"missing module name."]);
         return 1;
     }
     let mut err = 0;
@@ -252,7 +250,7 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
         } {
             Ok(n) => n,
             Err(e) => {
-                log.log(LOG_ERR, format_args!("{arg}: {e}"));
+                log.say(LOG_ERR, &[arg, &": ", &e]);
                 err = 1;
                 continue;
             }
@@ -263,17 +261,37 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
             continue;
         }
         if let Err(e) = delete(&name, force) {
-            log.log(
+            log.say(
                 LOG_ERR,
-                format_args!(
-                    "could not remove module {arg}: {}",
-                    earlymod_core::load::Errno(e.raw_os_error())
-                ),
+                &[
+                    &"could not remove module ",
+                    arg,
+                    &": ",
+                    &Errno(e.raw_os_error()),
+                ],
             );
             err = 1;
         }
     }
     err
+}
+
+/// A name as `modprobe::Short` shows it: at most 128 bytes of it (on a
+/// character boundary), then `... (N bytes)`.
+struct Short<'s>(&'s str);
+
+impl Piece for Short<'_> {
+    fn put_to(&self, out: &mut dyn Sink) {
+        const SHOWN: usize = 128;
+        if self.0.len() <= SHOWN {
+            return out.put(self.0.as_bytes());
+        }
+        let mut end = SHOWN;
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        put!(out; &self.0[..end], "... (", self.0.len(), " bytes)");
+    }
 }
 
 #[cfg(feature = "rmmod")]

@@ -9,6 +9,7 @@ extern crate alloc;
 
 use core::ffi::CStr;
 use earlymod_applets::sys::Out;
+use earlymod_core::put;
 
 mod alloc_mmap;
 
@@ -69,9 +70,7 @@ unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i3
             .unwrap_or("");
         if let Some(o) = v.strip_prefix("MODPROBE_OPTIONS=") {
             env.modprobe_options = Some(o);
-        } else if let Some(o) = v.strip_prefix("PWD=")
-            && env.pwd.is_none()
-        {
+        } else if let (Some(o), None) = (v.strip_prefix("PWD="), env.pwd) {
             env.pwd = Some(o);
         }
         alloc_stats |= v == "EARLYMOD_ALLOC_STATS=1";
@@ -79,18 +78,12 @@ unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i3
     }
     let code = run(args, env);
     if alloc_stats {
-        use core::fmt::Write;
-        let _ = writeln!(
-            Out::stderr(),
-            "earlymod: {} heap allocations",
-            alloc_mmap::allocations()
-        );
+        put!(&mut Out::stderr(); "earlymod: ", alloc_mmap::allocations(), " heap allocations\n");
     }
     origin::program::exit(code)
 }
 
 fn run<'a>(args: &mut [&'a str], env: earlymod_applets::Env<'a>) -> i32 {
-    use core::fmt::Write;
     let argv0 = args.first().copied().unwrap_or("earlymod");
     let (applet, rest): (&str, &mut [&'a str]) = match earlymod_applets::applet_of(argv0) {
         Some(a) => (a, args.get_mut(1..).unwrap_or(&mut [])),
@@ -98,17 +91,17 @@ fn run<'a>(args: &mut [&'a str], env: earlymod_applets::Env<'a>) -> i32 {
             Some(a) => (a, &mut args[2..]),
             None => {
                 let mut err = Out::stderr();
-                let _ = write!(err, "usage: earlymod APPLET [ARGS]   (applets:");
+                err.bytes(b"usage: earlymod APPLET [ARGS]   (applets:");
                 for a in earlymod_applets::APPLETS {
-                    let _ = write!(err, " {a}");
+                    put!(&mut err; " ", a);
                 }
-                let _ = writeln!(err, ")");
+                err.bytes(b")\n");
                 return 1;
             }
         },
     };
     earlymod_applets::dispatch(applet, rest, env).unwrap_or_else(|| {
-        let _ = writeln!(Out::stderr(), "earlymod: unknown applet '{applet}'");
+        put!(&mut Out::stderr(); "earlymod: unknown applet '", applet, "'\n");
         1
     })
 }

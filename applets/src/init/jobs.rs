@@ -1,10 +1,11 @@
 //! Loading a batch of requests (names, aliases, modaliases) the way
 //! modprobe would load each, but as one plan: every module once,
 //! dependencies strictly before dependents (hard edges), softdeps ordered
-//! (soft edges), independent modules in parallel child processes. Each
-//! module goes through the loader's one policy ([`load::decide`] here,
-//! [`load::act`] in the child), the same as `modprobe`'s
-//! [`load::run_probe`].
+//! (soft edges), independent modules in parallel child processes (the
+//! `parallel` feature; without it, one after another in this process, in
+//! the order `earlymod.jobs=1` loads them). Each module goes through the
+//! loader's one policy ([`load::decide`] here, [`load::act`] in the
+//! child), the same as `modprobe`'s [`load::run_probe`].
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -14,9 +15,11 @@ use earlymod_core::load::{self, Decision, Entry, Failures, Kernel, LoadError, Pa
 use earlymod_core::name::{AliasBuf, ModName, normalize_alias};
 use earlymod_core::probe::{Candidates, KernelState, NameArena, ProbeFlags, Resolver, Skip, Steps};
 use earlymod_core::sched::{JobState, Schedule};
+#[cfg(feature = "parallel")]
 use rustix::runtime::Fork;
 
 use super::klog::Klog;
+use super::text;
 use crate::kernel::Live;
 
 /// One module to load.
@@ -82,7 +85,7 @@ impl Plan {
         let mut found = Candidates::new();
         let ok = normalize_alias(request, &mut key).and_then(|_| r.lookup(&key, &mut found));
         if let Err(e) = ok {
-            log.line(format_args!("{request}: {e}"));
+            log.line(&[&request, &": ", &e]);
             return;
         }
         // Nothing found is no error here: most device modaliases have no
@@ -95,24 +98,28 @@ impl Plan {
         let flags = ProbeFlags::default();
         for c in found.iter() {
             if c.alias.is_some() && self.blacklist.iter().any(|b| *b == c.name.as_str()) {
-                log.debug(format_args!(
-                    "{request}: {} is blacklisted on the command line",
-                    c.name
-                ));
+                log.debug(&[
+                    &request,
+                    &": ",
+                    &c.name.as_str(),
+                    &" is blacklisted on the command line",
+                ]);
                 continue;
             }
             match r.probe_list(c, flags, state, &names, &mut steps) {
                 Ok(Ok(())) => {}
                 Ok(Err(Skip::AlreadyLoaded)) => continue,
                 Ok(Err(Skip::Blacklisted)) => {
-                    log.line(format_args!(
-                        "{request}: {} is blacklisted, not loaded",
-                        c.name
-                    ));
+                    log.line(&[
+                        &request,
+                        &": ",
+                        &c.name.as_str(),
+                        &" is blacklisted, not loaded",
+                    ]);
                     continue;
                 }
                 Err(e) => {
-                    log.line(format_args!("{request}: {}: {e}", c.name));
+                    log.line(&[&request, &": ", &c.name.as_str(), &": ", &e]);
                     continue;
                 }
             }
@@ -128,11 +135,12 @@ impl Plan {
                     Some(id) => id,
                     None => {
                         let Ok(id) = self.sched.add_job() else {
-                            log.line(format_args!(
-                                "{}: too many modules in one batch (limit {})",
-                                s.name,
-                                earlymod_core::sched::MAX_JOBS
-                            ));
+                            log.line(&[
+                                &s.name.as_str(),
+                                &": too many modules in one batch (limit ",
+                                &earlymod_core::sched::MAX_JOBS,
+                                &")",
+                            ]);
                             continue;
                         };
                         let mut params = Params::new();
@@ -192,10 +200,13 @@ impl Plan {
     /// (the policy still keeps a failed dependency's dependents out).
     fn edge(&mut self, before: usize, after: usize, hard: bool, log: &mut Klog) {
         if let Err(e) = self.sched.add_edge(before, after, hard) {
-            log.line(format_args!(
-                "{}: not ordered after {}: {e}",
-                self.jobs[after].name, self.jobs[before].name
-            ));
+            log.line(&[
+                &self.jobs[after].name.as_str(),
+                &": not ordered after ",
+                &self.jobs[before].name.as_str(),
+                &": ",
+                &e,
+            ]);
         }
     }
 
@@ -223,7 +234,8 @@ impl Plan {
         }
     }
 
-    /// Runs the plan with up to `jobs` loads at a time through `runner`;
+    /// Runs the plan with up to `jobs` loads at a time through `runner`
+    /// (one at a time in this process without the `parallel` feature);
     /// `state` is the kernel's module state the policy consults.
     pub fn run(
         &mut self,
@@ -233,40 +245,45 @@ impl Plan {
         runner: &mut dyn Runner,
         log: &mut Klog,
     ) {
-        let mut running: Vec<(u32, usize, u64)> = Vec::new();
-        loop {
-            while running.len() < jobs.max(1) {
-                let Some(i) = self.sched.next_ready() else {
+        #[cfg(feature = "parallel")]
+        {
+            let mut running: Vec<(u32, usize, u64)> = Vec::new();
+            loop {
+                while running.len() < jobs.max(1) {
+                    let Some(i) = self.sched.next_ready() else {
+                        break;
+                    };
+                    let t0 = super::now_us();
+                    if let Some(token) = self.start(r, state, i, t0, runner, jobs > 1, log) {
+                        running.push((token, i, t0));
+                    }
+                }
+                // Nothing running and nothing ready: all done (next_ready
+                // breaks ordering cycles when nothing runs).
+                if running.is_empty() {
                     break;
+                }
+                let Some((token, r)) = runner.wait() else {
+                    // The runner lost its children: count them as failed.
+                    for (_, i, t0) in core::mem::take(&mut running) {
+                        self.finish(i, Err(Some("lost".to_string())), t0, log);
+                    }
+                    continue;
                 };
+                if let Some(k) = running.iter().position(|(t, _, _)| *t == token) {
+                    let (_, i, t0) = running.swap_remove(k);
+                    self.finish(i, r, t0, log);
+                }
+            }
+        }
+        // One at a time: nothing is ever running when the next is picked
+        // (next_ready breaks ordering cycles).
+        #[cfg(not(feature = "parallel"))]
+        {
+            let _ = jobs;
+            while let Some(i) = self.sched.next_ready() {
                 let t0 = super::now_us();
-                match self.decide(r, state, i) {
-                    Decision::Load => match runner.start(&self.jobs[i], jobs > 1) {
-                        Started::Finished(r) => self.finish(i, r, t0, log),
-                        Started::Running(token) => running.push((token, i, t0)),
-                    },
-                    // Loaded meanwhile (the kernel's request_module, say).
-                    Decision::InKernel => self.finish(i, Ok(()), t0, log),
-                    Decision::Fail(e) => self.finish(i, Err(Some(e.to_string())), t0, log),
-                    // Not asked for (no --first-time here).
-                    Decision::FirstTimeLoaded => self.finish(i, Ok(()), t0, log),
-                }
-            }
-            // Nothing running and nothing ready: all done (next_ready
-            // breaks ordering cycles when nothing runs).
-            if running.is_empty() {
-                break;
-            }
-            let Some((token, r)) = runner.wait() else {
-                // The runner lost its children: count them as failed.
-                for (_, i, t0) in core::mem::take(&mut running) {
-                    self.finish(i, Err(Some("lost".to_string())), t0, log);
-                }
-                continue;
-            };
-            if let Some(k) = running.iter().position(|(t, _, _)| *t == token) {
-                let (_, i, t0) = running.swap_remove(k);
-                self.finish(i, r, t0, log);
+                self.start(r, state, i, t0, runner, false, log);
             }
         }
         // Jobs the schedule kept back (a hard dependency failed): the
@@ -277,19 +294,49 @@ impl Plan {
             }
             let why = match self.decide(r, state, i) {
                 Decision::InKernel | Decision::FirstTimeLoaded => continue,
-                Decision::Fail(e) => e.to_string(),
+                Decision::Fail(e) => text(&[&e]),
                 // The schedule's hard edges are modules.dep's: the policy
                 // finds the same failure unless it was skipped itself.
                 Decision::Load => match self.sched.blocker(i) {
-                    Some(b) => {
-                        alloc::format!("not loaded: its dependency {} failed", self.jobs[b].name)
-                    }
+                    Some(b) => text(&[
+                        &"not loaded: its dependency ",
+                        &self.jobs[b].name.as_str(),
+                        &" failed",
+                    ]),
                     None => "not loaded".to_string(),
                 },
             };
-            log.line(format_args!("{}: {why}", self.jobs[i].name));
+            log.line(&[&self.jobs[i].name.as_str(), &": ", &why.as_str()]);
             self.jobs[i].error = Some(why);
         }
+    }
+
+    /// Job `i` as the policy decides it now: loaded through `runner` or
+    /// finished; the runner's token when it runs elsewhere.
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &mut self,
+        r: &Resolver<'_, '_>,
+        state: &dyn KernelState,
+        i: usize,
+        t0: u64,
+        runner: &mut dyn Runner,
+        parallel: bool,
+        log: &mut Klog,
+    ) -> Option<u32> {
+        match self.decide(r, state, i) {
+            Decision::Load => match runner.start(&self.jobs[i], parallel) {
+                Started::Finished(r) => self.finish(i, r, t0, log),
+                #[cfg(feature = "parallel")]
+                Started::Running(token) => return Some(token),
+            },
+            // Loaded meanwhile (the kernel's request_module, say).
+            Decision::InKernel => self.finish(i, Ok(()), t0, log),
+            Decision::Fail(e) => self.finish(i, Err(Some(text(&[&e]))), t0, log),
+            // Not asked for (no --first-time here).
+            Decision::FirstTimeLoaded => self.finish(i, Ok(()), t0, log),
+        }
+        None
     }
 
     fn finish(&mut self, i: usize, r: Result<(), Option<String>>, t0: u64, log: &mut Klog) {
@@ -297,12 +344,12 @@ impl Plan {
         j.micros = super::now_us().saturating_sub(t0);
         match r {
             Ok(()) => {
-                log.debug(format_args!("loaded {} in {} us", j.name, j.micros));
+                log.debug(&[&"loaded ", &j.name.as_str(), &" in ", &j.micros, &" us"]);
                 self.sched.finish(i, true);
             }
             Err(msg) => {
                 if let Some(m) = &msg {
-                    log.line(format_args!("{}: {m}", j.name));
+                    log.line(&[&j.name.as_str(), &": ", &m.as_str()]);
                 }
                 j.error = Some(msg.unwrap_or_else(|| "failed (see the message above)".to_string()));
                 self.sched.finish(i, false);
@@ -321,6 +368,7 @@ pub enum Started {
     /// Ran to completion already (in this process); the error text, if any.
     Finished(Result<(), Option<String>>),
     /// Running elsewhere; [`Runner::wait`] reports it by this token.
+    #[cfg(feature = "parallel")]
     Running(u32),
 }
 
@@ -329,11 +377,13 @@ pub trait Runner {
     /// Starts loading `job`; `parallel` allows running it elsewhere.
     fn start(&mut self, job: &Job, parallel: bool) -> Started;
     /// Waits for any running job; `None` when none is left.
+    #[cfg(feature = "parallel")]
     fn wait(&mut self) -> Option<(u32, Result<(), Option<String>>)>;
 }
 
-/// The real kernel: one child process per load when parallel, else in
-/// this process. A child reports its own error line (console and kmsg).
+/// The real kernel: one child process per load when parallel (the
+/// `parallel` feature), else in this process. A child reports its own
+/// error line (console and kmsg).
 pub struct ForkRunner {
     /// Read `/sys/module/compression` once, before the first fork.
     kernel: Live,
@@ -355,27 +405,17 @@ impl ForkRunner {
 
 impl Runner for ForkRunner {
     fn start(&mut self, job: &Job, parallel: bool) -> Started {
-        if !parallel {
-            let r = load_job(&mut self.kernel, &self.moddir, job);
-            return Started::Finished(r.map_err(|e| Some(alloc::format!("{e}"))));
+        #[cfg(not(feature = "parallel"))]
+        let _ = parallel;
+        #[cfg(feature = "parallel")]
+        if parallel {
+            return self.fork(job);
         }
-        // SAFETY: single-threaded; the child only loads and exits.
-        match unsafe { rustix::runtime::kernel_fork() } {
-            Ok(Fork::Child(_)) => {
-                let code = match load_job(&mut self.kernel, &self.moddir, job) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        Klog::new().line(format_args!("{}: {e}", job.name));
-                        1
-                    }
-                };
-                rustix::runtime::exit_group(code)
-            }
-            Ok(Fork::ParentOf(pid)) => Started::Running(pid.as_raw_nonzero().get() as u32),
-            Err(_) => self.start(job, false),
-        }
+        let r = load_job(&mut self.kernel, &self.moddir, job);
+        Started::Finished(r.map_err(|e| Some(text(&[&e]))))
     }
 
+    #[cfg(feature = "parallel")]
     fn wait(&mut self) -> Option<(u32, Result<(), Option<String>>)> {
         loop {
             match rustix::process::wait(rustix::process::WaitOptions::empty()) {
@@ -384,9 +424,10 @@ impl Runner for ForkRunner {
                     // one killed (the OOM killer, say) could not.
                     let r = match (status.exit_status(), status.terminating_signal()) {
                         (Some(0), _) => Ok(()),
-                        (_, Some(sig)) => Err(Some(alloc::format!(
-                            "the loading process was killed by signal {sig}"
-                        ))),
+                        (_, Some(sig)) => Err(Some(text(&[
+                            &"the loading process was killed by signal ",
+                            &sig,
+                        ]))),
                         _ => Err(None),
                     };
                     return Some((pid.as_raw_nonzero().get() as u32, r));
@@ -394,6 +435,28 @@ impl Runner for ForkRunner {
                 Ok(None) | Err(rustix::io::Errno::INTR) => continue,
                 Err(_) => return None,
             }
+        }
+    }
+}
+
+#[cfg(feature = "parallel")]
+impl ForkRunner {
+    /// Starts `job` in a child process (in this one if fork fails).
+    fn fork(&mut self, job: &Job) -> Started {
+        // SAFETY: single-threaded; the child only loads and exits.
+        match unsafe { rustix::runtime::kernel_fork() } {
+            Ok(Fork::Child(_)) => {
+                let code = match load_job(&mut self.kernel, &self.moddir, job) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        Klog::new().line(&[&job.name.as_str(), &": ", &e]);
+                        1
+                    }
+                };
+                rustix::runtime::exit_group(code)
+            }
+            Ok(Fork::ParentOf(pid)) => Started::Running(pid.as_raw_nonzero().get() as u32),
+            Err(_) => self.start(job, false),
         }
     }
 }
@@ -426,6 +489,7 @@ mod tests {
 
     /// A fake kernel: some modules live; loads fail for a chosen set;
     /// parallel jobs finish in a pseudo-random order.
+    #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
     struct Fake {
         live: BTreeSet<String>,
         fail: BTreeSet<String>,
@@ -492,16 +556,20 @@ mod tests {
                 );
             }
             self.fake.started.push(job.name.clone());
-            if !parallel {
-                return Started::Finished(self.fake.result(&job.name));
+            #[cfg(not(feature = "parallel"))]
+            assert!(!parallel, "serial builds never run a job elsewhere");
+            #[cfg(feature = "parallel")]
+            if parallel {
+                self.fake.next += 1;
+                self.fake
+                    .running
+                    .push_back((self.fake.next, job.name.clone()));
+                return Started::Running(self.fake.next);
             }
-            self.fake.next += 1;
-            self.fake
-                .running
-                .push_back((self.fake.next, job.name.clone()));
-            Started::Running(self.fake.next)
+            Started::Finished(self.fake.result(&job.name))
         }
 
+        #[cfg(feature = "parallel")]
         fn wait(&mut self) -> Option<(u32, Result<(), Option<String>>)> {
             if self.fake.running.is_empty() {
                 return None;
@@ -738,6 +806,7 @@ mod tests {
         fn start(&mut self, job: &Job, _: bool) -> Started {
             Started::Finished(load_job(self.kernel, "/m", job).map_err(|e| Some(e.to_string())))
         }
+        #[cfg(feature = "parallel")]
         fn wait(&mut self) -> Option<(u32, Result<(), Option<String>>)> {
             None
         }

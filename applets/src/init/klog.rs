@@ -3,11 +3,13 @@
 //! to the user (errors, failures).
 
 use alloc::string::String;
-use core::fmt::{self, Write};
 
+use earlymod_core::put;
+use earlymod_core::text::{Dec, Piece, Sink};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 
+use super::Text;
 use crate::sys::Out;
 
 /// The logger.
@@ -53,15 +55,15 @@ impl Klog {
         }
     }
 
-    fn emit(&mut self, level: u8, console: bool, args: fmt::Arguments<'_>) {
+    fn emit(&mut self, level: u8, console: bool, pieces: &[&dyn Piece]) {
         let t = super::now_us();
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "<{level}>earlymod: [{}.{:06}] {args}",
-            t / 1_000_000,
-            t % 1_000_000
-        );
+        let mut s = Text(String::new());
+        put!(&mut s; "<", level, ">earlymod: [", t / 1_000_000, ".", Dec(t % 1_000_000, 6), "] ");
+        for p in pieces {
+            p.put_to(&mut s);
+        }
+        s.put(b"\n");
+        let s = s.0;
         if let Some(fd) = &self.kmsg {
             let _ = rustix::io::write(fd, s.as_bytes());
         }
@@ -73,14 +75,14 @@ impl Klog {
     }
 
     /// A line the user should see (errors, failures, milestones).
-    pub fn line(&mut self, args: fmt::Arguments<'_>) {
-        self.emit(5, true, args);
+    pub fn line(&mut self, pieces: &[&dyn Piece]) {
+        self.emit(5, true, pieces);
     }
 
     /// A step: kmsg always, the console with `earlymod.debug`.
-    pub fn debug(&mut self, args: fmt::Arguments<'_>) {
+    pub fn debug(&mut self, pieces: &[&dyn Piece]) {
         let d = self.debug;
-        self.emit(7, d, args);
+        self.emit(7, d, pieces);
     }
 }
 

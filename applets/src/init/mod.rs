@@ -13,6 +13,8 @@
 //!
 //! `init` and `report` come with the `init` feature, `coldplug` and
 //! `load-config` with the `coldplug` feature; the loading steps are shared.
+//! With the `parallel` feature independent modules load in child processes
+//! (`earlymod.jobs=`, `--jobs=`); without it, one at a time in-process.
 // A build with only one of the two features leaves the other's steps unused.
 #![cfg_attr(
     not(all(feature = "init", feature = "coldplug")),
@@ -26,12 +28,13 @@ mod switch;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt::Write;
 
 use earlymod_core::blkid::RootSpec;
 use earlymod_core::cmdline::{BootParams, key_value, words};
 use earlymod_core::modules_load::{MODULES_LOAD_DIRS, modules_load_names};
 use earlymod_core::probe::Resolver;
+use earlymod_core::put;
+use earlymod_core::text::{Pad, Piece, Sink};
 use rustix::fs::Mode;
 
 use crate::log::Log;
@@ -42,6 +45,37 @@ use klog::Klog;
 
 /// Where the boot report goes (moved with `/run` into the new root).
 pub const REPORT: &str = "/run/earlymod/boot.log";
+
+/// A `String` as a [`Sink`]: PID 1's log lines, errors and report are
+/// built on the heap.
+struct Text(String);
+
+impl Sink for Text {
+    fn put(&mut self, bytes: &[u8]) {
+        // Pieces write whole UTF-8 sequences (strings, digits).
+        if let Ok(s) = core::str::from_utf8(bytes) {
+            self.0.push_str(s);
+        }
+    }
+}
+
+/// The pieces as one string.
+fn text(pieces: &[&dyn Piece]) -> String {
+    let mut t = Text(String::new());
+    for p in pieces {
+        p.put_to(&mut t);
+    }
+    t.0
+}
+
+/// A rustix error as its `Display` prints it without std.
+struct OsError(rustix::io::Errno);
+
+impl Piece for OsError {
+    fn put_to(&self, out: &mut dyn Sink) {
+        put!(out; "os error ", self.0.raw_os_error());
+    }
+}
 
 /// Microseconds since boot (CLOCK_MONOTONIC).
 pub fn now_us() -> u64 {
@@ -99,44 +133,35 @@ struct Report {
 }
 
 impl Report {
-    fn event(&mut self, log: &mut Klog, msg: String) {
-        log.debug(format_args!("{msg}"));
+    fn event(&mut self, log: &mut Klog, msg: &[&dyn Piece]) {
+        let msg = text(msg);
+        log.debug(&[&msg.as_str()]);
         self.events.push((now_us(), msg));
     }
 
     fn render(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "earlymod boot report (times in microseconds since boot)");
-        let _ = writeln!(s, "jobs: {}", self.jobs);
+        let mut s = Text(String::new());
+        put!(&mut s; "earlymod boot report (times in microseconds since boot)\njobs: ", self.jobs, "\n");
         for (t, e) in &self.events {
-            let _ = writeln!(s, "{t:>10} {e}");
+            put!(&mut s; Pad::right(t, 10), " ", e.as_str(), "\n");
         }
         for p in &self.passes {
-            let _ = writeln!(
-                s,
-                "pass {}: {} requests, {} modules loaded, {} failed, {} us",
-                p.what, p.requests, p.loaded, p.failed, p.micros
-            );
+            put!(&mut s; "pass ", p.what.as_str(), ": ", p.requests, " requests, ", p.loaded,
+                " modules loaded, ", p.failed, " failed, ", p.micros, " us\n");
         }
         for (m, us, err) in &self.modules {
             match err {
-                None => {
-                    let _ = writeln!(s, "module {m} {us} us");
-                }
+                None => put!(&mut s; "module ", m.as_str(), " ", us, " us\n"),
                 Some(e) => {
-                    let _ = writeln!(s, "module {m} FAILED {us} us: {e}");
+                    put!(&mut s; "module ", m.as_str(), " FAILED ", us, " us: ", e.as_str(), "\n")
                 }
             }
         }
         match &self.root {
-            Some((dev, us)) => {
-                let _ = writeln!(s, "root {dev} mounted at {us} us");
-            }
-            None => {
-                let _ = writeln!(s, "root not mounted");
-            }
+            Some((dev, us)) => put!(&mut s; "root ", dev.as_str(), " mounted at ", us, " us\n"),
+            None => put!(&mut s; "root not mounted\n"),
         }
-        s
+        s.0
     }
 
     fn write(&self) {
@@ -174,10 +199,10 @@ fn mount_api(log: &mut Klog, report: &mut Report) {
     ] {
         let _ = rustix::fs::mkdir(dir, Mode::from_raw_mode(0o755));
         match mount(src, dir, fs, flags, data) {
-            Ok(()) => report.event(log, alloc::format!("mounted {fs} on {dir}")),
+            Ok(()) => report.event(log, &[&"mounted ", &fs, &" on ", &dir]),
             // The kernel may have mounted devtmpfs already.
             Err(rustix::io::Errno::BUSY) => {}
-            Err(e) => log.line(format_args!("mount {fs} on {dir}: {e}")),
+            Err(e) => log.line(&[&"mount ", &fs, &" on ", &dir, &": ", &OsError(e)]),
         }
         if dir == "/dev" {
             log.reopen();
@@ -193,7 +218,7 @@ fn modaliases(out: &mut Vec<String>) {
     let mut dirs: Vec<String> = Vec::new();
     sys::list_dir(c"/sys/bus", &mut |n, _| {
         if !n.starts_with('.') {
-            dirs.push(alloc::format!("/sys/bus/{n}/devices"));
+            dirs.push(text(&[&"/sys/bus/", &n, &"/devices"]));
         }
     });
     dirs.push("/sys/class/input".to_string());
@@ -216,9 +241,8 @@ fn modaliases(out: &mut Vec<String>) {
                 continue;
             };
             for line in text.split(|&c| c == b'\n') {
-                if let Some(v) = line.strip_prefix(b"MODALIAS=")
-                    && let Ok(v) = core::str::from_utf8(v)
-                {
+                let v = line.strip_prefix(b"MODALIAS=").map(core::str::from_utf8);
+                if let Some(Ok(v)) = v {
                     out.push(v.to_string());
                 }
             }
@@ -285,6 +309,7 @@ fn batch(
 }
 
 /// Default parallelism: the CPUs this process may run on.
+#[cfg(feature = "parallel")]
 fn cpus() -> usize {
     rustix::thread::sched_getaffinity(None)
         .map_or(1, |s| s.count() as usize)
@@ -307,9 +332,11 @@ fn load_all(
     let (bp, full) = BootParams::parse(&cmd.text);
     if let Err(e) = full {
         // The entries within the bound (and every other list) still count.
-        log.line(format_args!(
-            "/proc/cmdline: {e}: the names over the limit are ignored"
-        ));
+        log.line(&[
+            &"/proc/cmdline: ",
+            &e,
+            &": the names over the limit are ignored",
+        ]);
     }
     report.blacklist = bp.blacklist.iter().map(|b| b.replace('-', "_")).collect();
     // rd.driver.pre: in order, each before anything else.
@@ -321,7 +348,7 @@ fn load_all(
     // A known root filesystem type loads with the first batch, in parallel
     // with everything else, instead of after the root device appears.
     if let Some(t) = cmd.get("rootfstype").filter(|t| !t.is_empty()) {
-        first.push(alloc::format!("fs-{t}"));
+        first.push(text(&[&"fs-", &t]));
     }
     // The first coldplug pass joins this batch: no ordering is owed between
     // them, and one plan keeps every CPU busy.
@@ -366,15 +393,13 @@ fn coldplug_passes(
         if new.is_empty() {
             return;
         }
-        let what = alloc::format!(
-            "coldplug {}",
-            report
-                .passes
-                .iter()
-                .filter(|p| p.what.contains("coldplug"))
-                .count()
-                + 1
-        );
+        let n = report
+            .passes
+            .iter()
+            .filter(|p| p.what.contains("coldplug"))
+            .count()
+            + 1;
+        let what = text(&[&"coldplug ", &n]);
         batch(r, moddir, &what, &new, jobs, log, report);
     }
 }
@@ -404,12 +429,10 @@ fn with_resolver(f: &mut dyn FnMut(&Resolver<'_, '_>, &str)) {
 /// The rescue path: a shell if the image has one (rd.shell or not), else
 /// wait. Never returns.
 fn rescue(log: &mut Klog, why: &str) -> ! {
-    log.line(format_args!("boot failed: {why}"));
+    log.line(&[&"boot failed: ", &why]);
     loop {
         if rustix::fs::access("/bin/sh", rustix::fs::Access::EXEC_OK).is_ok() {
-            log.line(format_args!(
-                "starting /bin/sh (rescue shell; exit it to start another)"
-            ));
+            log.line(&[&"starting /bin/sh (rescue shell; exit it to start another)"]);
             // SAFETY: single-threaded; the child only execs or exits.
             match unsafe { rustix::runtime::kernel_fork() } {
                 Ok(rustix::runtime::Fork::Child(_)) => {
@@ -424,9 +447,7 @@ fn rescue(log: &mut Klog, why: &str) -> ! {
             }
             sleep_ms(1000);
         } else {
-            log.line(format_args!(
-                "no /bin/sh in the image: waiting (PID 1 does not exit)"
-            ));
+            log.line(&[&"no /bin/sh in the image: waiting (PID 1 does not exit)"]);
             loop {
                 // Reap orphans while waiting.
                 while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG)
@@ -442,19 +463,21 @@ fn rescue(log: &mut Klog, why: &str) -> ! {
 #[cfg(feature = "init")]
 pub fn init_main() -> i32 {
     if rustix::process::getpid().as_raw_nonzero().get() != 1 {
-        let mut err = Out::stderr();
-        let _ = writeln!(
-            err,
-            "earlymod init: not PID 1 (run `earlymod coldplug` or `earlymod load-config` from a script)"
+        Out::stderr().bytes(
+            b"earlymod init: not PID 1 (run `earlymod coldplug` or `earlymod load-config` from a script)\n",
         );
         return 1;
     }
     let mut log = Klog::new();
     let mut report = Report::default();
-    report.event(&mut log, "earlymod init starting".to_string());
+    report.event(&mut log, &[&"earlymod init starting"]);
     mount_api(&mut log, &mut report);
     let cmd = Cmdline::read();
     log.debug = cmd.has("earlymod.debug");
+    // Without the `parallel` feature every load runs in this process.
+    #[cfg(not(feature = "parallel"))]
+    let jobs = 1;
+    #[cfg(feature = "parallel")]
     let jobs = cmd
         .get("earlymod.jobs")
         .and_then(|j| j.parse::<usize>().ok())
@@ -486,11 +509,11 @@ pub fn init_main() -> i32 {
             &mut log,
             &mut report,
         );
-        report.event(&mut log, "coldplug settled".to_string());
+        report.event(&mut log, &[&"coldplug settled"]);
         let Some(spec) = spec else {
             failure = Some(match &spec_text {
                 None => "no root= on the kernel command line".to_string(),
-                Some(t) => alloc::format!("root={t}: unknown form"),
+                Some(t) => text(&[&"root=", &t.as_str(), &": unknown form"]),
             });
             return;
         };
@@ -508,17 +531,20 @@ pub fn init_main() -> i32 {
             coldplug_passes(r, moddir, jobs, &mut seen, &mut log, &mut report);
             let waited = now_us() - start;
             if !wait_forever && waited > timeout_s * 1_000_000 {
-                failure = Some(alloc::format!(
-                    "root device {} not found after {timeout_s} s",
-                    spec_text.as_deref().unwrap_or("")
-                ));
+                failure = Some(text(&[
+                    &"root device ",
+                    &spec_text.as_deref().unwrap_or(""),
+                    &" not found after ",
+                    &timeout_s,
+                    &" s",
+                ]));
                 return;
             }
             if now_us() - last_note > 5_000_000 {
-                log.line(format_args!(
-                    "waiting for root device {}",
-                    spec_text.as_deref().unwrap_or("")
-                ));
+                log.line(&[
+                    &"waiting for root device ",
+                    &spec_text.as_deref().unwrap_or(""),
+                ]);
                 last_note = now_us();
             }
             sleep_ms(50);
@@ -527,7 +553,7 @@ pub fn init_main() -> i32 {
         // The filesystem's module, if it is one.
         let fstype = cmd.get("rootfstype").or(f.fstype);
         if let Some(t) = fstype {
-            let req = [alloc::format!("fs-{t}")];
+            let req = [text(&[&"fs-", &t])];
             batch(r, moddir, "root filesystem", &req, 1, &mut log, &mut report);
         }
     });
@@ -553,7 +579,14 @@ pub fn init_main() -> i32 {
     report.root = Some((f.dev.clone(), now_us()));
     report.event(
         &mut log,
-        alloc::format!("mounted {} ({fstype}) on {}", f.dev, root::SYSROOT),
+        &[
+            &"mounted ",
+            &f.dev.as_str(),
+            &" (",
+            &fstype.as_str(),
+            &") on ",
+            &root::SYSROOT,
+        ],
     );
     let init = cmd.get("init").unwrap_or("/sbin/init").to_string();
     if let Err(e) = switch::check_init(&init) {
@@ -561,7 +594,7 @@ pub fn init_main() -> i32 {
         let _ = rustix::mount::unmount(root::SYSROOT, rustix::mount::UnmountFlags::empty());
         rescue(&mut log, &e);
     }
-    report.event(&mut log, alloc::format!("switching root, exec {init}"));
+    report.event(&mut log, &[&"switching root, exec ", &init.as_str()]);
     report.write();
     if let Err(e) = switch::switch_root() {
         rescue(&mut log, &e);
@@ -570,7 +603,7 @@ pub fn init_main() -> i32 {
         rescue(&mut log, "init path too long")
     };
     let e = switch::exec(path.as_cstr(), &[path.as_cstr()]);
-    log.line(format_args!("exec {init}: {e}"));
+    log.line(&[&"exec ", &init.as_str(), &": ", &OsError(e)]);
     // The initramfs is gone: try the new root's shell, else wait.
     rescue(&mut log, "init could not be executed")
 }
@@ -582,6 +615,9 @@ pub fn helper_main(prog: &str, args: &[&str]) -> i32 {
     log.console = args.contains(&"-v");
     let mut report = Report::default();
     let cmd = Cmdline::read();
+    #[cfg(not(feature = "parallel"))]
+    let jobs = 1;
+    #[cfg(feature = "parallel")]
     let jobs = args
         .iter()
         .find_map(|a| a.strip_prefix("--jobs="))
@@ -617,8 +653,7 @@ pub fn report_main() -> i32 {
             0
         }
         None => {
-            let mut err = Out::stderr();
-            let _ = writeln!(err, "earlymod report: {REPORT}: no boot report");
+            put!(&mut Out::stderr(); "earlymod report: ", REPORT, ": no boot report\n");
             1
         }
     }

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use earlymod_core::blkid::{self, RootSpec};
 use rustix::fs::{Mode, OFlags};
 
+use super::{OsError, text};
 use crate::sys::{self, CPath, Kind};
 
 /// Where the new root is mounted.
@@ -74,12 +75,10 @@ pub fn block_devices() -> Vec<String> {
 /// Looks for the device `spec` names among the current block devices.
 pub fn find(spec: &RootSpec<'_>) -> Option<Found> {
     for name in block_devices() {
-        let dev = alloc::format!("/dev/{name}");
+        let dev = text(&[&"/dev/", &name.as_str()]);
         let hit = match *spec {
             RootSpec::Path(p) => p == dev,
-            RootSpec::DevNum(ma, mi) => {
-                sysfs_attr(&name, "dev") == Some(alloc::format!("{ma}:{mi}"))
-            }
+            RootSpec::DevNum(ma, mi) => sysfs_attr(&name, "dev") == Some(text(&[&ma, &":", &mi])),
             RootSpec::Uuid(u) => read_head(&dev, blkid::PROBE_LEN)
                 .is_some_and(|h| blkid::probe_fs(&h).is_some_and(|i| i.uuid.matches(u))),
             RootSpec::Label(l) => read_head(&dev, blkid::PROBE_LEN)
@@ -102,7 +101,7 @@ fn part_matches(name: &str, spec: &RootSpec<'_>) -> bool {
     let Some(disk) = parent_disk(name) else {
         return false;
     };
-    let Some(head) = read_head(&alloc::format!("/dev/{disk}"), 34 * 4096) else {
+    let Some(head) = read_head(&text(&[&"/dev/", &disk.as_str()]), 34 * 4096) else {
         return false;
     };
     let mut hit = false;
@@ -135,10 +134,10 @@ pub fn mount(found: &Found, o: &MountOpts<'_>) -> Result<String, String> {
         (Some(t), _) => t,
         (None, Some(t)) => t,
         (None, None) => {
-            return Err(alloc::format!(
-                "{}: unknown filesystem (give rootfstype=)",
-                found.dev
-            ));
+            return Err(text(&[
+                &found.dev.as_str(),
+                &": unknown filesystem (give rootfstype=)",
+            ]));
         }
     };
     let mut flags = rustix::mount::MountFlags::empty();
@@ -146,7 +145,19 @@ pub fn mount(found: &Found, o: &MountOpts<'_>) -> Result<String, String> {
         flags |= rustix::mount::MountFlags::RDONLY;
     }
     let data = CPath::join(&[o.flags.unwrap_or("")]).ok_or("rootflags too long")?;
-    rustix::mount::mount(found.dev.as_str(), SYSROOT, fstype, flags, data.as_cstr())
-        .map_err(|e| alloc::format!("mount {} on {SYSROOT} ({fstype}): {e}", found.dev))?;
+    rustix::mount::mount(found.dev.as_str(), SYSROOT, fstype, flags, data.as_cstr()).map_err(
+        |e| {
+            text(&[
+                &"mount ",
+                &found.dev.as_str(),
+                &" on ",
+                &SYSROOT,
+                &" (",
+                &fstype,
+                &"): ",
+                &OsError(e),
+            ])
+        },
+    )?;
     Ok(fstype.to_string())
 }

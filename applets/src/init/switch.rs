@@ -10,6 +10,7 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, Mode, OFlags};
 
 use super::root::SYSROOT;
+use super::{OsError, text};
 use crate::sys::CPath;
 
 /// Checks that `init` exists in the new root and is an executable regular
@@ -20,7 +21,7 @@ pub fn check_init(init: &str) -> Result<(), String> {
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| alloc::format!("{SYSROOT}: {e}"))?;
+    .map_err(|e| text(&[&SYSROOT, &": ", &OsError(e)]))?;
     let fd = rustix::fs::openat2(
         &root,
         init.trim_start_matches('/'),
@@ -28,14 +29,16 @@ pub fn check_init(init: &str) -> Result<(), String> {
         Mode::empty(),
         rustix::fs::ResolveFlags::IN_ROOT,
     )
-    .map_err(|e| alloc::format!("init {init}: {e} in the new root"))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| alloc::format!("init {init}: {e}"))?;
+    .map_err(|e| text(&[&"init ", &init, &": ", &OsError(e), &" in the new root"]))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| text(&[&"init ", &init, &": ", &OsError(e)]))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
         || st.st_mode & 0o111 == 0
     {
-        return Err(alloc::format!(
-            "init {init}: not an executable file in the new root"
-        ));
+        return Err(text(&[
+            &"init ",
+            &init,
+            &": not an executable file in the new root",
+        ]));
     }
     Ok(())
 }
@@ -101,16 +104,23 @@ pub fn switch_root() -> Result<(), String> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| alloc::format!("/: {e}"))?;
+    .map_err(|e| os_error("/", e))?;
     let dev = rustix::fs::fstat(&root)
-        .map_err(|e| alloc::format!("/: {e}"))?
+        .map_err(|e| os_error("/", e))?
         .st_dev;
-    rustix::process::chdir(SYSROOT).map_err(|e| alloc::format!("chdir {SYSROOT}: {e}"))?;
+    rustix::process::chdir(SYSROOT)
+        .map_err(|e| text(&[&"chdir ", &SYSROOT, &": ", &OsError(e)]))?;
     empty_dir(&root, dev);
-    rustix::mount::mount_move(".", "/").map_err(|e| alloc::format!("move {SYSROOT} to /: {e}"))?;
-    rustix::process::chroot(".").map_err(|e| alloc::format!("chroot: {e}"))?;
-    rustix::process::chdir("/").map_err(|e| alloc::format!("chdir /: {e}"))?;
+    rustix::mount::mount_move(".", "/")
+        .map_err(|e| text(&[&"move ", &SYSROOT, &" to /: ", &OsError(e)]))?;
+    rustix::process::chroot(".").map_err(|e| os_error("chroot", e))?;
+    rustix::process::chdir("/").map_err(|e| os_error("chdir /", e))?;
     Ok(())
+}
+
+/// "WHAT: os error N".
+fn os_error(what: &str, e: rustix::io::Errno) -> String {
+    text(&[&what, &": ", &OsError(e)])
 }
 
 /// Executes `path` with `argv` and a minimal environment; returns only on
