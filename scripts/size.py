@@ -28,7 +28,7 @@ FLAGS = "-C target-feature=+crt-static -C relocation-model=static"
 
 # name: (cargo features, cargo profile, what it is)
 BUILDS = {
-    "earlymod": ("static-bin,modinfo,rmmod,lsmod,init,coldplug,decompress", "static",
+    "earlymod": ("static-bin,modinfo,rmmod,lsmod,init,coldplug,parallel,decompress", "static",
                  "everything: every applet, PID 1, gzip/xz/zstd decoders"),
     "earlymod-tiny": ("static-bin,init", "static-tiny",
                       "PID 1 + modprobe/insmod (modprobe.d, kernel command line), "
@@ -40,7 +40,7 @@ BUILDS = {
 CEILINGS = {"earlymod": 262_000, "earlymod-tiny": 148_000, "earlymod-loader": 97_000}
 # Issue 12's budgets.
 GOALS = {"earlymod": 131_072, "earlymod-tiny": 33_888}
-OPTIONAL = ["modinfo", "rmmod", "lsmod", "init", "coldplug", "gzip", "xz", "zstd"]
+OPTIONAL = ["modinfo", "rmmod", "lsmod", "init", "coldplug", "parallel", "gzip", "xz", "zstd"]
 
 
 def build(features, target_dir, strip=True, profile="static"):

@@ -105,7 +105,9 @@ pub struct Dec(pub u64, pub u8);
 #[derive(Clone, Copy)]
 pub struct Hex(pub u64, pub u8);
 
-/// Digits of `v` in `radix` (10 or 16), at least `width` of them.
+/// Digits of `v` in `radix` (10 or 16), at least `width` of them (one copy
+/// for every integer type).
+#[inline(never)]
 fn digits(out: &mut dyn Sink, mut v: u64, radix: u64, width: u8) {
     let mut buf = [b'0'; 24];
     let mut i = buf.len();
