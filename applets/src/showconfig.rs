@@ -2,45 +2,42 @@
 //! indexes, in kmod's format.
 
 use crate::sys::Out;
-use core::fmt::Write;
 use earlymod_core::config::{Config, Softdep};
 use earlymod_core::db::{ModuleDb, Source};
+use earlymod_core::put;
 
 /// Prints the configuration and index dump; returns the exit code.
 pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, dirname: &str, out: &mut Out) -> i32 {
     for b in cfg.blacklist.iter() {
-        let _ = writeln!(out, "blacklist {b}");
+        put!(out; "blacklist ", *b, "\n");
     }
     for (k, v) in cfg.install.iter() {
-        let _ = writeln!(out, "install {k} {v}");
+        put!(out; "install ", *k, " ", *v, "\n");
     }
     for (k, v) in cfg.remove.iter() {
-        let _ = writeln!(out, "remove {k} {v}");
+        put!(out; "remove ", *k, " ", *v, "\n");
     }
     for (k, v) in cfg.aliases.iter() {
-        let _ = writeln!(out, "alias {k} {v}");
+        put!(out; "alias ", *k, " ", *v, "\n");
     }
     for (k, v) in cfg.options.iter() {
-        let _ = writeln!(out, "options {k} {v}");
+        put!(out; "options ", *k, " ", *v, "\n");
     }
     for (k, v) in cfg.softdeps.iter() {
         // kmod joins the lists without a space before "post:".
         let sd = Softdep::new(v);
-        let _ = write!(out, "softdep {k} ");
+        put!(out; "softdep ", *k, " ");
         list(out, "pre: ", sd.pre());
         list(out, "post: ", sd.post());
         out.bytes(b"\n");
     }
     for (k, v) in cfg.weakdeps.iter() {
         // kmod 34 keeps the names, one space between them.
-        let _ = write!(out, "weakdep {k} ");
+        put!(out; "weakdep ", *k, " ");
         list(out, "", v.split(is_c_space).filter(|n| !n.is_empty()));
         out.bytes(b"\n");
     }
-    let _ = writeln!(
-        out,
-        "\n# End of configuration files. Dumping indexes now:\n"
-    );
+    out.bytes(b"\n# End of configuration files. Dumping indexes now:\n\n");
     // A broken index is reported (one line naming the file) and the dump
     // goes on with the next; the exit status says the dump is incomplete.
     let mut code = 0;
@@ -58,10 +55,7 @@ pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, dirname: &str, out: &mut
         };
         if let Err(e) = r {
             out.flush();
-            let _ = writeln!(
-                Out::stderr(),
-                "modprobe: ERROR: could not dump {dirname}/{e}"
-            );
+            put!(&mut Out::stderr(); "modprobe: ERROR: could not dump ", dirname, "/", e, "\n");
             code = 1;
         }
     }
