@@ -9,31 +9,29 @@ use earlymod_core::put;
 /// Prints the configuration and index dump; returns the exit code.
 pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, dirname: &str, out: &mut Out) -> i32 {
     for b in cfg.blacklist.iter() {
-        put!(out; "blacklist ", *b, "\n");
+        words(out, &["blacklist", b], b"\n");
     }
-    for (k, v) in cfg.install.iter() {
-        put!(out; "install ", *k, " ", *v, "\n");
-    }
-    for (k, v) in cfg.remove.iter() {
-        put!(out; "remove ", *k, " ", *v, "\n");
-    }
-    for (k, v) in cfg.aliases.iter() {
-        put!(out; "alias ", *k, " ", *v, "\n");
-    }
-    for (k, v) in cfg.options.iter() {
-        put!(out; "options ", *k, " ", *v, "\n");
+    for (word, entries) in [
+        ("install", &cfg.install[..]),
+        ("remove", &cfg.remove[..]),
+        ("alias", &cfg.aliases[..]),
+        ("options", &cfg.options[..]),
+    ] {
+        for (k, v) in entries {
+            words(out, &[word, k, v], b"\n");
+        }
     }
     for (k, v) in cfg.softdeps.iter() {
         // kmod joins the lists without a space before "post:".
         let sd = Softdep::new(v);
-        put!(out; "softdep ", *k, " ");
+        words(out, &["softdep", k], b" ");
         list(out, "pre: ", sd.pre());
         list(out, "post: ", sd.post());
         out.bytes(b"\n");
     }
     for (k, v) in cfg.weakdeps.iter() {
         // kmod 34 keeps the names, one space between them.
-        put!(out; "weakdep ", *k, " ");
+        words(out, &["weakdep", k], b" ");
         list(out, "", v.split(is_c_space).filter(|n| !n.is_empty()));
         out.bytes(b"\n");
     }
@@ -60,6 +58,17 @@ pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, dirname: &str, out: &mut
         }
     }
     code
+}
+
+/// `words` joined by spaces, then `end`.
+fn words(out: &mut Out, words: &[&str], end: &[u8]) {
+    for (j, w) in words.iter().enumerate() {
+        if j > 0 {
+            out.bytes(b" ");
+        }
+        out.bytes(w.as_bytes());
+    }
+    out.bytes(end);
 }
 
 /// C's `isspace` in the C locale.
