@@ -77,9 +77,10 @@ fn reason(e: &dyn Piece) -> LoadError {
 }
 
 /// A decoder's error in words, as `earlymod_decompress::Error`'s `Display`
-/// words it (a test holds them equal), without `core::fmt`.
+/// words it (a test holds them equal), without `core::fmt` (for modinfo's
+/// messages too).
 #[cfg(userspace_decoders)]
-struct Why(earlymod_decompress::Error);
+pub struct Why(pub earlymod_decompress::Error);
 
 #[cfg(userspace_decoders)]
 impl Piece for Why {
