@@ -748,23 +748,18 @@ impl Ctx<'_, '_, '_> {
                     );
                     if let Err((i, e)) = result {
                         let failed = &steps[i];
-                        let by: [&dyn Piece; 3] = if failed.is_target {
-                            [&"", &"", &""]
-                        } else {
-                            [&" (needed by '", &c.name.as_str(), &"')"]
-                        };
-                        self.log.say(
-                            LOG_ERR,
-                            &[
-                                &"could not insert '",
-                                &failed.name.as_str(),
-                                &"': ",
-                                &e,
-                                by[0],
-                                by[1],
-                                by[2],
-                            ],
-                        );
+                        let line: [&dyn Piece; 7] = [
+                            &"could not insert '",
+                            &failed.name.as_str(),
+                            &"': ",
+                            &e,
+                            &" (needed by '",
+                            &c.name.as_str(),
+                            &"')",
+                        ];
+                        // A dependency that failed names the module that needed it.
+                        let n = if failed.is_target { 4 } else { 7 };
+                        self.log.say(LOG_ERR, &line[..n]);
                         err = 1;
                     }
                 }
