@@ -825,6 +825,19 @@ mod tests {
     }
 
     #[test]
+    fn short_names_cut_at_128_bytes_on_a_char_boundary() {
+        extern crate std;
+        use std::string::String;
+        let shown = |s: &str| std::format!("{}", Short(s));
+        assert_eq!(shown("ext4"), "ext4");
+        let long: String = core::iter::repeat_n('a', 127).chain(['é', 'b']).collect();
+        let want = std::format!("{}... (130 bytes)", &long[..127]);
+        assert_eq!(shown(&long), want);
+        let exact: String = core::iter::repeat_n('x', 128).collect();
+        assert_eq!(shown(&exact), exact);
+    }
+
+    #[test]
     fn extra_options_are_quoted_like_kmod() {
         let mut s = heapless::String::new();
         assert!(options_from_array(
