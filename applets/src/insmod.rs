@@ -26,7 +26,7 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
         verbose: crate::log::LOG_WARNING,
     };
     let Some((file, rest)) = operands.split_first() else {
-        log.log(LOG_ERR, format_args!("missing filename."));
+        log.say(LOG_ERR, &[&"missing filename."]);
         return 1;
     };
     // The kernel takes the parameters as one C string.
@@ -36,24 +36,29 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
             || opts.push_str(a).is_err()
             || opts.len() >= load::MAX_PARAMS
         {
-            log.log(
+            log.say(
                 LOG_ERR,
-                format_args!(
-                    "could not insert module {file}: parameters too long (limit {} bytes)",
-                    load::MAX_PARAMS - 1
-                ),
+                &[
+                    &"could not insert module ",
+                    file,
+                    &": parameters too long (limit ",
+                    &(load::MAX_PARAMS - 1),
+                    &" bytes)",
+                ],
             );
             return 1;
         }
     }
     let Some(path) = CPath::join(&[file]) else {
-        log.log(
+        log.say(
             LOG_ERR,
-            format_args!(
-                "could not insert module {}: path too long (limit {} bytes)",
-                crate::modprobe::Short(file),
-                load::MAX_PATH - 1
-            ),
+            &[
+                &"could not insert module ",
+                &crate::modprobe::Short(file),
+                &": path too long (limit ",
+                &(load::MAX_PATH - 1),
+                &" bytes)",
+            ],
         );
         return 1;
     };
@@ -66,7 +71,7 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
     match result {
         Ok(_) => 0,
         Err(e) => {
-            log.log(LOG_ERR, format_args!("could not insert module {file}: {e}"));
+            log.say(LOG_ERR, &[&"could not insert module ", file, &": ", &e]);
             1
         }
     }

@@ -99,7 +99,6 @@ pub(crate) fn force_options<'a, 's>(
     operands: &str,
     force: &str,
 ) -> Result<(bool, &'s [&'a str]), i32> {
-    use core::fmt::Write;
     let p = earlymod_core::getopt::parse(args, FORCE_OPTS);
     let mut forced = false;
     for h in p.hits.iter() {
@@ -110,7 +109,7 @@ pub(crate) fn force_options<'a, 's>(
         }
     }
     if let Some(e) = p.error {
-        let _ = writeln!(sys::Out::stderr(), "{}", e.show(prog, FORCE_OPTS));
+        earlymod_core::put!(&mut sys::Out::stderr(); e.show(prog, FORCE_OPTS), "\n");
         return Err(1);
     }
     Ok((forced, p.operands))
@@ -118,15 +117,14 @@ pub(crate) fn force_options<'a, 's>(
 
 /// `-h` (usage with `operands` and what `-f` does) or `-V`; exit code 0.
 fn help_or_version(id: &str, prog: &str, operands: &str, force: &str) -> i32 {
-    use core::fmt::Write;
     let mut out = sys::Out::stdout();
-    let _ = if id == "help" {
-        writeln!(
-            out,
-            "Usage:\n\t{prog} [options] {operands}\nOptions:\n\t-f, --force       {force}\n\t-v, --verbose     print messages\n\t-V, --version     show version\n\t-h, --help        show this help"
-        )
+    if id == "help" {
+        earlymod_core::put!(&mut out;
+            "Usage:\n\t", prog, " [options] ", operands, "\nOptions:\n\t-f, --force       ", force,
+            "\n\t-v, --verbose     print messages\n\t-V, --version     show version\n\t-h, --help        show this help\n"
+        );
     } else {
-        writeln!(out, "earlymod version {}", env!("CARGO_PKG_VERSION"))
-    };
+        out.bytes(concat!("earlymod version ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
+    }
     0
 }

@@ -4,7 +4,6 @@ use crate::kernel::Live;
 use crate::log::{LOG_CRIT, LOG_ERR, LOG_NOTICE, LOG_WARNING, Log};
 use crate::moddir::{self, DEFAULT_CONFIG_PATHS, ModDir};
 use crate::sys::{self, Mapped, Out};
-use core::fmt::Write;
 use earlymod_core::cmdline::apply_kernel_cmdline;
 use earlymod_core::config::{Config, Diag};
 use earlymod_core::getopt::{self, Opt};
@@ -13,6 +12,8 @@ use earlymod_core::name::{AliasBuf, normalize_alias};
 use earlymod_core::probe::{
     Candidates, KernelState, NameArena, NothingLoaded, ProbeFlags, Resolver, Skip, Step, Steps,
 };
+use earlymod_core::put;
+use earlymod_core::text::{Piece, Sink};
 
 const OPTS: &[Opt] = &[
     Opt::new(Some('a'), &["all"], false, "all"),
@@ -123,7 +124,7 @@ fn options_from_array(args: &[&str], out: &mut heapless::String<MAX_EXTRA>) -> b
         let ok = (out.is_empty() || out.push(' ').is_ok())
             && match a.split_once('=') {
                 Some((k, v)) if !v.starts_with('"') && !v.starts_with('\'') && v.contains(' ') => {
-                    write!(out, "{k}=\"{v}\"").is_ok()
+                    [k, "=\"", v, "\""].iter().all(|p| out.push_str(p).is_ok())
                 }
                 _ => out.push_str(a).is_ok(),
             };
@@ -134,6 +135,25 @@ fn options_from_array(args: &[&str], out: &mut heapless::String<MAX_EXTRA>) -> b
     true
 }
 
+/// `prog: ERROR: ...` on stderr whatever the verbosity (for errors found
+/// while the command line is read, before `-q` applies).
+fn error(prog: &str, pieces: &[&dyn Piece]) {
+    Log {
+        prog,
+        verbose: LOG_ERR,
+    }
+    .say(LOG_ERR, pieces);
+}
+
+/// `TEXT N bytes`.
+struct Bytes(&'static str, usize);
+
+impl Piece for Bytes {
+    fn put_to(&self, out: &mut dyn Sink) {
+        put!(out; self.0, self.1, " bytes");
+    }
+}
+
 /// Runs `modprobe` with `args` (without argv[0]); returns the exit code.
 pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) -> i32 {
     // MODPROBE_OPTIONS words go first, as kmod prepends them.
@@ -142,9 +162,13 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
         Some(env) if env_words(env).next().is_some() => {
             for w in env_words(env).chain(args.iter().copied()) {
                 if with_env.push(w).is_err() {
-                    let _ = writeln!(
-                        Out::stderr(),
-                        "{prog}: ERROR: too many arguments with MODPROBE_OPTIONS (limit {MAX_ENV_ARGS})"
+                    error(
+                        prog,
+                        &[
+                            &"too many arguments with MODPROBE_OPTIONS (limit ",
+                            &MAX_ENV_ARGS,
+                            &")",
+                        ],
                     );
                     return 1;
                 }
@@ -190,13 +214,17 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
             "exports" if a.symbols.is_none() => a.symbols = Some(Table::Exports),
             "dry-run" => a.dry_run = true,
             "config" => {
-                if let Some(v) = h.value
-                    && a.configs.push(v).is_err()
-                {
-                    let _ = writeln!(
-                        Out::stderr(),
-                        "{prog}: ERROR: too many config paths (-C {v}): limit {}",
-                        moddir::MAX_CONFIG_PATHS
+                // `-C` always has its value (getopt reports it missing).
+                let v = h.value.unwrap_or("");
+                if a.configs.push(v).is_err() {
+                    error(
+                        prog,
+                        &[
+                            &"too many config paths (-C ",
+                            &v,
+                            &"): limit ",
+                            &moddir::MAX_CONFIG_PATHS,
+                        ],
                     );
                     return 1;
                 }
@@ -206,17 +234,22 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
             "quiet" => a.verbose = 0,
             "verbose" => a.verbose += 1,
             "version" => {
-                let _ = writeln!(
-                    Out::stdout(),
-                    "earlymod version {} (kmod 34 compatible)",
-                    env!("CARGO_PKG_VERSION")
+                Out::stdout().bytes(
+                    concat!(
+                        "earlymod version ",
+                        env!("CARGO_PKG_VERSION"),
+                        " (kmod 34 compatible)\n"
+                    )
+                    .as_bytes(),
                 );
                 return 0;
             }
             "help" => {
-                let _ = writeln!(
-                    Out::stdout(),
-                    "Usage:\n\t{prog} [options] [-i] [-b] modulename\n\t{prog} [options] -a [-i] [-b] modulename [modulename...]\n\t{prog} [options] -r [-i] modulename\n\t{prog} [options] -c\n\nOptions as kmod's modprobe: -a -r -R -i -b -f -D -c -n -C DIR -d ROOT -S KVER -q -v -V -h"
+                put!(&mut Out::stdout();
+                    "Usage:\n\t", prog, " [options] [-i] [-b] modulename\n\t",
+                    prog, " [options] -a [-i] [-b] modulename [modulename...]\n\t",
+                    prog, " [options] -r [-i] modulename\n\t",
+                    prog, " [options] -c\n\nOptions as kmod's modprobe: -a -r -R -i -b -f -D -c -n -C DIR -d ROOT -S KVER -q -v -V -h\n"
                 );
                 return 0;
             }
@@ -225,8 +258,7 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
                 match v.parse::<u64>() {
                     Ok(ms) => a.wait_ms = ms,
                     Err(_) => {
-                        let _ =
-                            writeln!(Out::stderr(), "{prog}: ERROR: unexpected wait value '{v}'.");
+                        error(prog, &[&"unexpected wait value '", &v, &"'."]);
                         return 1;
                     }
                 }
@@ -235,7 +267,7 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
         }
     }
     if let Some(e) = p.error {
-        let _ = writeln!(Out::stderr(), "{}", e.show(prog, OPTS));
+        put!(&mut Out::stderr(); e.show(prog, OPTS), "\n");
         return 1;
     }
     let log = Log {
@@ -243,7 +275,7 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
         verbose: a.verbose,
     };
     if !a.show_config && p.operands.is_empty() {
-        log.log(LOG_ERR, format_args!("missing parameters. See -h."));
+        log.say(LOG_ERR, &[&"missing parameters. See -h."]);
         return 1;
     }
     let root = if a.root.is_some() || a.kver.is_some() {
@@ -254,14 +286,19 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
     let dir = match moddir::checked_dirname(root, a.kver) {
         Ok(d) => ModDir::open(d),
         Err(len) => {
-            log.log(
+            log.say(
                 LOG_ERR,
-                format_args!(
-                    "module directory {}/lib/modules/{}: {len} bytes (limit {})",
-                    Short(root.unwrap_or("")),
-                    Short(a.kver.unwrap_or("`uname -r`")),
-                    moddir::MAX_DIRNAME
-                ),
+                &[
+                    &"module directory ",
+                    &Short(root.unwrap_or("")),
+                    &"/lib/modules/",
+                    &Short(a.kver.unwrap_or("`uname -r`")),
+                    &": ",
+                    &len,
+                    &" bytes (limit ",
+                    &moddir::MAX_DIRNAME,
+                    &")",
+                ],
             );
             return 1;
         }
@@ -303,22 +340,30 @@ fn with_config_dyn(
     let files = moddir::config_files(
         configs,
         &mut |p, n| {
-            log.log(
+            log.say(
                 LOG_ERR,
-                format_args!("Directories inside directories are not supported: {p}/{n}"),
+                &[
+                    &"Directories inside directories are not supported: ",
+                    &p,
+                    &"/",
+                    &n,
+                ],
             )
         },
         &mut dropped,
     );
     if dropped.count > 0 {
-        log.log(
+        log.say(
             LOG_ERR,
-            format_args!(
-                "too many config files (limit {}): {} not read, from {} on (in name order)",
-                moddir::MAX_CONFIG_FILES,
-                dropped.count,
-                dropped.first
-            ),
+            &[
+                &"too many config files (limit ",
+                &moddir::MAX_CONFIG_FILES,
+                &"): ",
+                &dropped.count,
+                &" not read, from ",
+                &dropped.first.as_str(),
+                &" on (in name order)",
+            ],
         );
     }
     let mut maps: heapless::Vec<
@@ -336,17 +381,13 @@ fn with_config_dyn(
             }
             // Gone since it was listed (modules.softdep/.weakdep are optional).
             Err(2) => {}
-            Err(0) => log.log(
+            Err(0) => log.say(
                 LOG_ERR,
-                format_args!("{}: not a regular file, not read", path.as_str()),
+                &[&path.as_str(), &": not a regular file, not read"],
             ),
-            Err(e) => log.log(
+            Err(e) => log.say(
                 LOG_ERR,
-                format_args!(
-                    "{}: cannot read: {}",
-                    path.as_str(),
-                    earlymod_core::load::Errno(e)
-                ),
+                &[&path.as_str(), &": cannot read: ", &load::Errno(e)],
             ),
         }
     }
@@ -357,29 +398,43 @@ fn with_config_dyn(
         let path = moddir::config_path(&dir.dirname, configs, name, *src);
         let shown = path.as_ref().map_or("?", |p| p.as_str());
         let r = cfg.parse_file(m.bytes_mut(), &mut |d| match d {
-            Diag::BadLine { line, cmd } => log.log(
+            Diag::BadLine { line, cmd } => log.say(
                 LOG_ERR,
-                format_args!("{shown} line {line}: ignoring bad line starting with '{cmd}'"),
+                &[
+                    &shown,
+                    &" line ",
+                    &line,
+                    &": ignoring bad line starting with '",
+                    &cmd,
+                    &"'",
+                ],
             ),
-            Diag::Deprecated { cmd } => log.log(
+            Diag::Deprecated { cmd } => log.say(
                 LOG_ERR,
-                format_args!("{shown}: command {cmd} is deprecated and not parsed anymore"),
+                &[
+                    &shown,
+                    &": command ",
+                    &cmd,
+                    &" is deprecated and not parsed anymore",
+                ],
             ),
         });
         if let Err(e) = r {
-            log.log(LOG_ERR, format_args!("{shown}: {e}"));
+            log.say(LOG_ERR, &[&shown, &": ", &e]);
         }
     }
     let n = sys::read_small(c"/proc/cmdline", &mut cmdline_buf).map_or(0, |b| b.len());
     if let Err(e) = apply_kernel_cmdline(&mut cfg, &mut cmdline_buf[..n], &mut |m| {
-        log.log(
+        log.say(
             LOG_ERR,
-            format_args!(
-                "Ignoring bad option on kernel command line while parsing module name: '{m}'"
-            ),
+            &[
+                &"Ignoring bad option on kernel command line while parsing module name: '",
+                &m,
+                &"'",
+            ],
         )
     }) {
-        log.log(LOG_ERR, format_args!("/proc/cmdline: {e}"));
+        log.say(LOG_ERR, &[&"/proc/cmdline: ", &e]);
     }
     let resolver = Resolver { db: &db, cfg: &cfg };
     f(&resolver)
@@ -434,12 +489,15 @@ fn run(
     } else {
         let mut extra = heapless::String::new();
         if !options_from_array(&operands[1..], &mut extra) {
-            log.log(
+            log.say(
                 LOG_ERR,
-                format_args!(
-                    "could not insert '{}': module options on the command line too long (limit {MAX_EXTRA} bytes)",
-                    operands[0]
-                ),
+                &[
+                    &"could not insert '",
+                    &operands[0],
+                    &"': module options on the command line too long (limit ",
+                    &MAX_EXTRA,
+                    &" bytes)",
+                ],
             );
             return 1;
         }
@@ -467,9 +525,14 @@ fn show_symbols(path: &str, table: Table, log: &Log<'_>, _prio: i32) -> i32 {
         Table::Exports => "--show-exports",
         Table::Modversions => "--show-modversions",
     };
-    log.log(
+    log.say(
         LOG_ERR,
-        format_args!("{path}: {what} needs the modinfo feature, which this build lacks"),
+        &[
+            &path,
+            &": ",
+            &what,
+            &" needs the modinfo feature, which this build lacks",
+        ],
     );
     1
 }
@@ -478,17 +541,25 @@ fn show_symbols(path: &str, table: Table, log: &Log<'_>, _prio: i32) -> i32 {
 /// how long it was (a 5000-byte alias would bury the reason).
 pub struct Short<'s>(pub &'s str);
 
-impl core::fmt::Display for Short<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl Piece for Short<'_> {
+    fn put_to(&self, out: &mut dyn Sink) {
         const SHOWN: usize = 128;
         if self.0.len() <= SHOWN {
-            return f.write_str(self.0);
+            return out.put(self.0.as_bytes());
         }
         let mut end = SHOWN;
         while !self.0.is_char_boundary(end) {
             end -= 1;
         }
-        write!(f, "{}... ({} bytes)", &self.0[..end], self.0.len())
+        put!(out; &self.0[..end], "... (", self.0.len(), " bytes)");
+    }
+}
+
+/// For the messages of rmmod and modinfo still written with `core::fmt`
+/// (the same bytes as [`Piece::put_to`]); goes once they use pieces.
+impl core::fmt::Display for Short<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        earlymod_core::text::display(self, f)
     }
 }
 
@@ -509,28 +580,34 @@ impl Ctx<'_, '_, '_> {
         let mut found = Candidates::new();
         let looked =
             normalize_alias(name, &mut key).and_then(|_| self.resolver.lookup(&key, &mut found));
-        if let Err(e) = &looked
-            && !matches!(e, earlymod_core::Error::InvalidAlias)
-        {
-            // One line: what was looked up, where, and why it failed (an
-            // index fault names its file). Not "not found": it may exist.
-            self.log.log(
-                LOG_ERR,
-                format_args!(
-                    "could not look up '{}' in {}: {e}",
-                    Short(name),
-                    self.dir.dirname
-                ),
-            );
-            return 1;
+        match &looked {
+            Ok(_) | Err(earlymod_core::Error::InvalidAlias) => {}
+            Err(e) => {
+                // One line: what was looked up, where, and why it failed (an
+                // index fault names its file). Not "not found": it may exist.
+                self.log.say(
+                    LOG_ERR,
+                    &[
+                        &"could not look up '",
+                        &Short(name),
+                        &"' in ",
+                        &self.dir.dirname.as_str(),
+                        &": ",
+                        e,
+                    ],
+                );
+                return 1;
+            }
         }
         if looked.is_err() || found.is_empty() {
-            self.log.log(
+            self.log.say(
                 self.a.log_priority,
-                format_args!(
-                    "Module {} not found in directory {}",
-                    name, self.dir.dirname
-                ),
+                &[
+                    &"Module ",
+                    &name,
+                    &" not found in directory ",
+                    &self.dir.dirname.as_str(),
+                ],
             );
             return 1;
         }
@@ -541,10 +618,10 @@ impl Ctx<'_, '_, '_> {
     /// The module is named after the file, its dependencies, softdeps and
     /// options are those of that name, and the file itself is loaded.
     fn insmod_file(&self, file: &str, extra: &str, kernel: &mut Live, out: &mut Out) -> i32 {
-        let fail = |why: &dyn core::fmt::Display| {
-            self.log.log(
+        let fail = |why: &dyn Piece| {
+            self.log.say(
                 self.a.log_priority,
-                format_args!("Failed to get module from path {file}: {why}"),
+                &[&"Failed to get module from path ", &file, &": ", why],
             );
             1
         };
@@ -576,7 +653,7 @@ impl Ctx<'_, '_, '_> {
             }
         };
         if made.is_err() {
-            return fail(&format_args!("absolute path over {} bytes", load::MAX_PATH));
+            return fail(&Bytes("absolute path over ", load::MAX_PATH));
         }
         let mut found = Candidates::new();
         let _ = found.push(earlymod_core::probe::Candidate {
@@ -614,7 +691,7 @@ impl Ctx<'_, '_, '_> {
         let mut err = 0;
         for c in found.iter() {
             if self.a.resolve {
-                let _ = writeln!(out, "{}", c.name);
+                put!(out; c.name.as_str(), "\n");
                 continue;
             }
             let mut steps = Steps::new();
@@ -628,16 +705,20 @@ impl Ctx<'_, '_, '_> {
                 .probe_list(c, flags, state, &names, &mut steps);
             match probe {
                 Err(e) => {
-                    self.log.log(
+                    self.log.say(
                         LOG_ERR,
-                        format_args!("could not insert '{}': {}", c.name, e),
+                        &[&"could not insert '", &c.name.as_str(), &"': ", &e],
                     );
                     err = 1;
                 }
                 Ok(Err(Skip::AlreadyLoaded)) if self.a.first_time => {
-                    self.log.log(
+                    self.log.say(
                         LOG_ERR,
-                        format_args!("could not insert '{}': Module already in kernel", c.name),
+                        &[
+                            &"could not insert '",
+                            &c.name.as_str(),
+                            &"': Module already in kernel",
+                        ],
                     );
                     err = 1;
                 }
@@ -667,20 +748,18 @@ impl Ctx<'_, '_, '_> {
                     );
                     if let Err((i, e)) = result {
                         let failed = &steps[i];
-                        if failed.is_target {
-                            self.log.log(
-                                LOG_ERR,
-                                format_args!("could not insert '{}': {}", failed.name, e),
-                            );
-                        } else {
-                            self.log.log(
-                                LOG_ERR,
-                                format_args!(
-                                    "could not insert '{}': {} (needed by '{}')",
-                                    failed.name, e, c.name
-                                ),
-                            );
-                        }
+                        let line: [&dyn Piece; 7] = [
+                            &"could not insert '",
+                            &failed.name.as_str(),
+                            &"': ",
+                            &e,
+                            &" (needed by '",
+                            &c.name.as_str(),
+                            &"')",
+                        ];
+                        // A dependency that failed names the module that needed it.
+                        let n = if failed.is_target { 4 } else { 7 };
+                        self.log.say(LOG_ERR, &line[..n]);
                         err = 1;
                     }
                 }
@@ -731,7 +810,7 @@ impl Ctx<'_, '_, '_> {
             Ok(Method::Command) => "install command ran",
             Err(_) => return,
         };
-        self.log.log(LOG_NOTICE, format_args!("{}: {how}", s.name));
+        self.log.say(LOG_NOTICE, &[&s.name.as_str(), &": ", &how]);
     }
 }
 
@@ -743,6 +822,19 @@ mod tests {
     fn modprobe_options_words() {
         let w: heapless::Vec<&str, 8> = env_words(" -q  -C '/etc/x' \"-v\"").collect();
         assert_eq!(&w[..], &["-q", "-C", "/etc/x", "-v"]);
+    }
+
+    #[test]
+    fn short_names_cut_at_128_bytes_on_a_char_boundary() {
+        extern crate std;
+        use std::string::String;
+        let shown = |s: &str| std::format!("{}", Short(s));
+        assert_eq!(shown("ext4"), "ext4");
+        let long: String = core::iter::repeat_n('a', 127).chain(['é', 'b']).collect();
+        let want = std::format!("{}... (130 bytes)", &long[..127]);
+        assert_eq!(shown(&long), want);
+        let exact: String = core::iter::repeat_n('x', 128).collect();
+        assert_eq!(shown(&exact), exact);
     }
 
     #[test]

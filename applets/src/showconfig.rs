@@ -2,45 +2,40 @@
 //! indexes, in kmod's format.
 
 use crate::sys::Out;
-use core::fmt::Write;
 use earlymod_core::config::{Config, Softdep};
 use earlymod_core::db::{ModuleDb, Source};
+use earlymod_core::put;
 
 /// Prints the configuration and index dump; returns the exit code.
 pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, dirname: &str, out: &mut Out) -> i32 {
     for b in cfg.blacklist.iter() {
-        let _ = writeln!(out, "blacklist {b}");
+        words(out, &["blacklist", b], b"\n");
     }
-    for (k, v) in cfg.install.iter() {
-        let _ = writeln!(out, "install {k} {v}");
-    }
-    for (k, v) in cfg.remove.iter() {
-        let _ = writeln!(out, "remove {k} {v}");
-    }
-    for (k, v) in cfg.aliases.iter() {
-        let _ = writeln!(out, "alias {k} {v}");
-    }
-    for (k, v) in cfg.options.iter() {
-        let _ = writeln!(out, "options {k} {v}");
+    for (word, entries) in [
+        ("install", &cfg.install[..]),
+        ("remove", &cfg.remove[..]),
+        ("alias", &cfg.aliases[..]),
+        ("options", &cfg.options[..]),
+    ] {
+        for (k, v) in entries {
+            words(out, &[word, k, v], b"\n");
+        }
     }
     for (k, v) in cfg.softdeps.iter() {
         // kmod joins the lists without a space before "post:".
         let sd = Softdep::new(v);
-        let _ = write!(out, "softdep {k} ");
+        words(out, &["softdep", k], b" ");
         list(out, "pre: ", sd.pre());
         list(out, "post: ", sd.post());
         out.bytes(b"\n");
     }
     for (k, v) in cfg.weakdeps.iter() {
         // kmod 34 keeps the names, one space between them.
-        let _ = write!(out, "weakdep {k} ");
+        words(out, &["weakdep", k], b" ");
         list(out, "", v.split(is_c_space).filter(|n| !n.is_empty()));
         out.bytes(b"\n");
     }
-    let _ = writeln!(
-        out,
-        "\n# End of configuration files. Dumping indexes now:\n"
-    );
+    out.bytes(b"\n# End of configuration files. Dumping indexes now:\n\n");
     // A broken index is reported (one line naming the file) and the dump
     // goes on with the next; the exit status says the dump is incomplete.
     let mut code = 0;
@@ -58,14 +53,22 @@ pub fn show_config(cfg: &Config<'_>, db: &ModuleDb<'_>, dirname: &str, out: &mut
         };
         if let Err(e) = r {
             out.flush();
-            let _ = writeln!(
-                Out::stderr(),
-                "modprobe: ERROR: could not dump {dirname}/{e}"
-            );
+            put!(&mut Out::stderr(); "modprobe: ERROR: could not dump ", dirname, "/", e, "\n");
             code = 1;
         }
     }
     code
+}
+
+/// `words` joined by spaces, then `end`.
+fn words(out: &mut Out, words: &[&str], end: &[u8]) {
+    for (j, w) in words.iter().enumerate() {
+        if j > 0 {
+            out.bytes(b" ");
+        }
+        out.bytes(w.as_bytes());
+    }
+    out.bytes(end);
 }
 
 /// C's `isspace` in the C locale.
