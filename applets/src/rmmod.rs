@@ -10,7 +10,6 @@ use earlymod_core::name::{ModName, modname, modname_from_path};
 use earlymod_core::probe::{Candidates, InitState, Resolver};
 use earlymod_core::put;
 use earlymod_core::remove::{Event, RemoveFlags, Remover, SysState, remove};
-use earlymod_core::text::{Piece, Sink};
 
 /// `O_NONBLOCK` for `delete_module`: fail instead of waiting for users.
 const O_NONBLOCK: i32 = 0o4000;
@@ -157,7 +156,7 @@ pub fn remove_all(
             // A corrupt index or a name over a bound: say so (the module
             // may well exist).
             Err(e) if e != earlymod_core::Error::InvalidAlias => {
-                log.say(LOG_ERR, &[&"could not look up '", &Short(name), &"': ", &e]);
+                log.say(LOG_ERR, &[&"could not look up '", &crate::modprobe::Short(name), &"': ", &e]);
                 err = 1;
                 continue;
             }
@@ -274,24 +273,6 @@ pub fn main(prog: &str, args: &mut [&str]) -> i32 {
         }
     }
     err
-}
-
-/// A name as `modprobe::Short` shows it: at most 128 bytes of it (on a
-/// character boundary), then `... (N bytes)`.
-struct Short<'s>(&'s str);
-
-impl Piece for Short<'_> {
-    fn put_to(&self, out: &mut dyn Sink) {
-        const SHOWN: usize = 128;
-        if self.0.len() <= SHOWN {
-            return out.put(self.0.as_bytes());
-        }
-        let mut end = SHOWN;
-        while !self.0.is_char_boundary(end) {
-            end -= 1;
-        }
-        put!(out; &self.0[..end], "... (", self.0.len(), " bytes)");
-    }
 }
 
 #[cfg(feature = "rmmod")]

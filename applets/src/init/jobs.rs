@@ -146,7 +146,7 @@ impl Plan {
                         let mut params = Params::new();
                         let refused = params.fill(r.cfg, s, "").err();
                         self.jobs.push(Job {
-                            name: s.name.to_string(),
+                            name: String::from(s.name.as_str()),
                             path: s.path.map(str::to_string),
                             builtin: s.builtin,
                             options: params.as_str().to_string(),

@@ -261,7 +261,15 @@ fn modules_load_d(out: &mut Vec<String>) {
             }
         });
     }
-    files.sort_unstable();
+    // By name (names are unique: the first directory wins). A handful of
+    // files: an insertion sort, not a second instance of slice::sort.
+    for i in 1..files.len() {
+        let mut j = i;
+        while j > 0 && files[j - 1].0 > files[j].0 {
+            files.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     for (f, d) in files {
         let Some(p) = CPath::join(&[d, "/", &f]) else {
             continue;
