@@ -296,11 +296,8 @@ mod tests {
             assert_eq!(back, want, "{text:?} from the back");
             let mut it = d.deps();
             let (mut front, mut rear) = (alloc::vec::Vec::new(), alloc::vec::Vec::new());
-            loop {
-                match it.next() {
-                    Some(x) => front.push(x),
-                    None => break,
-                }
+            while let Some(x) = it.next() {
+                front.push(x);
                 match it.next_back() {
                     Some(x) => rear.insert(0, x),
                     None => break,
