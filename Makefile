@@ -27,7 +27,7 @@ out/earlymod-static: FORCE
 # the kernel decompresses or nothing does. Any set of features composes the
 # same way (applets/Cargo.toml; `make size` prints what each costs).
 out/earlymod-tiny: FORCE
-	$(STATIC_BUILD) --profile static-tiny --no-default-features --features static-bin,init --target-dir target/static-tiny
+	$(STATIC_BUILD) --profile static-tiny --no-default-features --features static-bin,init,config,cmdline --target-dir target/static-tiny
 	@mkdir -p out
 	@cp target/static-tiny/static-tiny/earlymod-static $@
 	@echo "$@: $$(stat -c %s $@) bytes"
@@ -67,7 +67,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p earlymod-applets --features static-bin --bins -- -D warnings
-	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin,init --bins -- -D warnings
+	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin,init,config,cmdline --bins -- -D warnings
+	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin --bins -- -D warnings
 	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin,coldplug,xz --bins -- -D warnings
 
 unit:

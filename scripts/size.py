@@ -28,19 +28,20 @@ FLAGS = "-C target-feature=+crt-static -C relocation-model=static"
 
 # name: (cargo features, cargo profile, what it is)
 BUILDS = {
-    "earlymod": ("static-bin,modinfo,rmmod,lsmod,init,coldplug,parallel,decompress", "static",
+    "earlymod": ("static-bin,config,cmdline,modinfo,rmmod,lsmod,init,coldplug,parallel,decompress", "static",
                  "everything: every applet, PID 1, gzip/xz/zstd decoders"),
-    "earlymod-tiny": ("static-bin,init", "static-tiny",
+    "earlymod-tiny": ("static-bin,init,config,cmdline", "static-tiny",
                       "PID 1 + modprobe/insmod (modprobe.d, kernel command line), "
                       "kernel-delegated decompression"),
     "earlymod-loader": ("static-bin", "static-tiny",
-                        "modprobe/insmod only: the loader an embedder's own init calls"),
+                        "modprobe/insmod only, no modprobe.d, no kernel command line: "
+                        "the smallest loader"),
 }
 # Bytes a build may not exceed (measured, then rounded up: see the docstring).
 CEILINGS = {"earlymod": 262_000, "earlymod-tiny": 148_000, "earlymod-loader": 97_000}
 # Issue 12's budgets.
 GOALS = {"earlymod": 131_072, "earlymod-tiny": 33_888}
-OPTIONAL = ["modinfo", "rmmod", "lsmod", "init", "coldplug", "parallel", "gzip", "xz", "zstd"]
+OPTIONAL = ["config", "cmdline", "modinfo", "rmmod", "lsmod", "init", "coldplug", "parallel", "gzip", "xz", "zstd"]
 
 
 def build(features, target_dir, strip=True, profile="static"):

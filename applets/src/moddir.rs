@@ -215,9 +215,9 @@ pub fn config_files(
         if list.len() >= MAX_CONFIG_FILES {
             // Keep the first MAX_CONFIG_FILES names in sort order.
             dropped.count += 1;
-            if pos < list.len()
-                && let Some(last) = list.pop()
-            {
+            // The new name sorts before the last kept one: it takes its place.
+            let last = if pos < list.len() { list.pop() } else { None };
+            if let Some(last) = last {
                 let _ = list.insert(pos, item);
                 item = last;
             }

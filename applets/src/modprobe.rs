@@ -4,6 +4,7 @@ use crate::kernel::Live;
 use crate::log::{LOG_CRIT, LOG_ERR, LOG_NOTICE, LOG_WARNING, Log};
 use crate::moddir::{self, DEFAULT_CONFIG_PATHS, ModDir};
 use crate::sys::{self, Mapped, Out};
+#[cfg(feature = "cmdline")]
 use earlymod_core::cmdline::apply_kernel_cmdline;
 use earlymod_core::config::{Config, Diag};
 use earlymod_core::getopt::{self, Opt};
@@ -336,6 +337,12 @@ fn with_config_dyn(
     f: &mut dyn FnMut(&Resolver<'_, '_>),
 ) {
     let db = dir.db();
+    // Without modprobe.d: only the module directory's softdeps/weakdeps.
+    #[cfg(not(feature = "config"))]
+    let configs: &[&str] = {
+        let _ = configs;
+        &[]
+    };
     let mut dropped = moddir::Dropped::default();
     let files = moddir::config_files(
         configs,
@@ -391,6 +398,7 @@ fn with_config_dyn(
             ),
         }
     }
+    #[cfg(feature = "cmdline")]
     let mut cmdline_buf = [0u8; 4096];
     let mut cfg = Config::new();
     for (m, i) in maps.iter_mut() {
@@ -423,18 +431,21 @@ fn with_config_dyn(
             log.say(LOG_ERR, &[&shown, &": ", &e]);
         }
     }
-    let n = sys::read_small(c"/proc/cmdline", &mut cmdline_buf).map_or(0, |b| b.len());
-    if let Err(e) = apply_kernel_cmdline(&mut cfg, &mut cmdline_buf[..n], &mut |m| {
-        log.say(
-            LOG_ERR,
-            &[
-                &"Ignoring bad option on kernel command line while parsing module name: '",
-                &m,
-                &"'",
-            ],
-        )
-    }) {
-        log.say(LOG_ERR, &[&"/proc/cmdline: ", &e]);
+    #[cfg(feature = "cmdline")]
+    {
+        let n = sys::read_small(c"/proc/cmdline", &mut cmdline_buf).map_or(0, |b| b.len());
+        if let Err(e) = apply_kernel_cmdline(&mut cfg, &mut cmdline_buf[..n], &mut |m| {
+            log.say(
+                LOG_ERR,
+                &[
+                    &"Ignoring bad option on kernel command line while parsing module name: '",
+                    &m,
+                    &"'",
+                ],
+            )
+        }) {
+            log.say(LOG_ERR, &[&"/proc/cmdline: ", &e]);
+        }
     }
     let resolver = Resolver { db: &db, cfg: &cfg };
     f(&resolver)

@@ -156,7 +156,15 @@ pub fn remove_all(
             // A corrupt index or a name over a bound: say so (the module
             // may well exist).
             Err(e) if e != earlymod_core::Error::InvalidAlias => {
-                log.say(LOG_ERR, &[&"could not look up '", &crate::modprobe::Short(name), &"': ", &e]);
+                log.say(
+                    LOG_ERR,
+                    &[
+                        &"could not look up '",
+                        &crate::modprobe::Short(name),
+                        &"': ",
+                        &e,
+                    ],
+                );
                 err = 1;
                 continue;
             }

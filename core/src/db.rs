@@ -252,7 +252,10 @@ impl DoubleEndedIterator for Deps<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let b = self.rest.as_bytes();
         let end = b.iter().rposition(|&c| !is_blank(c))? + 1;
-        let start = b[..end].iter().rposition(|&c| is_blank(c)).map_or(0, |n| n + 1);
+        let start = b[..end]
+            .iter()
+            .rposition(|&c| is_blank(c))
+            .map_or(0, |n| n + 1);
         let item = &self.rest[start..end];
         self.rest = &self.rest[..start];
         Some(item)
