@@ -200,12 +200,14 @@ pub(crate) fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Erro
                 return Err(Error::Truncated(Z));
             }
         }
-        if let (Some(expected), Some(actual)) =
-            (dec.get_checksum_from_data(), dec.get_calculated_checksum())
-            && header.checksum
-            && expected != actual
-        {
-            return Err(Error::ZstdChecksumMismatch { expected, actual });
+        if let (true, Some(expected), Some(actual)) = (
+            header.checksum,
+            dec.get_checksum_from_data(),
+            dec.get_calculated_checksum(),
+        ) {
+            if expected != actual {
+                return Err(Error::ZstdChecksumMismatch { expected, actual });
+            }
         }
         if header.fcs.is_some_and(|f| f != (opos - start) as u64) {
             return Err(Error::Corrupt(
