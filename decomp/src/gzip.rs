@@ -80,84 +80,32 @@ pub(crate) fn decompressed_len(data: &[u8]) -> Result<usize, Error> {
     Ok(isize as usize)
 }
 
-/// Inflate one raw deflate stream into the start of `out`; returns
-/// (input bytes used, output bytes written).
-fn inflate(input: &[u8], out: &mut [u8]) -> Result<(usize, usize), Error> {
+/// Inflate one raw deflate stream, all input given at once: into the start
+/// of `out` (`limit` None), or, to count the bytes, through `out` as a ring
+/// keeping nothing (a power of two at least the 32 KiB window), with
+/// [`Error::TooLarge`] as soon as the output passes `limit`. Returns (input
+/// bytes used, output bytes).
+fn inflate(input: &[u8], out: &mut [u8], limit: Option<u64>) -> Result<(usize, u64), Error> {
     // About 11 KB of tables; lives on the stack for the call.
     let mut state = DecompressorOxide::new();
-    // The whole input is given at once (no HAS_MORE_INPUT), so running out
-    // of it is reported as an error instead of a request for more.
-    let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
-    let (status, used, written) = decompress(&mut state, input, out, 0, flags);
-    match status {
-        TINFLStatus::Done => Ok((used.min(input.len()), written.min(out.len()))),
-        TINFLStatus::HasMoreOutput => Err(Error::OutputTooSmall),
-        TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
-            Err(Error::Truncated(G))
-        }
-        _ => Err(Error::Corrupt(G, "invalid deflate data")),
-    }
-}
-
-pub(crate) fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Error> {
-    let mut pos = 0usize;
-    let mut opos = 0usize;
-    loop {
-        let member = &data[pos..];
-        let hdr = header(member)?;
-        let dst = &mut out[opos..];
-        let (used, written) = inflate(&member[hdr..], dst)?;
-        let tpos = hdr + used;
-        let trailer = member.get(tpos..tpos + 8).ok_or(Error::Truncated(G))?;
-        let crc = le32(trailer, 0);
-        let isize = le32(trailer, 4);
-        let actual = crc32fast::hash(&dst[..written]);
-        if crc != actual {
-            return Err(Error::GzipCrcMismatch {
-                expected: crc,
-                actual,
-            });
-        }
-        let actual = written as u32; // modulo 2^32 by definition
-        if isize != actual {
-            return Err(Error::GzipSizeMismatch {
-                expected: isize,
-                actual,
-            });
-        }
-        opos += written;
-        pos += tpos + 8;
-        let rest = &data[pos..];
-        if rest.iter().all(|&b| b == 0) {
-            return Ok(opos);
-        }
-        if !rest.starts_with(&GZIP_MAGIC) {
-            return Err(Error::Corrupt(G, "trailing garbage after gzip member"));
-        }
-    }
-}
-
-/// Inflate one raw deflate stream through a 32 KiB ring (the deflate
-/// window), keeping nothing; returns (input bytes used, output bytes),
-/// or [`Error::TooLarge`] as soon as the output passes `limit`.
-fn measure_member(input: &[u8], limit: u64) -> Result<(usize, u64), Error> {
-    let mut state = DecompressorOxide::new();
-    let mut ring = [0u8; 32 * 1024];
+    // No HAS_MORE_INPUT: running out of input is an error, not a request
+    // for more. Without NON_WRAPPING the output buffer is a ring.
+    let flags = match limit {
+        None => inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+        Some(_) => 0,
+    };
     let (mut used, mut total, mut at) = (0usize, 0u64, 0usize);
     loop {
-        // No flags: a wrapping output buffer (a power of two at least the
-        // window size), raw deflate, all input given at once.
-        let (status, n_in, n_out) = decompress(&mut state, &input[used..], &mut ring, at, 0);
+        let (status, n_in, n_out) = decompress(&mut state, &input[used..], out, at, flags);
         used += n_in;
-        total += n_out as u64;
-        at = (at + n_out) & (ring.len() - 1);
-        if total > limit {
-            return Err(Error::TooLarge(G));
-        }
-        match status {
-            TINFLStatus::Done => return Ok((used.min(input.len()), total)),
-            TINFLStatus::HasMoreOutput => {}
-            TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
+        total += n_out.min(out.len()) as u64;
+        at = (at + n_out) & out.len().wrapping_sub(1);
+        match (status, limit) {
+            (_, Some(limit)) if total > limit => return Err(Error::TooLarge(G)),
+            (TINFLStatus::Done, _) => return Ok((used.min(input.len()), total)),
+            (TINFLStatus::HasMoreOutput, None) => return Err(Error::OutputTooSmall),
+            (TINFLStatus::HasMoreOutput, Some(_)) => {}
+            (TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress, _) => {
                 return Err(Error::Truncated(G));
             }
             _ => return Err(Error::Corrupt(G, "invalid deflate data")),
@@ -165,23 +113,57 @@ fn measure_member(input: &[u8], limit: u64) -> Result<(usize, u64), Error> {
     }
 }
 
+pub(crate) fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    members(data, out, None)
+}
+
 /// The decompressed size of all members, found by inflating them without
 /// keeping the output (constant memory); [`Error::TooLarge`] once it
 /// passes `limit`. Checks nothing but the structure: [`decompress_into`]
 /// verifies the trailers.
 pub(crate) fn measure(data: &[u8], limit: usize) -> Result<usize, Error> {
-    let (mut pos, mut total) = (0usize, 0u64);
+    members(data, &mut [0u8; 32 * 1024], Some(limit as u64))
+}
+
+/// Every member of `data`: inflated into `out` with its trailer verified
+/// (`limit` None), or counted through `out` as a ring up to `limit`.
+fn members(data: &[u8], out: &mut [u8], limit: Option<u64>) -> Result<usize, Error> {
+    let mut pos = 0usize;
+    let mut opos = 0usize;
     loop {
         let member = &data[pos..];
         let hdr = header(member)?;
-        let (used, n) = measure_member(&member[hdr..], limit as u64 - total)?;
-        total += n;
+        let (dst, left) = match limit {
+            None => (&mut out[opos..], None),
+            Some(l) => (&mut out[..], Some(l - opos as u64)),
+        };
+        let (used, written) = inflate(&member[hdr..], dst, left)?;
+        let written = written as usize;
         let tpos = hdr + used;
-        member.get(tpos..tpos + 8).ok_or(Error::Truncated(G))?;
+        let trailer = member.get(tpos..tpos + 8).ok_or(Error::Truncated(G))?;
+        if limit.is_none() {
+            let crc = le32(trailer, 0);
+            let isize = le32(trailer, 4);
+            let actual = crc32fast::hash(&dst[..written]);
+            if crc != actual {
+                return Err(Error::GzipCrcMismatch {
+                    expected: crc,
+                    actual,
+                });
+            }
+            let actual = written as u32; // modulo 2^32 by definition
+            if isize != actual {
+                return Err(Error::GzipSizeMismatch {
+                    expected: isize,
+                    actual,
+                });
+            }
+        }
+        opos += written;
         pos += tpos + 8;
         let rest = &data[pos..];
         if rest.iter().all(|&b| b == 0) {
-            return Ok(total as usize);
+            return Ok(opos);
         }
         if !rest.starts_with(&GZIP_MAGIC) {
             return Err(Error::Corrupt(G, "trailing garbage after gzip member"));

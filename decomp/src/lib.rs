@@ -29,6 +29,8 @@
 extern crate alloc;
 
 use core::fmt;
+use earlymod_core::put;
+use earlymod_core::text::{self, Hex, Piece, Sink};
 
 #[cfg(feature = "gzip")]
 mod gzip;
@@ -83,6 +85,12 @@ impl Format {
     }
 }
 
+impl Piece for Format {
+    fn put_to(&self, out: &mut dyn Sink) {
+        out.put(self.name().as_bytes());
+    }
+}
+
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -103,8 +111,8 @@ pub fn detect(data: &[u8]) -> Option<Format> {
     }
 }
 
-/// Why data could not be sized or decompressed. `Display` gives the reason
-/// in words.
+/// Why data could not be sized or decompressed. [`Piece`] (and `Display`,
+/// through it) gives the reason in words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -144,59 +152,57 @@ pub enum Error {
     InputTooLarge(Format),
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Piece for Error {
+    fn put_to(&self, out: &mut dyn Sink) {
+        const MIB: usize = MAX_OUTPUT >> 20;
         match *self {
-            Error::NotCompressed => f.write_str("not a gzip, xz or zstd stream"),
-            Error::Disabled(c) => write!(f, "{c} support is not compiled in"),
-            Error::Truncated(c) => write!(f, "truncated {c} stream"),
-            Error::Corrupt(Format::Zstd, why) => write!(f, "corrupt zstd frame: {why}"),
-            Error::Corrupt(c, why) => write!(f, "corrupt {c} stream: {why}"),
-            Error::Unsupported(c, why) => write!(f, "unsupported {c} stream: {why}"),
-            Error::GzipCrcMismatch { expected, actual } => write!(
-                f,
-                "gzip CRC32 mismatch (trailer says {expected:08x}, data has {actual:08x})"
+            Error::NotCompressed => put!(out; "not a gzip, xz or zstd stream"),
+            Error::Disabled(c) => put!(out; c, " support is not compiled in"),
+            Error::Truncated(c) => put!(out; "truncated ", c, " stream"),
+            Error::Corrupt(Format::Zstd, why) => put!(out; "corrupt zstd frame: ", why),
+            Error::Corrupt(c, why) => put!(out; "corrupt ", c, " stream: ", why),
+            Error::Unsupported(c, why) => put!(out; "unsupported ", c, " stream: ", why),
+            Error::GzipCrcMismatch { expected, actual } => put!(out;
+                "gzip CRC32 mismatch (trailer says ", Hex(expected.into(), 8),
+                ", data has ", Hex(actual.into(), 8), ")"
             ),
-            Error::GzipSizeMismatch { expected, actual } => write!(
-                f,
-                "gzip size mismatch (trailer says {expected} bytes mod 2^32, data has {actual})"
+            Error::GzipSizeMismatch { expected, actual } => put!(out;
+                "gzip size mismatch (trailer says ", expected,
+                " bytes mod 2^32, data has ", actual, ")"
             ),
             Error::XzCheckUnsupported(id) => {
-                write!(f, "xz check type unsupported (check ID {id})")
+                put!(out; "xz check type unsupported (check ID ", id, ")")
             }
-            Error::XzCheckMismatch(name) => write!(f, "xz {name} check mismatch"),
-            Error::ZstdChecksumMismatch { expected, actual } => write!(
-                f,
-                "zstd content checksum mismatch (frame says {expected:08x}, data has {actual:08x})"
+            Error::XzCheckMismatch(name) => put!(out; "xz ", name, " check mismatch"),
+            Error::ZstdChecksumMismatch { expected, actual } => put!(out;
+                "zstd content checksum mismatch (frame says ", Hex(expected.into(), 8),
+                ", data has ", Hex(actual.into(), 8), ")"
             ),
             Error::UnknownSize(c) => {
-                write!(f, "{c} stream does not record its decompressed size")
+                put!(out; c, " stream does not record its decompressed size")
             }
-            Error::OutputTooSmall => f.write_str("output buffer too small"),
+            Error::OutputTooSmall => put!(out; "output buffer too small"),
             Error::ScratchTooSmall { needed } => {
-                write!(f, "scratch buffer too small ({needed} bytes needed)")
+                put!(out; "scratch buffer too small (", needed, " bytes needed)")
             }
-            Error::TooLarge(c) => {
-                write!(
-                    f,
-                    "{c} stream decompresses to more than {} MiB",
-                    MAX_OUTPUT >> 20
-                )
-            }
+            Error::TooLarge(c) => put!(out; c, " stream decompresses to more than ", MIB, " MiB"),
             Error::InputTooLarge(c) => {
-                write!(
-                    f,
-                    "{c} file larger than {} MiB: not a kernel module",
-                    MAX_OUTPUT >> 20
-                )
+                put!(out; c, " file larger than ", MIB, " MiB: not a kernel module")
             }
         }
     }
 }
 
+/// The reason in words: what [`Piece::put_to`] writes.
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        text::display(self, f)
+    }
+}
+
 impl core::error::Error for Error {}
 
-fn format_of(data: &[u8]) -> Result<Format, Error> {
+fn identify(data: &[u8]) -> Result<Format, Error> {
     let c = detect(data).ok_or(Error::NotCompressed)?;
     if !c.enabled() {
         Err(Error::Disabled(c))
@@ -224,7 +230,7 @@ fn format_of(data: &[u8]) -> Result<Format, Error> {
 ///
 /// A truncated xz or zstd file is usually already detected here.
 pub fn decompressed_len(data: &[u8]) -> Result<usize, Error> {
-    match format_of(data)? {
+    match identify(data)? {
         #[cfg(feature = "gzip")]
         Format::Gzip => gzip::decompressed_len(data),
         #[cfg(feature = "xz")]
@@ -247,7 +253,7 @@ pub fn decompressed_len(data: &[u8]) -> Result<usize, Error> {
 /// the decompressed size, so a lazily backed anonymous mapping costs at most
 /// the output size in real memory even when the declared size is larger.
 pub fn scratch_len(data: &[u8]) -> Result<usize, Error> {
-    match format_of(data)? {
+    match identify(data)? {
         #[cfg(feature = "xz")]
         Format::Xz => xz::scan(data).map(|s| s.max_dict),
         _ => Ok(0),
@@ -263,7 +269,7 @@ pub fn scratch_len(data: &[u8]) -> Result<usize, Error> {
 /// is verified. Fails with [`Error::OutputTooSmall`] if `out` is too short,
 /// [`Error::TooLarge`] if more than [`MAX_OUTPUT`] bytes would be needed.
 pub fn decompress_into(data: &[u8], out: &mut [u8], scratch: &mut [u8]) -> Result<usize, Error> {
-    let c = format_of(data)?;
+    let c = identify(data)?;
     let limit = out.len().min(MAX_OUTPUT);
     let capped = out.len() > MAX_OUTPUT;
     let out = &mut out[..limit];
@@ -293,7 +299,7 @@ pub fn decompress_into(data: &[u8], out: &mut [u8], scratch: &mut [u8]) -> Resul
 /// its index (checked while decoding): this is [`decompressed_len`].
 /// Integrity checks are left to [`decompress_into`].
 pub fn measure(data: &[u8], limit: usize) -> Result<usize, Error> {
-    let c = format_of(data)?;
+    let c = identify(data)?;
     let limit = limit.min(MAX_OUTPUT);
     let n = match c {
         #[cfg(feature = "gzip")]
@@ -318,7 +324,7 @@ pub fn measure(data: &[u8], limit: usize) -> Result<usize, Error> {
 #[cfg(feature = "alloc")]
 pub fn decompress_to_vec(data: &[u8], limit: usize) -> Result<alloc::vec::Vec<u8>, Error> {
     use alloc::vec;
-    let c = format_of(data)?;
+    let c = identify(data)?;
     let limit = limit.min(MAX_OUTPUT);
     let recorded = match decompressed_len(data) {
         Ok(n) if n > limit => return Err(Error::TooLarge(c)),
@@ -357,4 +363,96 @@ pub fn decompress_to_vec(data: &[u8], limit: usize) -> Result<alloc::vec::Vec<u8
 #[allow(dead_code)]
 fn le32(b: &[u8], pos: usize) -> u32 {
     u32::from_le_bytes([b[pos], b[pos + 1], b[pos + 2], b[pos + 3]])
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::format;
+    use std::string::{String, ToString};
+
+    /// Every message, as `write!` worded it before the pieces.
+    #[test]
+    fn messages_are_what_core_fmt_wrote() {
+        let mib = MAX_OUTPUT >> 20;
+        let mut cases: std::vec::Vec<(Error, String)> = std::vec![
+            (Error::NotCompressed, "not a gzip, xz or zstd stream".into()),
+            (Error::OutputTooSmall, "output buffer too small".into()),
+            (
+                Error::GzipCrcMismatch {
+                    expected: 0xab,
+                    actual: 0xdead_beef
+                },
+                format!(
+                    "gzip CRC32 mismatch (trailer says {:08x}, data has {:08x})",
+                    0xab, 0xdead_beefu32
+                ),
+            ),
+            (
+                Error::GzipSizeMismatch {
+                    expected: 7,
+                    actual: u32::MAX
+                },
+                format!(
+                    "gzip size mismatch (trailer says 7 bytes mod 2^32, data has {})",
+                    u32::MAX
+                ),
+            ),
+            (
+                Error::XzCheckUnsupported(10),
+                "xz check type unsupported (check ID 10)".into()
+            ),
+            (
+                Error::XzCheckMismatch("CRC64"),
+                "xz CRC64 check mismatch".into()
+            ),
+            (
+                Error::ZstdChecksumMismatch {
+                    expected: 1,
+                    actual: 0x1234_5678
+                },
+                "zstd content checksum mismatch (frame says 00000001, data has 12345678)".into(),
+            ),
+            (
+                Error::ScratchTooSmall { needed: 1 << 20 },
+                "scratch buffer too small (1048576 bytes needed)".into(),
+            ),
+            (
+                Error::Corrupt(Format::Zstd, "why"),
+                "corrupt zstd frame: why".into()
+            ),
+        ];
+        for c in [Format::Gzip, Format::Xz, Format::Zstd] {
+            cases.extend([
+                (
+                    Error::Disabled(c),
+                    format!("{c} support is not compiled in"),
+                ),
+                (Error::Truncated(c), format!("truncated {c} stream")),
+                (
+                    Error::Unsupported(c, "w"),
+                    format!("unsupported {c} stream: w"),
+                ),
+                (
+                    Error::UnknownSize(c),
+                    format!("{c} stream does not record its decompressed size"),
+                ),
+                (
+                    Error::TooLarge(c),
+                    format!("{c} stream decompresses to more than {mib} MiB"),
+                ),
+                (
+                    Error::InputTooLarge(c),
+                    format!("{c} file larger than {mib} MiB: not a kernel module"),
+                ),
+            ]);
+            if c != Format::Zstd {
+                cases.push((Error::Corrupt(c, "w"), format!("corrupt {c} stream: w")));
+            }
+        }
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
 }

@@ -150,8 +150,22 @@ fn map_err(e: FrameDecoderError) -> Error {
 }
 
 pub(crate) fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    decode(data, out, None)
+}
+
+/// The decompressed size of all frames, found by decoding them without
+/// keeping the output (memory: the frame's window); [`Error::TooLarge`]
+/// once it passes `limit`. [`decompress_into`] verifies the checksums.
+pub(crate) fn measure(data: &[u8], limit: usize) -> Result<usize, Error> {
+    decode(data, &mut alloc::vec![0u8; 64 * 1024], Some(limit))
+}
+
+/// Decodes every frame of `data`: into `out` (`count` None: the checksums
+/// and content sizes verified), or, to count the bytes (`count`: the
+/// limit), through `out` as a reused chunk.
+fn decode(data: &[u8], out: &mut [u8], count: Option<usize>) -> Result<usize, Error> {
     let s = scan(data)?;
-    if s.total.is_some_and(|t| t > out.len()) {
+    if count.is_none() && s.total.is_some_and(|t| t > out.len()) {
         return Err(Error::OutputTooSmall);
     }
     let mut input = data;
@@ -186,12 +200,23 @@ pub(crate) fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Erro
         loop {
             dec.decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(1 << 20))
                 .map_err(map_err)?;
-            let n = dec
-                .read(&mut out[opos..])
-                .map_err(|_| Error::Corrupt(Z, "invalid frame"))?;
-            opos += n.min(out.len() - opos);
-            if dec.can_collect() > 0 {
-                return Err(Error::OutputTooSmall);
+            loop {
+                let dst = match count {
+                    None => &mut out[opos..],
+                    Some(_) => &mut out[..],
+                };
+                let room = dst.len();
+                let n = dec
+                    .read(dst)
+                    .map_err(|_| Error::Corrupt(Z, "invalid frame"))?;
+                opos += n.min(room);
+                match count {
+                    Some(limit) if opos > limit => return Err(Error::TooLarge(Z)),
+                    Some(_) if n > 0 && dec.can_collect() > 0 => {}
+                    Some(_) => break,
+                    None if dec.can_collect() > 0 => return Err(Error::OutputTooSmall),
+                    None => break,
+                }
             }
             if dec.is_finished() {
                 break;
@@ -200,12 +225,17 @@ pub(crate) fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Erro
                 return Err(Error::Truncated(Z));
             }
         }
-        if let (Some(expected), Some(actual)) =
-            (dec.get_checksum_from_data(), dec.get_calculated_checksum())
-            && header.checksum
-            && expected != actual
-        {
-            return Err(Error::ZstdChecksumMismatch { expected, actual });
+        if count.is_some() {
+            continue;
+        }
+        if let (true, Some(expected), Some(actual)) = (
+            header.checksum,
+            dec.get_checksum_from_data(),
+            dec.get_calculated_checksum(),
+        ) {
+            if expected != actual {
+                return Err(Error::ZstdChecksumMismatch { expected, actual });
+            }
         }
         if header.fcs.is_some_and(|f| f != (opos - start) as u64) {
             return Err(Error::Corrupt(
@@ -218,59 +248,4 @@ pub(crate) fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Erro
         return Err(Error::Truncated(Z));
     }
     Ok(opos)
-}
-
-/// The decompressed size of all frames, found by decoding them without
-/// keeping the output (memory: the frame's window); [`Error::TooLarge`]
-/// once it passes `limit`. [`decompress_into`] verifies the checksums.
-pub(crate) fn measure(data: &[u8], limit: usize) -> Result<usize, Error> {
-    scan(data)?;
-    let mut chunk = alloc::vec![0u8; 64 * 1024];
-    let mut input = data;
-    let mut total = 0usize;
-    let mut frames = 0usize;
-    let mut dec = FrameDecoder::new();
-    while !input.is_empty() {
-        if frames > 0 && input.iter().all(|&b| b == 0) {
-            break;
-        }
-        match dec.init(&mut input) {
-            Ok(()) => {}
-            Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
-                length,
-                ..
-            })) => {
-                input = input.get(length as usize..).ok_or(Error::Truncated(Z))?;
-                continue;
-            }
-            Err(e) => return Err(map_err(e)),
-        }
-        frames += 1;
-        loop {
-            dec.decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(1 << 20))
-                .map_err(map_err)?;
-            while dec.can_collect() > 0 {
-                let n = dec
-                    .read(&mut chunk)
-                    .map_err(|_| Error::Corrupt(Z, "invalid frame"))?;
-                total += n;
-                if total > limit {
-                    return Err(Error::TooLarge(Z));
-                }
-                if n == 0 {
-                    break;
-                }
-            }
-            if dec.is_finished() {
-                break;
-            }
-            if input.is_empty() {
-                return Err(Error::Truncated(Z));
-            }
-        }
-    }
-    if frames == 0 {
-        return Err(Error::Truncated(Z));
-    }
-    Ok(total)
 }

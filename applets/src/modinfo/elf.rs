@@ -4,8 +4,6 @@
 //!
 //! Nothing here panics on malformed input: every offset is checked.
 
-use core::fmt;
-
 /// Why a buffer was rejected as an ELF file. [`ElfError::errno`] gives the
 /// errno libkmod reports for the same condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,17 +23,6 @@ impl ElfError {
         }
     }
 }
-
-impl fmt::Display for ElfError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ElfError::NotElf => write!(f, "not an ELF file"),
-            ElfError::Invalid(why) => write!(f, "invalid ELF file: {why}"),
-        }
-    }
-}
-
-impl core::error::Error for ElfError {}
 
 const EI_NIDENT: usize = 16;
 const EHDR32: usize = 52;

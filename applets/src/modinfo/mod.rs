@@ -19,14 +19,14 @@ use crate::log::{LOG_WARNING, Log};
 use crate::moddir::{DEFAULT_CONFIG_PATHS, DirName, ModDir};
 use crate::sys::{self, CPath, Out};
 use alloc::borrow::Cow;
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write as _;
 use earlymod_core::db::DepLine;
 use earlymod_core::getopt::{self, Opt};
 use earlymod_core::name::{AliasBuf, normalize_alias};
 use earlymod_core::probe::Candidates;
+use earlymod_core::put;
+use earlymod_core::text::{self, Hex, Piece};
 
 pub use signature::{SignatureInfo, signature_info};
 
@@ -59,6 +59,66 @@ impl Sink for Vec<u8> {
     }
 }
 
+/// A [`Sink`] as the pieces' sink.
+struct Pieces<'s>(&'s mut dyn Sink);
+
+impl text::Sink for Pieces<'_> {
+    fn put(&mut self, b: &[u8]) {
+        self.0.put(b);
+    }
+}
+
+/// A string built from pieces.
+struct Text(String);
+
+impl text::Sink for Text {
+    fn put(&mut self, b: &[u8]) {
+        // Pieces write whole UTF-8 sequences (strings, numbers, ASCII).
+        if let Ok(s) = core::str::from_utf8(b) {
+            self.0.push_str(s);
+        }
+    }
+}
+
+/// The pieces, one after the other, as a string.
+pub(crate) fn cat(pieces: &[&dyn Piece]) -> String {
+    let mut t = Text(String::new());
+    for p in pieces {
+        p.put_to(&mut t);
+    }
+    t.0
+}
+
+/// A user-supplied name in an error line, as `modprobe::Short` shows it:
+/// at most 128 bytes of it, then how long it was.
+struct Short<'s>(&'s str);
+
+impl Piece for Short<'_> {
+    fn put_to(&self, out: &mut dyn text::Sink) {
+        const SHOWN: usize = 128;
+        let s = self.0;
+        if s.len() <= SHOWN {
+            return out.put(s.as_bytes());
+        }
+        let mut end = SHOWN;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        put!(out; &s[..end], "... (", s.len(), " bytes)");
+    }
+}
+
+/// ` (why)`, or nothing.
+struct Why<'a>(Option<&'a str>);
+
+impl Piece for Why<'_> {
+    fn put_to(&self, out: &mut dyn text::Sink) {
+        if let Some(w) = self.0 {
+            put!(out; " (", w, ")");
+        }
+    }
+}
+
 /// A module found by the resolver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
@@ -84,17 +144,22 @@ pub enum Lookup {
 /// the lookup itself failed (a corrupt index, a name over a bound).
 pub type Resolver<'r> = &'r dyn Fn(&str, &str, Lookup) -> Result<Vec<Resolved>, String>;
 
-/// glibc's `strerror` text.
-fn strerror(errno: i32) -> Cow<'static, str> {
-    match errno {
-        20 => "Not a directory".into(),
-        23 => "Too many open files in system".into(),
-        24 => "Too many open files".into(),
-        40 => "Too many levels of symbolic links".into(),
-        _ => match earlymod_core::load::Errno(errno).text() {
-            "Unknown error" => format!("Unknown error {errno}").into(),
-            t => t.into(),
-        },
+/// glibc's `strerror` text of an errno.
+struct Strerror(i32);
+
+impl Piece for Strerror {
+    fn put_to(&self, out: &mut dyn text::Sink) {
+        let text = match self.0 {
+            20 => "Not a directory",
+            23 => "Too many open files in system",
+            24 => "Too many open files",
+            40 => "Too many levels of symbolic links",
+            e => earlymod_core::load::Errno(e).text(),
+        };
+        out.put(text.as_bytes());
+        if text == "Unknown error" {
+            put!(out; " ", self.0);
+        }
     }
 }
 
@@ -164,15 +229,12 @@ fn make_absolute(p: &str, pwd: Option<&str>) -> String {
     if p.starts_with('/') {
         return p.into();
     }
-    if let Some(pwd) = pwd
-        && pwd.starts_with('/')
-        && same_file(pwd, ".")
-    {
-        return format!("{pwd}/{p}");
+    if let Some(pwd) = pwd.filter(|d| d.starts_with('/') && same_file(d, ".")) {
+        return [pwd, "/", p].concat();
     }
     let mut buf = [core::mem::MaybeUninit::uninit(); 4096];
     match sys::current_dir(&mut buf) {
-        Some(cwd) => format!("{cwd}/{p}"),
+        Some(cwd) => [cwd, "/", p].concat(),
         None => p.into(),
     }
 }
@@ -208,9 +270,9 @@ pub fn module_dir(basedir: Option<&str>, kversion: Option<&str>, pwd: Option<&st
         }
     };
     if basedir.is_some() || kversion.is_some() {
-        make_absolute(&format!("{}/lib/modules/{kv}", basedir.unwrap_or("")), pwd)
+        make_absolute(&[basedir.unwrap_or(""), "/lib/modules/", kv].concat(), pwd)
     } else {
-        format!("/lib/modules/{kv}")
+        ["/lib/modules/", kv].concat()
     }
 }
 
@@ -223,19 +285,26 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
         verbose: LOG_WARNING,
     };
     let dirname = DirName::try_from(moddir).map_err(|_| {
-        format!(
-            "module directory {}: {} bytes (limit {})",
-            crate::modprobe::Short(moddir),
-            moddir.len(),
-            crate::moddir::MAX_DIRNAME
-        )
+        cat(&[
+            &"module directory ",
+            &Short(moddir),
+            &": ",
+            &moddir.len(),
+            &" bytes (limit ",
+            &crate::moddir::MAX_DIRNAME,
+            &")",
+        ])
     })?;
     let dir = ModDir::open(dirname);
     let failed = |e: earlymod_core::Error| {
-        format!(
-            "could not look up '{}' in {moddir}: {e}",
-            crate::modprobe::Short(name)
-        )
+        cat(&[
+            &"could not look up '",
+            &Short(name),
+            &"' in ",
+            &moddir,
+            &": ",
+            &e,
+        ])
     };
     crate::modprobe::with_config(&dir, &DEFAULT_CONFIG_PATHS, &log, |r| {
         let mut key = AliasBuf::new();
@@ -261,7 +330,7 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
             let line = r.db.dep_line(&c.name).map_err(failed)?;
             match line.and_then(DepLine::parse) {
                 Some(d) if d.path.starts_with('/') => out.push(Resolved::File(d.path.into())),
-                Some(d) => out.push(Resolved::File(format!("{}/{}", dir.dirname, d.path))),
+                Some(d) => out.push(Resolved::File([&dir.dirname, "/", d.path].concat())),
                 None if c.builtin || r.is_builtin(&c.name).map_err(failed)? => {
                     out.push(Resolved::Builtin(c.name.as_str().into()))
                 }
@@ -312,7 +381,7 @@ fn parse_elf(data: &[u8]) -> Result<elf::Elf<'_>, unpack::Fail> {
 /// on stdout, or one error line at `prio`. Returns the exit code.
 pub fn show_symbols(path: &str, table: symbols::Table, log: &Log<'_>, prio: i32) -> i32 {
     if CPath::join(&[path]).is_none_or(|c| rustix::fs::stat(c.as_cstr()).is_err()) {
-        log.log(prio, format_args!("Module {path} not found."));
+        log.say(prio, &[&"Module ", &path, &" not found."]);
         return 1;
     }
     let img = unpack::load(path);
@@ -324,21 +393,22 @@ pub fn show_symbols(path: &str, table: symbols::Table, log: &Log<'_>, prio: i32)
         Ok(list) => {
             let mut out = Out::stdout();
             for sym in list {
-                let _ = write!(out, "0x{:08x}\t", sym.crc);
-                out.bytes(sym.name);
-                out.bytes(b"\n");
+                put!(&mut out; "0x", Hex(sym.crc, 8), "\t", sym.name, "\n");
             }
             0
         }
         Err(f) => {
-            let why = f.why.map(|w| format!(" ({w})")).unwrap_or_default();
-            log.log(
+            log.say(
                 prio,
-                format_args!(
-                    "could not get {} of {path}: {}{why}",
-                    table.noun(),
-                    strerror(f.errno)
-                ),
+                &[
+                    &"could not get ",
+                    &table.noun(),
+                    &" of ",
+                    &path,
+                    &": ",
+                    &Strerror(f.errno),
+                    &Why(f.why.as_deref()),
+                ],
             );
             1
         }
@@ -446,14 +516,18 @@ struct Ctx<'a> {
     moddir: &'a str,
 }
 
-/// `modinfo: ERROR: ` + the parts, written at once (stderr is unbuffered
-/// in kmod).
-fn err_line(err: &mut dyn Sink, parts: &[&[u8]]) {
-    err.put(b"modinfo: ERROR: ");
-    for p in parts {
-        err.put(p);
+/// The pieces, then a flush (stderr is unbuffered in kmod).
+fn say(err: &mut dyn Sink, pieces: &[&dyn Piece]) {
+    for p in pieces {
+        p.put_to(&mut Pieces(err));
     }
     err.flush();
+}
+
+/// `modinfo: ERROR: ` + the pieces, written at once.
+fn err_line(err: &mut dyn Sink, pieces: &[&dyn Piece]) {
+    err.put(b"modinfo: ERROR: ");
+    say(err, pieces);
 }
 
 /// A parameter merged from `parm` and `parmtype` entries.
@@ -476,11 +550,11 @@ fn collect_params<'a>(list: &'a [InfoEntry<'_>], err: &mut dyn Sink) -> Vec<Para
             err_line(
                 err,
                 &[
-                    b"Found invalid \"",
-                    e.key,
-                    b"=",
-                    value,
-                    b"\": missing ':'\n",
+                    &"Found invalid \"",
+                    &e.key,
+                    &"=",
+                    &value,
+                    &"\": missing ':'\n",
                 ],
             );
             continue;
@@ -548,7 +622,7 @@ fn print_info(ctx: &Ctx, m: &Module, out: &mut dyn Sink, err: &mut dyn Sink) -> 
         return Ok(());
     }
     let image = match &m.path {
-        None => unpack::map_file(&format!("{}/modules.builtin.modinfo", ctx.moddir))
+        None => unpack::map_file(&[ctx.moddir, "/modules.builtin.modinfo"].concat())
             .map(unpack::Image::Mapped),
         Some(p) => unpack::load(p),
     };
@@ -563,16 +637,15 @@ fn print_info(ctx: &Ctx, m: &Module, out: &mut dyn Sink, err: &mut dyn Sink) -> 
         Ok(l) => l,
         Err(f) if f.errno == ENOENT && m.path.is_none() => return Ok(()),
         Err(f) => {
-            let why = f.why.map(|w| format!(" ({w})")).unwrap_or_default();
             err_line(
                 err,
                 &[
-                    b"could not get modinfo from '",
-                    m.name.as_bytes(),
-                    b"': ",
-                    strerror(f.errno).as_bytes(),
-                    why.as_bytes(),
-                    b"\n",
+                    &"could not get modinfo from '",
+                    &m.name.as_str(),
+                    &"': ",
+                    &Strerror(f.errno),
+                    &Why(f.why.as_deref()),
+                    &"\n",
                 ],
             );
             return Err(f.errno);
@@ -677,12 +750,11 @@ pub fn run(
         }
     }
     if let Some(e) = p.error {
-        err.put(format!("{}\n", e.show(PROG, OPTS)).as_bytes());
-        err.flush();
+        say(err, &[&e.show(PROG, OPTS), &"\n"]);
         return 1;
     }
     if p.operands.is_empty() {
-        err_line(err, &[b"missing module or filename.\n"]);
+        err_line(err, &[&"missing module or filename.\n"]);
         return 1;
     }
     let moddir = module_dir(o.basedir, o.kversion, pwd);
@@ -699,11 +771,11 @@ pub fn run(
             match resolve(name, &moddir, Lookup::ModName) {
                 Ok(mut list) if !list.is_empty() => show(list.swap_remove(0).into()),
                 Ok(_) => {
-                    err_line(err, &[b"Module name ", name.as_bytes(), b" not found.\n"]);
+                    err_line(err, &[&"Module name ", &name, &" not found.\n"]);
                     failed = true;
                 }
                 Err(why) => {
-                    err_line(err, &[why.as_bytes(), b"\n"]);
+                    err_line(err, &[&why.as_str(), &"\n"]);
                     failed = true;
                 }
             }
@@ -716,11 +788,11 @@ pub fn run(
         } else {
             match resolve(name, &moddir, Lookup::Alias) {
                 Err(why) => {
-                    err_line(err, &[why.as_bytes(), b"\n"]);
+                    err_line(err, &[&why.as_str(), &"\n"]);
                     failed = true;
                 }
                 Ok(list) if list.is_empty() => {
-                    err_line(err, &[b"Module ", name.as_bytes(), b" not found.\n"]);
+                    err_line(err, &[&"Module ", &name, &" not found.\n"]);
                     failed = true;
                 }
                 Ok(list) => list.into_iter().for_each(|r| show(r.into())),
@@ -797,9 +869,9 @@ pub(crate) mod tests {
 
     #[test]
     fn strerror_texts() {
-        assert_eq!(strerror(2), "No such file or directory");
-        assert_eq!(strerror(20), "Not a directory");
-        assert_eq!(strerror(4095), "Unknown error 4095");
+        assert_eq!(cat(&[&Strerror(2)]), "No such file or directory");
+        assert_eq!(cat(&[&Strerror(20)]), "Not a directory");
+        assert_eq!(cat(&[&Strerror(4095)]), "Unknown error 4095");
     }
 
     #[test]
@@ -942,7 +1014,7 @@ pub(crate) mod tests {
         );
         // a failed lookup says why, on one line
         let failing = |n: &str, _: &str, _: Lookup| -> Result<Vec<Resolved>, String> {
-            Err(format!(
+            Err(std::format!(
                 "could not look up '{n}' in /m: modules.dep.bin: bad index magic 0x00000000"
             ))
         };

@@ -101,11 +101,12 @@ pub fn load(path: &str) -> Result<Image, Fail> {
     if len > MAX_MODULE {
         return Err(Fail::new(
             EFBIG,
-            alloc::format!(
-                "{} MiB: a kernel module is at most {} MiB",
-                len >> 20,
-                MAX_MODULE >> 20
-            ),
+            super::cat(&[
+                &(len >> 20),
+                &" MiB: a kernel module is at most ",
+                &(MAX_MODULE >> 20),
+                &" MiB",
+            ]),
         ));
     }
     decompress(raw)
@@ -118,13 +119,12 @@ fn decompress(raw: Mapped) -> Result<Image, Fail> {
 
 #[cfg(userspace_decoders)]
 fn decompress(raw: Mapped) -> Result<Image, Fail> {
-    use alloc::string::ToString;
     use earlymod_decompress as d;
     let data = raw.bytes();
     if d::detect(data).is_none() {
         return Ok(Image::Mapped(raw));
     }
-    let why = |e: d::Error| Fail::new(EINVAL, e.to_string());
+    let why = |e: d::Error| Fail::new(EINVAL, super::cat(&[&e]));
     // kmod 34 (libzstd) decodes a .ko.zst into exactly the size its first
     // frame declares: a frame without that size (or with 0) is refused, and
     // so is a file that holds more, is cut or is corrupt.
