@@ -1,7 +1,6 @@
 //! kmod-style diagnostics: `prog: LEVEL: message` on stderr.
 
 use crate::sys::Out;
-use core::fmt::{self, Write};
 use earlymod_core::text::Piece;
 
 /// syslog priorities as kmod uses them.
@@ -34,16 +33,6 @@ impl Log<'_> {
             p.put_to(&mut err);
         }
         err.bytes(b"\n");
-    }
-
-    /// Prints `args` at `prio` when enabled.
-    pub fn log(&self, prio: i32, args: fmt::Arguments<'_>) {
-        if prio > self.verbose {
-            return;
-        }
-        let level = level_name(prio);
-        let mut err = Out::stderr();
-        let _ = writeln!(err, "{}: {}: {}", self.prog, level, args);
     }
 }
 

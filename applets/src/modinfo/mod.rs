@@ -89,25 +89,6 @@ pub(crate) fn cat(pieces: &[&dyn Piece]) -> String {
     t.0
 }
 
-/// A user-supplied name in an error line, as `modprobe::Short` shows it:
-/// at most 128 bytes of it, then how long it was.
-struct Short<'s>(&'s str);
-
-impl Piece for Short<'_> {
-    fn put_to(&self, out: &mut dyn text::Sink) {
-        const SHOWN: usize = 128;
-        let s = self.0;
-        if s.len() <= SHOWN {
-            return out.put(s.as_bytes());
-        }
-        let mut end = SHOWN;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        put!(out; &s[..end], "... (", s.len(), " bytes)");
-    }
-}
-
 /// ` (why)`, or nothing.
 struct Why<'a>(Option<&'a str>);
 
@@ -287,7 +268,7 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
     let dirname = DirName::try_from(moddir).map_err(|_| {
         cat(&[
             &"module directory ",
-            &Short(moddir),
+            &crate::modprobe::Short(moddir),
             &": ",
             &moddir.len(),
             &" bytes (limit ",
@@ -299,7 +280,7 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
     let failed = |e: earlymod_core::Error| {
         cat(&[
             &"could not look up '",
-            &Short(name),
+            &crate::modprobe::Short(name),
             &"' in ",
             &moddir,
             &": ",
