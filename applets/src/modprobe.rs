@@ -768,7 +768,12 @@ impl Ctx<'_, '_, '_> {
                 }
             }
         }
-        out.flush();
+        // Loading runs install commands and takes the kernel's time: what
+        // was printed goes out first. A dry run (-n, -D) stays buffered: one
+        // write per 64 KB, not one per name.
+        if !self.a.dry_run {
+            out.flush();
+        }
         err
     }
 
