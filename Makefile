@@ -138,12 +138,15 @@ clean:
 	rm -rf out target
 
 # Boot the cached 6.1 and 6.12 kernels under QEMU (TCG) and load real
-# modules with out/earlymod (QEMU_LOADER=kmod|busybox to try other loaders,
+# modules with out/earlymod, then with out/earlymod-tiny (the scenarios that
+# need userspace decoders must fail naming module and decoder; lsmod and
+# rmmod are skipped) (QEMU_LOADER=kmod|busybox to try other loaders,
 # VM_ARGS=--bench for the vm-bench mode), then boot images made by
 # earlymod-pack (qemu/packtest.py); see qemu/README.md.
 .PHONY: vmtest
 vmtest: setup all
 	python3 qemu/vmtest.py $(VM_ARGS)
+	python3 qemu/vmtest.py --loader earlymod-tiny
 	python3 qemu/packtest.py
 	python3 qemu/boottest.py
 	python3 qemu/boottest.py --earlymod out/earlymod-tiny
