@@ -251,17 +251,23 @@ def file_size(path):
         return None
 
 
-def tiny_initramfs_init():
-    """tiny-initramfs's whole static PID 1, from its package; (path, why-not)."""
+def package_binary(pkg, tail, install_hint=""):
+    """The regular file of package `pkg` whose path ends with `tail`, from
+    its dpkg file list; (path, why-not)."""
     try:
-        files = subprocess.run(["dpkg", "-L", "tiny-initramfs-core"], capture_output=True,
+        files = subprocess.run(["dpkg", "-L", pkg], capture_output=True,
                                text=True, check=True).stdout.split()
     except (OSError, subprocess.CalledProcessError):
-        return None, "tiny-initramfs-core is not installed (scripts/setup.sh bench)"
+        return None, f"{pkg} is not installed{install_hint}"
     for f in files:
-        if f.endswith("/init-static") and os.path.isfile(f):
+        if f.endswith(tail) and os.path.isfile(f) and not os.path.islink(f):
             return f, None
-    return None, "tiny-initramfs-core lists no init-static"
+    return None, f"{pkg} lists no {tail.lstrip('/')}"
+
+
+def tiny_initramfs_init():
+    """tiny-initramfs's whole static PID 1; (path, why-not)."""
+    return package_binary("tiny-initramfs-core", "/init-static", " (scripts/setup.sh bench)")
 
 
 def size_table():
@@ -285,16 +291,8 @@ def size_table():
 
 
 def busybox_static():
-    """busybox-static's binary, from its package file list; (path, why-not)."""
-    try:
-        files = subprocess.run(["dpkg", "-L", "busybox-static"], capture_output=True,
-                               text=True, check=True).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
-        return None, "busybox-static is not installed"
-    for f in files:
-        if f.endswith("/busybox") and os.path.isfile(f) and not os.path.islink(f):
-            return f, None
-    return None, "busybox-static lists no busybox binary"
+    """busybox-static's binary; (path, why-not)."""
+    return package_binary("busybox-static", "/busybox")
 
 
 def kmod_with_libs():
