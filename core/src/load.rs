@@ -1137,12 +1137,12 @@ mod tests {
             closure[i] = c;
         }
         let mut fake = Fake {
-            compression: if rng(seed).is_multiple_of(2) {
+            compression: if rng(seed) % 2 == 0 {
                 Some(Compression::Xz)
             } else {
                 None
             },
-            kernel_fails_decoding: rng(seed).is_multiple_of(4),
+            kernel_fails_decoding: rng(seed) % 4 == 0,
             ..Default::default()
         };
         let mut dep = String::new();
@@ -1171,9 +1171,9 @@ mod tests {
         }
         let mut cfg = String::new();
         for i in 0..n {
-            if rng(seed).is_multiple_of(6) {
+            if rng(seed) % 6 == 0 {
                 let j = (rng(seed) % n as u64) as usize;
-                let when = if rng(seed).is_multiple_of(2) {
+                let when = if rng(seed) % 2 == 0 {
                     "pre"
                 } else {
                     "post"
@@ -1277,7 +1277,7 @@ mod tests {
             let names = NameArena::new();
             let f = &mut w.fake;
             let targets: Vec<usize> = (0..n)
-                .filter(|_| rng(&mut seed).is_multiple_of(2))
+                .filter(|_| rng(&mut seed) % 2 == 0)
                 .collect();
             for &t in &targets {
                 let target = std::format!("m{t}");

@@ -966,7 +966,7 @@ mod tests {
                 deps.insert(name(i), c.iter().map(|&d| name(d)).collect());
             }
             let mut cfg_text = String::new();
-            if n > 3 && rng(&mut seed).is_multiple_of(2) {
+            if n > 3 && rng(&mut seed) % 2 == 0 {
                 let _ = writeln!(cfg_text, "softdep m{} pre: m{} post: m0", n - 1, n - 2);
             }
             let mut cfg_buf = cfg_text.into_bytes();
