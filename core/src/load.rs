@@ -1173,11 +1173,7 @@ mod tests {
         for i in 0..n {
             if rng(seed) % 6 == 0 {
                 let j = (rng(seed) % n as u64) as usize;
-                let when = if rng(seed) % 2 == 0 {
-                    "pre"
-                } else {
-                    "post"
-                };
+                let when = if rng(seed) % 2 == 0 { "pre" } else { "post" };
                 if j != i {
                     cfg += &std::format!("softdep {} {when}: {}\n", name(i), name(j));
                 }
@@ -1276,9 +1272,7 @@ mod tests {
             let r = Resolver { db: &db, cfg: &cfg };
             let names = NameArena::new();
             let f = &mut w.fake;
-            let targets: Vec<usize> = (0..n)
-                .filter(|_| rng(&mut seed) % 2 == 0)
-                .collect();
+            let targets: Vec<usize> = (0..n).filter(|_| rng(&mut seed) % 2 == 0).collect();
             for &t in &targets {
                 let target = std::format!("m{t}");
                 let ctx = std::format!("round {round} target {target}\n{}{}", w.dep, w.cfg);
