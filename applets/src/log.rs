@@ -27,13 +27,31 @@ impl Log<'_> {
         if prio > self.verbose {
             return;
         }
-        let mut err = Out::stderr();
-        earlymod_core::put!(&mut err; self.prog, ": ", level_name(prio), ": ");
-        for p in pieces {
-            p.put_to(&mut err);
-        }
-        err.bytes(b"\n");
+        earlymod_core::put!(&mut Out::stderr(); self.prog, ": ", level_name(prio), ": ", pieces, "\n");
     }
+}
+
+/// A `String` as a [`Sink`](earlymod_core::text::Sink): the messages PID 1
+/// and modinfo build on the heap.
+#[cfg(any(feature = "init", feature = "coldplug", feature = "modinfo"))]
+pub(crate) struct Text(pub alloc::string::String);
+
+#[cfg(any(feature = "init", feature = "coldplug", feature = "modinfo"))]
+impl earlymod_core::text::Sink for Text {
+    fn put(&mut self, bytes: &[u8]) {
+        // Pieces write whole UTF-8 sequences (strings, digits, ASCII).
+        if let Ok(s) = core::str::from_utf8(bytes) {
+            self.0.push_str(s);
+        }
+    }
+}
+
+/// The pieces as one string.
+#[cfg(any(feature = "init", feature = "coldplug", feature = "modinfo"))]
+pub(crate) fn text(pieces: &[&dyn Piece]) -> alloc::string::String {
+    let mut t = Text(alloc::string::String::new());
+    pieces.put_to(&mut t);
+    t.0
 }
 
 /// kmod's name of a syslog priority.

@@ -64,6 +64,15 @@ impl<T: Piece + ?Sized> Piece for &T {
     }
 }
 
+/// A message made of pieces is a piece: `put!(out; prefix, pieces, "\n")`.
+impl Piece for [&dyn Piece] {
+    fn put_to(&self, out: &mut dyn Sink) {
+        for p in self {
+            p.put_to(out);
+        }
+    }
+}
+
 impl Piece for char {
     fn put_to(&self, out: &mut dyn Sink) {
         let mut b = [0u8; 4];
@@ -271,5 +280,7 @@ mod tests {
             }
         }
         assert_eq!(format!("{}", Both), "n=5 x=beef");
+        let parts: &[&dyn Piece] = &[&"a", &1u8, &Both];
+        assert_eq!(show(&parts), "a1n=5 x=beef");
     }
 }

@@ -5,11 +5,11 @@
 use alloc::string::String;
 
 use earlymod_core::put;
-use earlymod_core::text::{Dec, Piece, Sink};
+use earlymod_core::text::{Dec, Piece};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 
-use super::Text;
+use crate::log::Text;
 use crate::sys::Out;
 
 /// The logger.
@@ -58,11 +58,8 @@ impl Klog {
     fn emit(&mut self, level: u8, console: bool, pieces: &[&dyn Piece]) {
         let t = super::now_us();
         let mut s = Text(String::new());
-        put!(&mut s; "<", level, ">earlymod: [", t / 1_000_000, ".", Dec(t % 1_000_000, 6), "] ");
-        for p in pieces {
-            p.put_to(&mut s);
-        }
-        s.put(b"\n");
+        put!(&mut s; "<", level, ">earlymod: [", t / 1_000_000, ".", Dec(t % 1_000_000, 6), "] ",
+            pieces, "\n");
         let s = s.0;
         if let Some(fd) = &self.kmsg {
             let _ = rustix::io::write(fd, s.as_bytes());

@@ -46,27 +46,7 @@ use klog::Klog;
 /// Where the boot report goes (moved with `/run` into the new root).
 pub const REPORT: &str = "/run/earlymod/boot.log";
 
-/// A `String` as a [`Sink`]: PID 1's log lines, errors and report are
-/// built on the heap.
-struct Text(String);
-
-impl Sink for Text {
-    fn put(&mut self, bytes: &[u8]) {
-        // Pieces write whole UTF-8 sequences (strings, digits).
-        if let Ok(s) = core::str::from_utf8(bytes) {
-            self.0.push_str(s);
-        }
-    }
-}
-
-/// The pieces as one string.
-fn text(pieces: &[&dyn Piece]) -> String {
-    let mut t = Text(String::new());
-    for p in pieces {
-        p.put_to(&mut t);
-    }
-    t.0
-}
+use crate::log::{Text, text};
 
 /// A rustix error as its `Display` prints it without std.
 struct OsError(rustix::io::Errno);

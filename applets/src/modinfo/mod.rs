@@ -15,7 +15,7 @@ mod signature;
 pub mod symbols;
 mod unpack;
 
-use crate::log::{LOG_WARNING, Log};
+use crate::log::{LOG_WARNING, Log, text};
 use crate::moddir::{DEFAULT_CONFIG_PATHS, DirName, ModDir};
 use crate::sys::{self, CPath, Out};
 use alloc::borrow::Cow;
@@ -26,7 +26,7 @@ use earlymod_core::getopt::{self, Opt};
 use earlymod_core::name::{AliasBuf, normalize_alias};
 use earlymod_core::probe::Candidates;
 use earlymod_core::put;
-use earlymod_core::text::{self, Hex, Piece};
+use earlymod_core::text::{Hex, Piece};
 
 pub use signature::{SignatureInfo, signature_info};
 
@@ -62,38 +62,17 @@ impl Sink for Vec<u8> {
 /// A [`Sink`] as the pieces' sink.
 struct Pieces<'s>(&'s mut dyn Sink);
 
-impl text::Sink for Pieces<'_> {
+impl earlymod_core::text::Sink for Pieces<'_> {
     fn put(&mut self, b: &[u8]) {
         self.0.put(b);
     }
-}
-
-/// A string built from pieces.
-struct Text(String);
-
-impl text::Sink for Text {
-    fn put(&mut self, b: &[u8]) {
-        // Pieces write whole UTF-8 sequences (strings, numbers, ASCII).
-        if let Ok(s) = core::str::from_utf8(b) {
-            self.0.push_str(s);
-        }
-    }
-}
-
-/// The pieces, one after the other, as a string.
-pub(crate) fn cat(pieces: &[&dyn Piece]) -> String {
-    let mut t = Text(String::new());
-    for p in pieces {
-        p.put_to(&mut t);
-    }
-    t.0
 }
 
 /// ` (why)`, or nothing.
 struct Why<'a>(Option<&'a str>);
 
 impl Piece for Why<'_> {
-    fn put_to(&self, out: &mut dyn text::Sink) {
+    fn put_to(&self, out: &mut dyn earlymod_core::text::Sink) {
         if let Some(w) = self.0 {
             put!(out; " (", w, ")");
         }
@@ -129,7 +108,7 @@ pub type Resolver<'r> = &'r dyn Fn(&str, &str, Lookup) -> Result<Vec<Resolved>, 
 struct Strerror(i32);
 
 impl Piece for Strerror {
-    fn put_to(&self, out: &mut dyn text::Sink) {
+    fn put_to(&self, out: &mut dyn earlymod_core::text::Sink) {
         let text = match self.0 {
             20 => "Not a directory",
             23 => "Too many open files in system",
@@ -266,7 +245,7 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
         verbose: LOG_WARNING,
     };
     let dirname = DirName::try_from(moddir).map_err(|_| {
-        cat(&[
+        text(&[
             &"module directory ",
             &crate::modprobe::Short(moddir),
             &": ",
@@ -278,7 +257,7 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
     })?;
     let dir = ModDir::open(dirname);
     let failed = |e: earlymod_core::Error| {
-        cat(&[
+        text(&[
             &"could not look up '",
             &crate::modprobe::Short(name),
             &"' in ",
@@ -850,9 +829,9 @@ pub(crate) mod tests {
 
     #[test]
     fn strerror_texts() {
-        assert_eq!(cat(&[&Strerror(2)]), "No such file or directory");
-        assert_eq!(cat(&[&Strerror(20)]), "Not a directory");
-        assert_eq!(cat(&[&Strerror(4095)]), "Unknown error 4095");
+        assert_eq!(text(&[&Strerror(2)]), "No such file or directory");
+        assert_eq!(text(&[&Strerror(20)]), "Not a directory");
+        assert_eq!(text(&[&Strerror(4095)]), "Unknown error 4095");
     }
 
     #[test]

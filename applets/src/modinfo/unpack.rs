@@ -101,7 +101,7 @@ pub fn load(path: &str) -> Result<Image, Fail> {
     if len > MAX_MODULE {
         return Err(Fail::new(
             EFBIG,
-            super::cat(&[
+            crate::log::text(&[
                 &(len >> 20),
                 &" MiB: a kernel module is at most ",
                 &(MAX_MODULE >> 20),
@@ -124,7 +124,7 @@ fn decompress(raw: Mapped) -> Result<Image, Fail> {
     if d::detect(data).is_none() {
         return Ok(Image::Mapped(raw));
     }
-    let why = |e: d::Error| Fail::new(EINVAL, super::cat(&[&e]));
+    let why = |e: d::Error| Fail::new(EINVAL, crate::log::text(&[&e]));
     // kmod 34 (libzstd) decodes a .ko.zst into exactly the size its first
     // frame declares: a frame without that size (or with 0) is refused, and
     // so is a file that holds more, is cut or is corrupt.
