@@ -659,13 +659,9 @@ impl Ctx<'_, '_, '_> {
             return fail(&Bytes("absolute path over ", load::MAX_PATH));
         }
         let mut found = Candidates::new();
-        let _ = found.push(earlymod_core::probe::Candidate {
-            name,
-            alias: None,
-            builtin: false,
-            install: None,
-            remove: None,
-        });
+        let mut target = earlymod_core::probe::Candidate::plain(name);
+        target.from_path = true;
+        let _ = found.push(target);
         self.probe_all(&found, Some(&abs), extra, kernel, out)
     }
 

@@ -495,6 +495,9 @@ pub struct Entry<'e> {
     pub name: &'e str,
     /// Known builtin (found through a builtin index).
     pub builtin: bool,
+    /// Made from a module file's path: never builtin
+    /// ([`Candidate::from_path`](crate::probe::Candidate::from_path)).
+    pub from_path: bool,
     /// Path from `modules.dep`, relative to the module directory or absolute.
     pub path: Option<&'e str>,
     /// Install command to run instead of loading.
@@ -509,6 +512,7 @@ impl<'e> Entry<'e> {
         Entry {
             name: &step.name,
             builtin: step.builtin,
+            from_path: step.from_path,
             path: step.path,
             install: step.install,
             is_target: step.is_target,
@@ -517,7 +521,7 @@ impl<'e> Entry<'e> {
 }
 
 /// libkmod's `module_is_inkernel`: known builtin, listed in
-/// `modules.builtin`, or `live` in sysfs. An index that cannot answer is an
+/// `modules.builtin` (unless made from a path), or `live` in sysfs. An index that cannot answer is an
 /// error (naming the file), not "no".
 pub fn in_kernel(
     resolver: &Resolver<'_, '_>,
@@ -525,7 +529,7 @@ pub fn in_kernel(
     kernel: &dyn KernelState,
 ) -> Result<bool, LoadError> {
     Ok(entry.builtin
-        || resolver.is_builtin(entry.name).map_err(LoadError::Index)?
+        || (!entry.from_path && resolver.is_builtin(entry.name).map_err(LoadError::Index)?)
         || kernel.initstate(entry.name) == InitState::Live)
 }
 

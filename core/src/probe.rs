@@ -31,6 +31,10 @@ pub struct Candidate<'k> {
     pub alias: Option<&'k str>,
     /// Found through `modules.builtin` or `modules.builtin.alias`.
     pub builtin: bool,
+    /// Made from a module file's path (`modprobe /dir/x.ko`): like
+    /// libkmod's `kmod_module_new_from_path`, never builtin, whatever
+    /// `modules.builtin` lists (kmod ≥ 31).
+    pub from_path: bool,
     /// Install command preset by a config `install` line for this exact name.
     pub install: Option<&'k str>,
     /// Remove command preset by a config `remove` line for this exact name.
@@ -44,6 +48,7 @@ impl<'k> Candidate<'k> {
             name,
             alias: None,
             builtin: false,
+            from_path: false,
             install: None,
             remove: None,
         }
@@ -111,6 +116,8 @@ pub struct Step<'a, 'k> {
     pub path: Option<&'a str>,
     /// Known builtin (the object came from a builtin index).
     pub builtin: bool,
+    /// Made from a module file's path: never builtin ([`Candidate::from_path`]).
+    pub from_path: bool,
     /// Install command to run instead of loading (not set when softdeps exist).
     pub install: Option<&'k str>,
     /// The target or one of its dependencies: a failure here fails the probe.
@@ -327,13 +334,21 @@ impl<'r, 'a> Resolver<'r, 'a> {
 
     /// True when the kernel already has `step` (live or builtin).
     pub fn in_kernel(&self, step: &Step<'_, '_>, kernel: &dyn KernelState) -> Result<bool> {
-        self.name_in_kernel(&step.name, step.builtin, kernel)
+        self.name_in_kernel(&step.name, step.builtin, step.from_path, kernel)
     }
 
     /// libkmod's `module_is_inkernel`: known builtin, listed in
-    /// `modules.builtin`, or `live` in sysfs.
-    fn name_in_kernel(&self, name: &str, builtin: bool, kernel: &dyn KernelState) -> Result<bool> {
-        Ok(builtin || self.db.is_builtin(name)? || kernel.initstate(name) == InitState::Live)
+    /// `modules.builtin` (unless made from a path), or `live` in sysfs.
+    fn name_in_kernel(
+        &self,
+        name: &str,
+        builtin: bool,
+        from_path: bool,
+        kernel: &dyn KernelState,
+    ) -> Result<bool> {
+        Ok(builtin
+            || (!from_path && self.db.is_builtin(name)?)
+            || kernel.initstate(name) == InitState::Live)
     }
 
     /// The probe list that loads `target`, or why there is nothing to do.
@@ -351,7 +366,9 @@ impl<'r, 'a> Resolver<'r, 'a> {
         'a: 'k,
     {
         out.clear();
-        if !flags.ignore_loaded && self.name_in_kernel(&target.name, target.builtin, kernel)? {
+        if !flags.ignore_loaded
+            && self.name_in_kernel(&target.name, target.builtin, target.from_path, kernel)?
+        {
             return Ok(Err(Skip::AlreadyLoaded));
         }
         if (target.alias.is_some() || flags.use_blacklist) && self.cfg.is_blacklisted(&target.name)
@@ -408,6 +425,7 @@ impl<'r, 'a> Resolver<'r, 'a> {
             alias: c.alias,
             path,
             builtin: c.builtin,
+            from_path: c.from_path,
             install,
             required: false,
             is_target: false,
@@ -650,6 +668,30 @@ mod tests {
         }
     }
 
+    /// `modprobe /dir/vfat.ko`: a module made from a path is never
+    /// builtin (kmod ≥ 31), though `modules.builtin` lists its name; by
+    /// name it is.
+    #[test]
+    fn a_module_from_a_path_is_never_builtin() {
+        let (db, cfg, names) = (db(), Config::new(), NameArena::new());
+        let r = Resolver { db: &db, cfg: &cfg };
+        let mut steps = Steps::new();
+        let mut c = Candidate::plain(owned_name("vfat").unwrap());
+        let flags = ProbeFlags::default();
+        assert_eq!(
+            r.probe_list(&c, flags, &NothingLoaded, &names, &mut steps),
+            Ok(Err(Skip::AlreadyLoaded))
+        );
+        c.from_path = true;
+        assert_eq!(
+            r.probe_list(&c, flags, &NothingLoaded, &names, &mut steps),
+            Ok(Ok(()))
+        );
+        assert!(steps[0].from_path && !r.in_kernel(&steps[0], &NothingLoaded).unwrap());
+        let e = crate::load::Entry::of(&steps[0]);
+        assert_eq!(crate::load::in_kernel(&r, &e, &NothingLoaded), Ok(false));
+    }
+
     #[test]
     fn deps_load_in_reverse_line_order() {
         let (db, cfg, names) = (db(), Config::new(), NameArena::new());
@@ -734,6 +776,7 @@ mod tests {
             alias: Some("pci:v1*"),
             path: None,
             builtin: false,
+            from_path: false,
             install: None,
             required: true,
             is_target: true,

@@ -49,6 +49,7 @@ impl Job {
         Entry {
             name: &self.name,
             builtin: self.builtin,
+            from_path: false,
             path: self.path.as_deref(),
             install: self.install.as_deref(),
             is_target: false,
