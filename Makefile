@@ -84,7 +84,7 @@ difftest: setup all
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-host --sample 10
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin packdiff -- --pack out/earlymod-pack --earlymod out/earlymod
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin hostile -- --earlymod out/earlymod-static
-	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-tiny --skip symbols
+	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-tiny
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin hostile -- --earlymod out/earlymod-tiny
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin kmodcases -- --earlymod out/earlymod-static
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use earlymod_tests::{
-    Outcome, Scratch, Tool, Tree, alias_lines, builtin_modinfo_aliases, builtin_names,
+    Outcome, Scratch, Tool, Tree, alias_lines, applets_of, builtin_modinfo_aliases, builtin_names,
     default_trees, default_workers, dep_module_names, derive_alias, derived_aliases, kmod34_tool,
     kmod34_trees, normalize_stderr, par_map, run, shell_join,
 };
@@ -59,7 +59,7 @@ fn usage() -> ! {
          --only CAT  run only this category (repeatable): -D, -R, '-R symbol', builtin,\n\
                      '-D alias', misc, symbols, kmod34, config, cmdline\n\
          --skip CAT  leave this category out (repeatable; a build without the modinfo\n\
-                     feature skips symbols: it says in one line that it cannot)\n\
+                     feature leaves symbols out by itself, from its applet list)\n\
          --keep      keep the scratch directory with the scenario files"
     );
     std::process::exit(2)
@@ -1208,8 +1208,23 @@ fn main() -> ExitCode {
     if !opts.only.is_empty() {
         queries.retain(|q| opts.only.iter().any(|c| c == q.category));
     }
-    if !opts.skip.is_empty() {
-        queries.retain(|q| !opts.skip.iter().any(|c| c == q.category));
+    // --show-exports / --show-modversions need the modinfo feature: a
+    // build without it says so in one line (hostile checks that line).
+    let mut skip = opts.skip.clone();
+    match applets_of(&opts.earlymod) {
+        Ok(a) if !a.iter().any(|a| a == "modinfo") => {
+            eprintln!("difftest: symbols queries not run: this build has no modinfo feature");
+            skip.push("symbols".into());
+        }
+        Ok(_) => {}
+        Err(e) => {
+            println!("difftest: {e}");
+            println!("0 passed, 1 failed");
+            return ExitCode::FAILURE;
+        }
+    }
+    if !skip.is_empty() {
+        queries.retain(|q| !skip.iter().any(|c| c == q.category));
     }
     if !opts.kmod34 {
         let before = queries.len();

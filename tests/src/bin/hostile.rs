@@ -780,27 +780,6 @@ struct Harness {
     skipped: usize,
 }
 
-/// The applets a build has, from its usage line (`(applets: a b c)`).
-fn applets_of(earlymod: &Path) -> Result<Vec<String>, String> {
-    let out = std::process::Command::new(earlymod)
-        .output()
-        .map_err(|e| format!("{}: {e}", earlymod.display()))?;
-    let text = String::from_utf8_lossy(&out.stderr);
-    let list = text
-        .split_once("(applets:")
-        .and_then(|(_, r)| r.split_once(')'))
-        .map(|(l, _)| l.split_whitespace().map(String::from).collect::<Vec<_>>())
-        .unwrap_or_default();
-    if list.iter().any(|a| a == "modprobe") {
-        Ok(list)
-    } else {
-        Err(format!(
-            "{}: no applet list in its usage line: {text:?}",
-            earlymod.display()
-        ))
-    }
-}
-
 impl Harness {
     fn check(&mut self, c: Case) {
         if self
@@ -2159,7 +2138,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let applets = match applets_of(&earlymod) {
+    let applets = match earlymod_tests::applets_of(&earlymod) {
         Ok(a) => a,
         Err(e) => {
             println!("hostile: FAIL: {e}");
