@@ -550,6 +550,27 @@ pub fn env_footprint() -> usize {
         .sum()
 }
 
+/// The applets a build has, from its usage line (`(applets: a b c)`).
+pub fn applets_of(earlymod: &Path) -> Result<Vec<String>, String> {
+    let out = Command::new(earlymod)
+        .output()
+        .map_err(|e| format!("{}: {e}", earlymod.display()))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let list = text
+        .split_once("(applets:")
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(l, _)| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if list.iter().any(|a| a == "modprobe") {
+        Ok(list)
+    } else {
+        Err(format!(
+            "{}: no applet list in its usage line: {text:?}",
+            earlymod.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,26 +630,5 @@ mod tests {
         let c = argv_chunks(&items, 3 * (3 + 8));
         assert_eq!(c.len(), 4);
         assert_eq!(c.concat(), items);
-    }
-}
-
-/// The applets a build has, from its usage line (`(applets: a b c)`).
-pub fn applets_of(earlymod: &Path) -> Result<Vec<String>, String> {
-    let out = Command::new(earlymod)
-        .output()
-        .map_err(|e| format!("{}: {e}", earlymod.display()))?;
-    let text = String::from_utf8_lossy(&out.stderr);
-    let list = text
-        .split_once("(applets:")
-        .and_then(|(_, r)| r.split_once(')'))
-        .map(|(l, _)| l.split_whitespace().map(String::from).collect::<Vec<_>>())
-        .unwrap_or_default();
-    if list.iter().any(|a| a == "modprobe") {
-        Ok(list)
-    } else {
-        Err(format!(
-            "{}: no applet list in its usage line: {text:?}",
-            earlymod.display()
-        ))
     }
 }
