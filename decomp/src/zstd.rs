@@ -1051,3 +1051,224 @@ fn decode(data: &[u8], out: &mut [u8], limit: Option<usize>) -> Result<usize, Er
     }
     Ok(pos)
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    /// The encoder's side of a backward bitstream: values appended low
+    /// bits first, then the end mark; [`Rev`] reads them last first.
+    #[derive(Default)]
+    struct Writer {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+
+    impl Writer {
+        fn put(&mut self, v: u32, n: u32) {
+            self.acc |= u64::from(v) << self.n;
+            self.n += n;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+
+        fn finish(mut self) -> Vec<u8> {
+            self.put(1, 1);
+            if self.n > 0 {
+                self.out.push(self.acc as u8);
+            }
+            self.out
+        }
+    }
+
+    #[test]
+    fn backward_bits_by_hand() {
+        // 0x85 = 1000_0101: the mark, then 000 and 0101; then whole bytes.
+        let d = [0x12, 0x34, 0x85];
+        let mut r = Rev::new(&d).unwrap();
+        assert_eq!(r.bits(3), 0);
+        assert_eq!(r.bits(4), 5);
+        assert!(!r.done());
+        assert_eq!(r.bits(8), 0x34);
+        assert_eq!(r.bits(0), 0);
+        assert_eq!(r.bits(8), 0x12);
+        assert!(r.done() && !r.over());
+        assert_eq!(r.bits(5), 0);
+        assert!(r.over() && !r.done());
+        // Only the mark: nothing to read; no mark at all: refused.
+        assert!(Rev::new(&[1]).unwrap().done());
+        assert!(Rev::new(&[0x12, 0]).is_err());
+        assert!(Rev::new(&[]).is_err());
+    }
+
+    #[test]
+    fn backward_bits_round_trip() {
+        let mut x = 0x9e37_79b9u32;
+        let mut vals = Vec::new();
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let n = x % 33;
+            let v = if n == 32 { x } else { x & ((1 << n) - 1) };
+            vals.push((
+                v.rotate_left(7) & if n == 32 { !0 } else { (1 << n) - 1 },
+                n,
+            ));
+        }
+        let mut w = Writer::default();
+        for &(v, n) in &vals {
+            w.put(v, n);
+        }
+        let d = w.finish();
+        let mut r = Rev::new(&d).unwrap();
+        for &(v, n) in vals.iter().rev() {
+            assert_eq!(r.bits(n), v);
+        }
+        assert!(r.done());
+    }
+
+    #[test]
+    fn forward_bits() {
+        let d = [0b1010_1100, 0xff, 0x01];
+        assert_eq!(fwd(&d, 0, 4), 0b1100);
+        assert_eq!(fwd(&d, 2, 4), 0b1011);
+        assert_eq!(fwd(&d, 4, 12), 0xffa);
+        assert_eq!(fwd(&d, 16, 8), 1);
+        assert_eq!(fwd(&d, 17, 8), 0, "zeros past the end");
+    }
+
+    #[test]
+    fn fse_description_by_hand() {
+        let mut norm = [0i16; 256];
+        // Accuracy log 5; 16 (17 in 5 bits); 16 (31 in 5 bits: 31 - max 14).
+        assert_eq!(
+            read_counts(&[0x10, 0x3f], Kind::Offset, &mut norm),
+            Ok((5, 2, 2))
+        );
+        assert_eq!(&norm[..2], &[16, 16]);
+        // -1; 0 and a repeat of 1 (another 0); 31 (63 in 6 bits).
+        assert_eq!(
+            read_counts(&[0x00, 0x42, 0x3f], Kind::LitLen, &mut norm),
+            Ok((5, 4, 3))
+        );
+        assert_eq!(&norm[..4], &[-1, 0, 0, 31]);
+        let mut t = [Cell::default(); 512];
+        build(&mut t, &norm[..4], 5, Kind::Weight).unwrap();
+        // The "less than 1" symbol takes the last state, with a full reload.
+        assert_eq!((t[31].base, t[31].nb, t[31].next), (0, 5, 0));
+        let mut nexts: Vec<(u8, u16)> = t[..31].iter().map(|c| (c.nb, c.next)).collect();
+        assert!(t[..31].iter().all(|c| c.base == 3));
+        nexts.sort();
+        let want: Vec<(u8, u16)> = (0..30).map(|n| (0, n)).chain([(1, 30)]).collect();
+        assert_eq!(nexts, want);
+        // Accuracy log above the kind's limit; counts not summing up; a
+        // symbol beyond the alphabet.
+        assert!(read_counts(&[0x05], Kind::Offset, &mut norm).is_err());
+        assert!(read_counts(&[0x10], Kind::Offset, &mut norm).is_err());
+        assert!(read_counts(&[0x00, 0x42, 0x3f], Kind::Weight, &mut norm).is_ok());
+    }
+
+    /// Every predefined table: each symbol has as many states as its
+    /// count, and every state's successors stay in the table.
+    #[test]
+    fn predefined_tables() {
+        for (def, log, kind) in [
+            (&LL_DEFAULT[..], 6, Kind::LitLen),
+            (&ML_DEFAULT[..], 6, Kind::MatchLen),
+            (&OF_DEFAULT[..], 5, Kind::Offset),
+        ] {
+            assert_eq!(
+                def.iter().map(|&c| i32::from(c.abs())).sum::<i32>(),
+                1 << log
+            );
+            let mut t = [Cell::default(); 512];
+            build(&mut t, def, log, kind).unwrap();
+            let size = 1usize << log;
+            for (s, &c) in def.iter().enumerate() {
+                let v = kind.value(s).unwrap();
+                let n = t[..size].iter().filter(|c| (c.base, c.extra) == v).count();
+                assert_eq!(n as i16, c.max(1), "{s}");
+            }
+            for c in &t[..size] {
+                assert!(usize::from(c.next) + (1 << c.nb) <= size);
+            }
+        }
+        // RFC 8878 Appendix A: the first literal length states.
+        let mut t = [Cell::default(); 512];
+        build(&mut t, &LL_DEFAULT, 6, Kind::LitLen).unwrap();
+        let first: Vec<(u32, u8, u16)> = t[..4].iter().map(|c| (c.base, c.nb, c.next)).collect();
+        assert_eq!(first, [(0, 4, 0), (0, 4, 16), (1, 5, 32), (3, 5, 0)]);
+        assert_eq!((LL_BASE[35], ML_BASE[52], ML_BASE[43]), (65536, 65539, 131));
+    }
+
+    #[test]
+    fn huffman_by_hand() {
+        // RFC 8878 4.2.1.1's example: weights 4 3 2 0 1 and the implied 1.
+        let mut h = Huf {
+            t: [0; 2048],
+            bits: 0,
+            ok: false,
+        };
+        assert_eq!(h.read(&[127 + 5, 0x43, 0x20, 0x10, 0xaa]), Ok(4));
+        assert_eq!(h.bits, 4);
+        let want: [(u8, u8); 16] = [
+            (4, 4),
+            (5, 4),
+            (2, 3),
+            (2, 3),
+            (1, 2),
+            (1, 2),
+            (1, 2),
+            (1, 2),
+            (0, 1),
+            (0, 1),
+            (0, 1),
+            (0, 1),
+            (0, 1),
+            (0, 1),
+            (0, 1),
+            (0, 1),
+        ];
+        for (i, &(s, nb)) in want.iter().enumerate() {
+            assert_eq!(h.t[i], u16::from(s) | u16::from(nb) << 8, "{i}");
+        }
+        // Prefix codes 1, 01, 001, 0000, 0001; written last symbol first.
+        let code = [(1, 1), (1, 2), (1, 3), (0, 0), (0, 4), (1, 4)];
+        let msg = [0u8, 1, 2, 4, 5, 0, 0, 5, 4, 2, 1, 0, 0, 0];
+        let mut w = Writer::default();
+        for &s in msg.iter().rev() {
+            let (c, n) = code[usize::from(s)];
+            w.put(c, n);
+        }
+        let d = w.finish();
+        let mut out = [0u8; 14];
+        h.stream(&d, &mut out).unwrap();
+        assert_eq!(out, msg);
+        // One symbol short or over: the stream's length must match.
+        assert!(h.stream(&d, &mut [0u8; 13]).is_err());
+        assert!(h.stream(&d, &mut [0u8; 15]).is_err());
+        // Weights that do not complete a power of two; none at all.
+        assert!(h.read(&[127 + 2, 0x31]).is_err());
+        assert!(h.read(&[127 + 2, 0x00]).is_err());
+    }
+
+    #[test]
+    fn xxh64_matches_twox_hash() {
+        let d: Vec<u8> = (0..2000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        assert_eq!(xxh64(b""), 0xef46_db37_51d8_e999);
+        for n in (0..100).chain([255, 256, 1000, 1999, 2000]) {
+            assert_eq!(
+                xxh64(&d[..n]),
+                twox_hash::XxHash64::oneshot(0, &d[..n]),
+                "{n}"
+            );
+        }
+    }
+}
