@@ -142,6 +142,9 @@ pub(crate) fn scan(data: &[u8]) -> Result<Scan, Error> {
     })
 }
 
+// The larger steps are kept out of line (`#[inline(never)]`): inlined
+// into their one caller they made the static build ~770 B bigger.
+
 fn corrupt(why: &'static str) -> Error {
     Error::Corrupt(Z, why)
 }
@@ -222,7 +225,6 @@ impl<'a> Rev<'a> {
     }
 
     /// The next `n` (<= 32) bits without consuming them.
-    #[inline(always)]
     fn peek(&mut self, n: u32) -> u32 {
         if self.cnt < n {
             self.refill();
@@ -231,7 +233,6 @@ impl<'a> Rev<'a> {
     }
 
     /// Reads `n` (<= 32) bits.
-    #[inline(always)]
     fn bits(&mut self, n: u32) -> u32 {
         let v = self.peek(n);
         self.cnt -= n;
@@ -512,6 +513,7 @@ struct Huf {
 impl Huf {
     /// Reads a Huffman tree description (RFC 8878 4.2.1) at the start of
     /// `src` and builds the table; returns the bytes used.
+    #[inline(never)]
     fn read(&mut self, src: &[u8]) -> Result<usize, Error> {
         let bad = corrupt("invalid Huffman tree");
         let hb = usize::from(*src.first().ok_or(bad)?);
@@ -637,6 +639,7 @@ impl Dec {
     /// Decodes the literals section at the start of block `b`: regenerated
     /// into the tail of `out` (unless counting). Returns (literal count,
     /// section length).
+    #[inline(never)]
     fn literals(
         &mut self,
         b: &[u8],
@@ -729,6 +732,7 @@ impl Dec {
 
     /// Decodes compressed block `b` to `out[pos..]` (or counts it);
     /// returns the new output position.
+    #[inline(never)]
     fn block(
         &mut self,
         b: &[u8],
@@ -846,6 +850,7 @@ impl Dec {
 
 /// Copies `len` bytes from `off` back to `out[pos..]`, overlapping when
 /// `off < len` (the caller checked `0 < off <= pos`, `pos + len` fits).
+#[inline(never)]
 fn copy_match(out: &mut [u8], pos: usize, off: usize, len: usize) {
     let src = pos - off;
     if off >= len {
@@ -862,6 +867,7 @@ fn copy_match(out: &mut [u8], pos: usize, off: usize, len: usize) {
 }
 
 /// XXH64 with seed 0 (the frame content checksum is its low 32 bits).
+#[inline(never)]
 fn xxh64(d: &[u8]) -> u64 {
     const P1: u64 = 0x9E37_79B1_85EB_CA87;
     const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
@@ -937,6 +943,7 @@ pub(crate) fn measure(data: &[u8], limit: usize) -> Result<usize, Error> {
 /// Decodes every frame of `data` into `out` (`limit` None: checksums and
 /// content sizes verified), or only counts the output (`limit`: where to
 /// stop).
+#[inline(never)]
 fn decode(data: &[u8], out: &mut [u8], limit: Option<usize>) -> Result<usize, Error> {
     let s = scan(data)?;
     let count = limit.is_some();
