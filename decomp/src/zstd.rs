@@ -1,7 +1,8 @@
 //! zstd (RFC 8878), decoded without a heap. The output buffer is the
 //! window: matches copy from what was already written, and a block's
 //! literals are regenerated into the unused tail of the output before its
-//! sequences move them into place. The Huffman and FSE tables (~17 KiB)
+//! sequences move them into place (so bytes of `out` past the returned
+//! length may be overwritten). The Huffman and FSE tables (~17 KiB)
 //! live on the stack. Content checksums are the low 32 bits of XXH64.
 
 use crate::{Error, Format, MAX_OUTPUT, ZSTD_MAGIC, le32};
