@@ -92,7 +92,7 @@ test: setup lint unit size-check difftest fuzz-smoke vmtest
 
 # cargo fuzz (nightly): every target for FUZZ_SMOKE_SECONDS in `make test`,
 # FUZZ_SECONDS each with `make fuzz`. Seeds and corpora live in $(FUZZ_WORK).
-FUZZ_TARGETS = index config cpio blkid decompress elf resolve
+FUZZ_TARGETS = index config cpio blkid decompress zstd_diff elf resolve
 FUZZ_WORK ?= /tmp/earlymod-fuzz
 FUZZ_SMOKE_SECONDS ?= 30
 FUZZ_SECONDS ?= 1200

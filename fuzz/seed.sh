@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${EARLYMOD_CACHE:-/var/cache/earlymod}
 W=${FUZZ_WORK:-/tmp/earlymod-fuzz}/corpus
-mkdir -p "$W"/{index,config,cpio,blkid,decompress,elf,resolve}
+mkdir -p "$W"/{index,config,cpio,blkid,decompress,zstd_diff,elf,resolve}
 K=$CACHE/k612/root/lib/modules/$(cat "$CACHE/k612/kver")
 K1=$CACHE/k61/root/lib/modules/$(cat "$CACHE/k61/kver")
 
@@ -43,6 +43,10 @@ for m in crc16 crc-itu-t; do
     xz -dc "$p" > "$W/elf/$m.ko"
     gzip -9nc "$W/elf/$m.ko" > "$W/decompress/$m.gz"
     zstd -qc "$W/elf/$m.ko" > "$W/decompress/$m.zst"
+    # zstd_diff: frames at other settings too (no checksum, 1 KiB window).
+    zstd -qc --check -19 "$W/elf/$m.ko" > "$W/zstd_diff/$m-19.zst"
+    zstd -qc --no-check --zstd=wlog=10 "$W/elf/$m.ko" > "$W/zstd_diff/$m-w10.zst"
+    cp "$W/decompress/$m.zst" "$W/zstd_diff/$m.zst"
 done
 p=$(find "$K1" -name 'crc16.ko' | head -n1); [ -n "$p" ] && cp "$p" "$W/elf/crc16-6.1.ko"
 # resolve: modprobe.d NUL a storage slice of modules.dep NUL queries.

@@ -1,6 +1,7 @@
 //! Userspace decompression of a module, then `init_module`. The output and
 //! the xz dictionary live in anonymous mappings sized from the container
-//! headers, so gzip and xz decode without a heap; zstd (ruzstd) allocates.
+//! headers (or, for a zstd frame without a content size, measured by
+//! decoding its sequences first), so no decoder needs a heap.
 
 use core::ffi::CStr;
 use earlymod_core::load::{Compression, Errno, LoadError, Reason};
@@ -102,9 +103,6 @@ fn init_module(image: &[u8], params: &CStr) -> Result<(), LoadError> {
 pub enum Decoded {
     /// In an anonymous mapping, `.1` bytes of it used.
     Mapped(Anon, usize),
-    /// On the heap (a zstd frame that does not record its size).
-    #[cfg(feature = "alloc-decoders")]
-    Heap(alloc::vec::Vec<u8>),
 }
 
 #[cfg(userspace_decoders)]
@@ -113,20 +111,24 @@ impl Decoded {
     pub fn bytes(&mut self) -> &[u8] {
         match self {
             Decoded::Mapped(a, n) => &a.bytes_mut()[..*n],
-            #[cfg(feature = "alloc-decoders")]
-            Decoded::Heap(v) => v,
         }
     }
 }
 
 /// Decompresses `data` (a whole module file) into memory sized from the
-/// container's own record of the decompressed size. Never more than
-/// [`earlymod_decompress::MAX_OUTPUT`] is produced; a stream holding more
-/// than its header records is refused as soon as the output is full.
+/// container's own record of the decompressed size, or (a zstd frame
+/// without one) measured by [`earlymod_decompress::measure`] without
+/// producing it. Never more than [`earlymod_decompress::MAX_OUTPUT`] is
+/// produced; a stream holding more than its header records is refused as
+/// soon as the output is full.
 #[cfg(userspace_decoders)]
 pub fn decode(data: &[u8]) -> Result<Decoded, LoadError> {
     use earlymod_decompress as d;
-    match d::decompressed_len(data) {
+    let len = match d::decompressed_len(data) {
+        Err(d::Error::UnknownSize(_)) => d::measure(data, d::MAX_OUTPUT),
+        r => r,
+    };
+    match len {
         Ok(len) => {
             let mut out = Anon::new(len)?;
             let mut scratch = Anon::new(d::scratch_len(data).map_err(|e| reason(&e))?)?;
@@ -138,11 +140,6 @@ pub fn decode(data: &[u8]) -> Result<Decoded, LoadError> {
             )?;
             Ok(Decoded::Mapped(out, n))
         }
-        // A zstd frame without a content size: decode into a growing buffer.
-        #[cfg(feature = "alloc-decoders")]
-        Err(d::Error::UnknownSize(_)) => d::decompress_to_vec(data, d::MAX_OUTPUT)
-            .map(Decoded::Heap)
-            .map_err(|e| reason(&e)),
         Err(e) => Err(reason(&e)),
     }
 }
@@ -235,6 +232,25 @@ mod tests {
             };
             assert_eq!(decode(&z).ok().unwrap().bytes(), &data[..], "{tool:?}");
         }
+    }
+
+    /// A zstd frame from a pipe records no content size: measured, then
+    /// decoded into a mapping of exactly that size (no heap).
+    #[test]
+    fn decodes_a_zstd_frame_without_content_size() {
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i % 253) as u8 ^ (i >> 9) as u8)
+            .collect();
+        let Some(z) = compress(&["zstd", "-c", "-q", "--no-content-size"], &data) else {
+            return;
+        };
+        assert_eq!(
+            earlymod_decompress::decompressed_len(&z),
+            Err(earlymod_decompress::Error::UnknownSize(
+                earlymod_decompress::Format::Zstd
+            ))
+        );
+        assert_eq!(decode(&z).ok().unwrap().bytes(), &data[..]);
     }
 
     /// A gzip trailer whose ISIZE claims less than the stream holds: the

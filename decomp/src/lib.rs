@@ -14,8 +14,8 @@
 //!    format carries (gzip CRC32 + ISIZE, xz CRC32/CRC64/SHA-256 and index,
 //!    zstd content checksum and content size).
 //!
-//! gzip and xz never touch a heap. zstd (via `ruzstd`) always allocates its
-//! window and tables, so the `zstd` feature needs a global allocator.
+//! No decoder touches a heap (zstd's window is the output itself; its
+//! tables are on the stack): only the `alloc` conveniences allocate.
 //!
 //! Every function is total: malformed input gives an [`Error`], never a
 //! panic, in time linear in the input and output, and no output beyond
@@ -291,8 +291,8 @@ pub fn decompress_into(data: &[u8], out: &mut [u8], scratch: &mut [u8]) -> Resul
 }
 
 /// The exact decompressed size of `data`, found by decoding it without
-/// keeping the output (memory: the format's window — 32 KiB for gzip, the
-/// frame's window for zstd), for streams that do not record their size or
+/// keeping the output (memory: 32 KiB of window for gzip; zstd only
+/// decodes its sequences, counting literals and matches), for streams that do not record their size or
 /// record it wrongly. [`Error::TooLarge`] as soon as the output passes
 /// `limit` (capped at [`MAX_OUTPUT`]), so a decompression bomb costs at most
 /// that much decoding time and no memory. xz records every block's size in
