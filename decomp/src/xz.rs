@@ -22,8 +22,6 @@ const X: Format = Format::Xz;
 pub(crate) struct Scan {
     /// Sum of the uncompressed sizes of all blocks of all streams.
     pub total: usize,
-    /// Largest LZMA2 dictionary any block declares.
-    pub max_dict: usize,
 }
 
 fn crc32(data: &[u8]) -> u32 {
@@ -96,6 +94,7 @@ struct BlockHeader {
     /// The LZMA2 dictionary size.
     dict: u64,
     /// The filters before LZMA2, in encoding order.
+    #[cfg_attr(not(feature = "xz-filters"), allow(dead_code))]
     filters: [Filter; 3],
     nfilters: usize,
 }
@@ -301,7 +300,6 @@ pub(crate) fn scan(data: &[u8]) -> Result<Scan, Error> {
     }
     Ok(Scan {
         total: total as usize,
-        max_dict: max_dict as usize,
     })
 }
 
@@ -464,7 +462,7 @@ fn stream(
         return Err(Error::Unsupported(X, "reserved stream flags set"));
     }
     let check = flags[1];
-    if !matches!(check, 0 | 1 | 4) && !(check == 10 && cfg!(feature = "xz-sha256")) {
+    if !(matches!(check, 0 | 1 | 4) || check == 10 && cfg!(feature = "xz-sha256")) {
         return Err(Error::XzCheckUnsupported(check));
     }
     let (mut ip, mut op) = (ip + 12, op);

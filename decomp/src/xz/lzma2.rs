@@ -621,7 +621,7 @@ mod tests {
         let mut lz = Lzma::new();
         assert!(lz.set_props(93).is_ok()); // lc=3 lp=0 pb=2
         assert_eq!((lz.lc, lz.lp_mask, lz.pb_mask), (3, 0, 3));
-        assert!(lz.set_props(4 + 9 * 1).is_err()); // lc 4 + lp 1
+        assert!(lz.set_props(4 + 9).is_err()); // lc 4 + lp 1
         assert!(lz.set_props(225).is_err());
         assert!(lz.set_props(4 * 45 + 4 * 9).is_ok()); // lc 0 lp 4 pb 4
     }
