@@ -358,3 +358,50 @@ fn multi_stream_and_cuts() {
         }
     }
 }
+
+/// Decode throughput, ours against xz4rust, over about 100 real modules
+/// (every 42nd of 6.12), as the loader decodes: exactly sized output, a
+/// fixed dictionary for xz4rust. Run in release mode:
+/// `cargo test --release -p earlymod-decompress --test xz -- --ignored --nocapture throughput`
+#[test]
+#[ignore]
+fn throughput() {
+    use std::time::Instant;
+    let all = modules();
+    let files: Vec<Vec<u8>> = all
+        .iter()
+        .step_by(42)
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    if files.is_empty() {
+        return;
+    }
+    let sizes: Vec<usize> = files.iter().map(|z| decompressed_len(z).unwrap()).collect();
+    let total: usize = sizes.iter().sum();
+    let mut dict = vec![0u8; 1 << 20];
+    let mut best = [f64::MAX; 2];
+    for _ in 0..5 {
+        let t = Instant::now();
+        for (z, &n) in files.iter().zip(&sizes) {
+            let mut out = vec![0u8; n];
+            assert_eq!(decompress_into(z, &mut out, &mut []), Ok(n));
+        }
+        best[0] = best[0].min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for (z, &n) in files.iter().zip(&sizes) {
+            let mut out = vec![0u8; n];
+            let mut dec = XzDecoder::with_fixed_size_dict(&mut dict);
+            let r = dec.decode(z, &mut out).unwrap();
+            assert!(r.is_end_of_stream() && r.output_produced() == n);
+        }
+        best[1] = best[1].min(t.elapsed().as_secs_f64());
+    }
+    let mb = total as f64 / 1e6;
+    eprintln!(
+        "{} modules, {mb:.1} MB: ours {:.1} MB/s, xz4rust {:.1} MB/s, time ratio ours/xz4rust {:.3}",
+        files.len(),
+        mb / best[0],
+        mb / best[1],
+        best[0] / best[1]
+    );
+}
