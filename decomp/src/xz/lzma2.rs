@@ -55,9 +55,10 @@ impl<'a> Rc<'a> {
         }
     }
 
-    /// One bit with an adaptive probability (11-bit, shift 5).
+    /// One bit with an adaptive probability (11-bit, shift 5), inlined:
+    /// for the hot paths (literals, the match flag).
     #[inline(always)]
-    pub(crate) fn bit(&mut self, p: &mut u16) -> usize {
+    fn bit_inline(&mut self, p: &mut u16) -> usize {
         self.normalize();
         let bound = (self.range >> 11) * u32::from(*p);
         if self.code < bound {
@@ -72,24 +73,32 @@ impl<'a> Rc<'a> {
         }
     }
 
-    /// A bit-tree symbol of log2(N) bits, most significant first.
-    #[inline(always)]
-    pub(crate) fn tree<const N: usize>(&mut self, probs: &mut [u16; N]) -> usize {
+    /// One bit, out of line: one copy of the code for the rarer paths.
+    #[inline(never)]
+    pub(crate) fn bit(&mut self, p: &mut u16) -> usize {
+        self.bit_inline(p)
+    }
+
+    /// A bit-tree symbol of log2(probs.len()) bits, most significant
+    /// first (`probs.len()` is a power of two).
+    #[inline(never)]
+    pub(crate) fn tree(&mut self, probs: &mut [u16]) -> usize {
+        let n = probs.len();
         let mut m = 1;
-        while m < N {
-            m = (m << 1) | self.bit(&mut probs[m]);
+        while m < n {
+            m = (m << 1) | self.bit_inline(&mut probs[m]);
         }
-        m - N
+        m - n
     }
 
     /// A reverse bit-tree symbol of `bits` bits (at most 5), least
     /// significant first.
-    #[inline(always)]
+    #[inline(never)]
     pub(crate) fn reverse(&mut self, probs: &mut [u16; 32], bits: u32) -> u32 {
         let mut m = 1;
         let mut sym = 0;
         for i in 0..bits {
-            let b = self.bit(&mut probs[m & 31]);
+            let b = self.bit_inline(&mut probs[m & 31]);
             m = (m << 1) | b;
             sym |= (b as u32) << i;
         }
@@ -97,6 +106,7 @@ impl<'a> Rc<'a> {
     }
 
     /// `n` bits of probability one half.
+    #[inline(never)]
     pub(crate) fn direct(&mut self, n: u32) -> u32 {
         let mut r = 0u32;
         for _ in 0..n {
@@ -117,16 +127,6 @@ struct Len {
     low: [[u16; 8]; 16],
     mid: [[u16; 8]; 16],
     high: [u16; 256],
-}
-
-impl Len {
-    fn reset(&mut self) {
-        self.choice = 1024;
-        self.choice2 = 1024;
-        self.low.iter_mut().for_each(|a| a.fill(1024));
-        self.mid.iter_mut().for_each(|a| a.fill(1024));
-        self.high.fill(1024);
-    }
 }
 
 /// Every adaptive probability of the LZMA model (lc + lp <= 4, pb <= 4, so
@@ -218,26 +218,40 @@ impl Lzma {
         self.state = 0;
         self.rep = [0; 4];
         let p = &mut self.p;
-        p.is_match.iter_mut().for_each(|a| a.fill(1024));
-        p.is_rep.fill(1024);
-        p.is_rep0.fill(1024);
-        p.is_rep1.fill(1024);
-        p.is_rep2.fill(1024);
-        p.is_rep0_long.iter_mut().for_each(|a| a.fill(1024));
-        p.slot.iter_mut().for_each(|a| a.fill(1024));
-        p.special.iter_mut().for_each(|a| a.fill(1024));
-        p.align.fill(1024);
-        p.len.reset();
-        p.rep_len.reset();
         // Only the literal coders lc + lp can reach.
-        let n = (self.lp_mask + 1) << self.lc;
-        p.literal.iter_mut().take(n).for_each(|a| a.fill(1024));
+        let n = ((self.lp_mask + 1) << self.lc).min(16);
+        // One loop over every table (less code than a fill per field).
+        for t in [
+            p.is_match.as_flattened_mut(),
+            &mut p.is_rep,
+            &mut p.is_rep0,
+            &mut p.is_rep1,
+            &mut p.is_rep2,
+            p.is_rep0_long.as_flattened_mut(),
+            p.slot.as_flattened_mut(),
+            p.special.as_flattened_mut(),
+            &mut p.align,
+            core::slice::from_mut(&mut p.len.choice),
+            core::slice::from_mut(&mut p.len.choice2),
+            p.len.low.as_flattened_mut(),
+            p.len.mid.as_flattened_mut(),
+            &mut p.len.high,
+            core::slice::from_mut(&mut p.rep_len.choice),
+            core::slice::from_mut(&mut p.rep_len.choice2),
+            p.rep_len.low.as_flattened_mut(),
+            p.rep_len.mid.as_flattened_mut(),
+            &mut p.rep_len.high,
+            &mut p.literal[..n].as_flattened_mut(),
+        ] {
+            t.fill(1024);
+        }
     }
 
     /// Decode one LZMA chunk: the bytes `out[pos..end]`, with the
     /// dictionary starting at `dict` (the last reset) and at most
     /// `dict_size` long. The caller checks `end <= out.len()` and the range
     /// decoder's end.
+    #[inline(never)]
     pub(crate) fn run(
         &mut self,
         rc: &mut Rc,
@@ -259,7 +273,7 @@ impl Lzma {
         while pos < out.len() {
             let ps = (pos - dict) & pb_mask & 15;
             let st = state % 12;
-            if rc.bit(&mut p.is_match[st][ps]) == 0 {
+            if rc.bit_inline(&mut p.is_match[st][ps]) == 0 {
                 // Literal, coded with the previous byte's top lc bits and
                 // the position's low lp bits.
                 let prev = if pos > dict { out[pos - 1] } else { 0 };
@@ -268,7 +282,7 @@ impl Lzma {
                 let mut sym = 1usize;
                 if st < 7 {
                     while sym < 0x100 {
-                        sym = (sym << 1) | rc.bit(&mut probs[sym]);
+                        sym = (sym << 1) | rc.bit_inline(&mut probs[sym]);
                     }
                 } else {
                     // After a match: the byte at rep0 steers the
@@ -280,7 +294,7 @@ impl Lzma {
                     while sym < 0x100 {
                         mb <<= 1;
                         let match_bit = mb & offset;
-                        let b = rc.bit(&mut probs[(offset + match_bit + sym) % 0x300]);
+                        let b = rc.bit_inline(&mut probs[(offset + match_bit + sym) % 0x300]);
                         sym = (sym << 1) | b;
                         offset &= if b == 0 { !match_bit } else { match_bit };
                     }
@@ -369,7 +383,7 @@ impl Lzma {
 }
 
 /// A match length, 2..=273.
-#[inline(always)]
+#[inline(never)]
 fn decode_len(rc: &mut Rc, l: &mut Len, ps: usize) -> usize {
     if rc.bit(&mut l.choice) == 0 {
         2 + rc.tree(&mut l.low[ps & 15])
@@ -396,6 +410,7 @@ pub(crate) struct Decoded {
 /// Decode the LZMA2 data at the start of `data` into `out[start..limit]`
 /// (`limit <= out.len()`), with a dictionary of at most `dict_size` bytes.
 /// Output beyond `limit` is [`Error::OutputTooSmall`]; the caller names it.
+#[inline(never)]
 pub(crate) fn decode(
     lz: &mut Lzma,
     data: &[u8],
