@@ -94,11 +94,11 @@ impl<'a> Rc<'a> {
     /// A reverse bit-tree symbol of `bits` bits (at most 5), least
     /// significant first.
     #[inline(never)]
-    pub(crate) fn reverse(&mut self, probs: &mut [u16; 32], bits: u32) -> u32 {
+    pub(crate) fn reverse(&mut self, probs: &mut [u16], bits: u32) -> u32 {
         let mut m = 1;
         let mut sym = 0;
         for i in 0..bits {
-            let b = self.bit_inline(&mut probs[m & 31]);
+            let b = self.bit_inline(&mut probs[m]);
             m = (m << 1) | b;
             sym |= (b as u32) << i;
         }
@@ -120,32 +120,35 @@ impl<'a> Rc<'a> {
     }
 }
 
-/// Probabilities of a length decoder (matches and repeated matches).
-struct Len {
-    choice: u16,
-    choice2: u16,
-    low: [[u16; 8]; 16],
-    mid: [[u16; 8]; 16],
-    high: [u16; 256],
-}
-
-/// Every adaptive probability of the LZMA model (lc + lp <= 4, pb <= 4, so
-/// at most 16 literal coders and 16 position states).
-struct Probs {
-    is_match: [[u16; 16]; 12],
-    is_rep: [u16; 12],
-    is_rep0: [u16; 12],
-    is_rep1: [u16; 12],
-    is_rep2: [u16; 12],
-    is_rep0_long: [[u16; 16]; 12],
-    slot: [[u16; 64]; 4],
-    /// Distance slots 4..14: the low bits, reverse bit trees of 1..5 bits.
-    special: [[u16; 32]; 10],
-    align: [u16; 32],
-    len: Len,
-    rep_len: Len,
-    literal: [[u16; 0x300]; 16],
-}
+// Every adaptive probability of the LZMA model in one array (one fill
+// resets them all), at these offsets. lc + lp <= 4 and pb <= 4: at most 16
+// literal coders and 16 position states.
+/// `[state 12][pos state 16]`: a match (1) or a literal (0).
+const IS_MATCH: usize = 0;
+/// `[state 12]`: a repeated match.
+const IS_REP: usize = IS_MATCH + 12 * 16;
+/// `[state 12]`: the repeated distance is not rep0.
+const IS_REP0: usize = IS_REP + 12;
+/// `[state 12]`: ... not rep1.
+const IS_REP1: usize = IS_REP0 + 12;
+/// `[state 12]`: ... not rep2.
+const IS_REP2: usize = IS_REP1 + 12;
+/// `[state 12][pos state 16]`: rep0 with a length (not a short rep).
+const IS_REP0_LONG: usize = IS_REP2 + 12;
+/// `[length state 4][64]`: distance slot bit trees.
+const SLOT: usize = IS_REP0_LONG + 12 * 16;
+/// `[slot 4..14][32]`: low distance bits, reverse bit trees of 1..5 bits.
+const SPECIAL: usize = SLOT + 4 * 64;
+/// `[16]`: the lowest four bits of distances from slot 14 on.
+const ALIGN: usize = SPECIAL + 10 * 32;
+/// Length decoder: choice, choice2, low `[pos state 16][8]`, mid
+/// `[16][8]`, high `[256]`.
+const LEN_SIZE: usize = 2 + 16 * 8 * 2 + 256;
+const LEN: usize = ALIGN + 16;
+const REP_LEN: usize = LEN + LEN_SIZE;
+/// `[coder 16][0x300]`: literal coders.
+const LITERAL: usize = REP_LEN + LEN_SIZE;
+const PROBS: usize = LITERAL + 16 * 0x300;
 
 /// The LZMA decoder state that lives across chunks of a block.
 pub(crate) struct Lzma {
@@ -154,21 +157,11 @@ pub(crate) struct Lzma {
     lc: u32,
     lp_mask: usize,
     pb_mask: usize,
-    p: Probs,
-}
-
-fn zero_len() -> Len {
-    Len {
-        choice: 0,
-        choice2: 0,
-        low: [[0; 8]; 16],
-        mid: [[0; 8]; 16],
-        high: [0; 256],
-    }
+    p: [u16; PROBS],
 }
 
 impl Lzma {
-    /// All zero (a memset, not a 25 KiB constant in the binary); every
+    /// All zero (a memset, not a 28 KiB constant in the binary); every
     /// block's first LZMA chunk sets the properties, which resets.
     pub(crate) fn new() -> Self {
         Lzma {
@@ -177,20 +170,7 @@ impl Lzma {
             lc: 0,
             lp_mask: 0,
             pb_mask: 0,
-            p: Probs {
-                is_match: [[0; 16]; 12],
-                is_rep: [0; 12],
-                is_rep0: [0; 12],
-                is_rep1: [0; 12],
-                is_rep2: [0; 12],
-                is_rep0_long: [[0; 16]; 12],
-                slot: [[0; 64]; 4],
-                special: [[0; 32]; 10],
-                align: [0; 32],
-                len: zero_len(),
-                rep_len: zero_len(),
-                literal: [[0; 0x300]; 16],
-            },
+            p: [0; PROBS],
         }
     }
 
@@ -217,34 +197,9 @@ impl Lzma {
     pub(crate) fn reset(&mut self) {
         self.state = 0;
         self.rep = [0; 4];
-        let p = &mut self.p;
         // Only the literal coders lc + lp can reach.
         let n = ((self.lp_mask + 1) << self.lc).min(16);
-        // One loop over every table (less code than a fill per field).
-        for t in [
-            p.is_match.as_flattened_mut(),
-            &mut p.is_rep,
-            &mut p.is_rep0,
-            &mut p.is_rep1,
-            &mut p.is_rep2,
-            p.is_rep0_long.as_flattened_mut(),
-            p.slot.as_flattened_mut(),
-            p.special.as_flattened_mut(),
-            &mut p.align,
-            core::slice::from_mut(&mut p.len.choice),
-            core::slice::from_mut(&mut p.len.choice2),
-            p.len.low.as_flattened_mut(),
-            p.len.mid.as_flattened_mut(),
-            &mut p.len.high,
-            core::slice::from_mut(&mut p.rep_len.choice),
-            core::slice::from_mut(&mut p.rep_len.choice2),
-            p.rep_len.low.as_flattened_mut(),
-            p.rep_len.mid.as_flattened_mut(),
-            &mut p.rep_len.high,
-            &mut p.literal[..n].as_flattened_mut(),
-        ] {
-            t.fill(1024);
-        }
+        self.p[..LITERAL + n * 0x300].fill(1024);
     }
 
     /// Decode one LZMA chunk: the bytes `out[pos..end]`, with the
@@ -273,12 +228,12 @@ impl Lzma {
         while pos < out.len() {
             let ps = (pos - dict) & pb_mask & 15;
             let st = state % 12;
-            if rc.bit_inline(&mut p.is_match[st][ps]) == 0 {
+            if rc.bit_inline(&mut p[IS_MATCH + st * 16 + ps]) == 0 {
                 // Literal, coded with the previous byte's top lc bits and
                 // the position's low lp bits.
                 let prev = if pos > dict { out[pos - 1] } else { 0 };
                 let li = ((((pos - dict) & lp_mask) << lc) + (usize::from(prev) >> (8 - lc))) & 15;
-                let probs = &mut p.literal[li];
+                let probs = &mut p[LITERAL + li * 0x300..][..0x300];
                 let mut sym = 1usize;
                 if st < 7 {
                     while sym < 0x100 {
@@ -309,41 +264,41 @@ impl Lzma {
                 continue;
             }
             let len;
-            if rc.bit(&mut p.is_rep[st]) == 0 {
+            if rc.bit(&mut p[IS_REP + st]) == 0 {
                 // A match with a new distance.
-                len = decode_len(rc, &mut p.len, ps);
+                len = decode_len(rc, &mut p[LEN..][..LEN_SIZE], ps);
                 state = if st < 7 { 7 } else { 10 };
-                let slot = rc.tree(&mut p.slot[(len - 2).min(3)]) as u32;
+                let slot = rc.tree(&mut p[SLOT + (len - 2).min(3) * 64..][..64]) as u32;
                 let dist = if slot < 4 {
                     slot
                 } else {
                     let bits = (slot >> 1) - 1;
                     let base = (2 | (slot & 1)) << bits;
                     if slot < 14 {
-                        base | rc.reverse(&mut p.special[(slot as usize - 4) % 10], bits)
+                        base | rc.reverse(&mut p[SPECIAL + (slot as usize - 4) * 32..][..32], bits)
                     } else {
-                        base | rc.direct(bits - 4) << 4 | rc.reverse(&mut p.align, 4)
+                        base | rc.direct(bits - 4) << 4 | rc.reverse(&mut p[ALIGN..][..16], 4)
                     }
                 };
                 r3 = r2;
                 r2 = r1;
                 r1 = r0;
                 r0 = dist;
-            } else if rc.bit(&mut p.is_rep0[st]) == 0 {
-                if rc.bit(&mut p.is_rep0_long[st][ps]) == 0 {
+            } else if rc.bit(&mut p[IS_REP0 + st]) == 0 {
+                if rc.bit(&mut p[IS_REP0_LONG + st * 16 + ps]) == 0 {
                     // Short rep: one byte from rep0.
                     state = if st < 7 { 9 } else { 11 };
                     len = 1;
                 } else {
                     state = if st < 7 { 8 } else { 11 };
-                    len = decode_len(rc, &mut p.rep_len, ps);
+                    len = decode_len(rc, &mut p[REP_LEN..][..LEN_SIZE], ps);
                 }
             } else {
                 let d;
-                if rc.bit(&mut p.is_rep1[st]) == 0 {
+                if rc.bit(&mut p[IS_REP1 + st]) == 0 {
                     d = r1;
                 } else {
-                    if rc.bit(&mut p.is_rep2[st]) == 0 {
+                    if rc.bit(&mut p[IS_REP2 + st]) == 0 {
                         d = r2;
                     } else {
                         d = r3;
@@ -354,7 +309,7 @@ impl Lzma {
                 r1 = r0;
                 r0 = d;
                 state = if st < 7 { 8 } else { 11 };
-                len = decode_len(rc, &mut p.rep_len, ps);
+                len = decode_len(rc, &mut p[REP_LEN..][..LEN_SIZE], ps);
             }
             // Copy len bytes from distance rep0 + 1, within the dictionary
             // and within the chunk.
@@ -384,13 +339,14 @@ impl Lzma {
 
 /// A match length, 2..=273.
 #[inline(never)]
-fn decode_len(rc: &mut Rc, l: &mut Len, ps: usize) -> usize {
-    if rc.bit(&mut l.choice) == 0 {
-        2 + rc.tree(&mut l.low[ps & 15])
-    } else if rc.bit(&mut l.choice2) == 0 {
-        10 + rc.tree(&mut l.mid[ps & 15])
+fn decode_len(rc: &mut Rc, l: &mut [u16], ps: usize) -> usize {
+    let (choice, rest) = l.split_at_mut(2);
+    if rc.bit(&mut choice[0]) == 0 {
+        2 + rc.tree(&mut rest[ps * 8..][..8])
+    } else if rc.bit(&mut choice[1]) == 0 {
+        10 + rc.tree(&mut rest[128 + ps * 8..][..8])
     } else {
-        18 + rc.tree(&mut l.high)
+        18 + rc.tree(&mut rest[256..][..256])
     }
 }
 
