@@ -8,7 +8,8 @@
 //!    (gzip ISIZE, the xz index, the zstd frame content size) without
 //!    decoding;
 //! 2. [`scratch_len`] tells how much working memory the decoder needs besides
-//!    the output (the LZMA2 dictionary for xz, nothing for gzip and zstd);
+//!    the output: nothing, for every format (the xz decoder uses the output
+//!    as its LZMA2 dictionary; the argument stays for API stability);
 //! 3. [`decompress_into`] decodes into the caller's buffers — typically
 //!    anonymous `mmap`s of exactly those sizes — and verifies every check the
 //!    format carries (gzip CRC32 + ISIZE, xz CRC32/CRC64/SHA-256 and index,
@@ -245,27 +246,23 @@ pub fn decompressed_len(data: &[u8]) -> Result<usize, Error> {
 }
 
 /// Bytes of working memory [`decompress_into`] needs in its `scratch`
-/// argument: for xz, the largest LZMA2 dictionary any block declares
-/// (1 MiB for kbuild's `--lzma2=dict=1MiB`, 8 MiB for `xz -6`, 64 MiB for
-/// `xz -9`); 0 for gzip and zstd.
-///
-/// The dictionary is written sequentially from its start and never beyond
-/// the decompressed size, so a lazily backed anonymous mapping costs at most
-/// the output size in real memory even when the declared size is larger.
+/// argument: 0 for every format. (xz once needed its LZMA2 dictionary
+/// there; our decoder uses the output buffer as the dictionary, so a match
+/// looks back into the output itself.) Still validates the container, as
+/// [`decompressed_len`] does.
 pub fn scratch_len(data: &[u8]) -> Result<usize, Error> {
     match identify(data)? {
         #[cfg(feature = "xz")]
-        Format::Xz => xz::scan(data).map(|s| s.max_dict),
+        Format::Xz => xz::scan(data).map(|_| 0),
         _ => Ok(0),
     }
 }
 
 /// Decompress `data` into `out`, returning the number of bytes written.
 ///
-/// `scratch` must be at least [`scratch_len`] bytes (its contents do not
-/// matter; pass `&mut []` for gzip and zstd). All members / streams /
-/// frames are decoded and concatenated; zero padding after the last one is
-/// accepted, anything else is not. Every integrity check present in the data
+/// `scratch` is unused ([`scratch_len`] is 0; pass `&mut []`). All
+/// members / streams / frames are decoded and concatenated; zero padding
+/// after the last one is accepted, anything else is not. Every integrity check present in the data
 /// is verified. Fails with [`Error::OutputTooSmall`] if `out` is too short,
 /// [`Error::TooLarge`] if more than [`MAX_OUTPUT`] bytes would be needed.
 pub fn decompress_into(data: &[u8], out: &mut [u8], scratch: &mut [u8]) -> Result<usize, Error> {
@@ -315,7 +312,7 @@ pub fn measure(data: &[u8], limit: usize) -> Result<usize, Error> {
 }
 
 /// Decompress `data` into a new vector of at most `limit` bytes (capped at
-/// [`MAX_OUTPUT`]), allocating the xz dictionary as needed. The vector is
+/// [`MAX_OUTPUT`]). The vector is
 /// sized from [`decompressed_len`] when the container records the size,
 /// and from [`measure`] when it does not or when the record proves wrong
 /// (a gzip ISIZE is only the size modulo 2^32, and may lie): memory is the
