@@ -1,7 +1,7 @@
-//! Userspace decompression of a module, then `init_module`. The output and
-//! the xz dictionary live in anonymous mappings sized from the container
-//! headers (or, for a zstd frame without a content size, measured by
-//! decoding its sequences first), so no decoder needs a heap.
+//! Userspace decompression of a module, then `init_module`. The output
+//! lives in an anonymous mapping sized from the container headers (or, for
+//! a zstd frame without a content size, measured by decoding its sequences
+//! first); the decoders need no other memory and no heap.
 
 use core::ffi::CStr;
 use earlymod_core::load::{Compression, Errno, LoadError, Reason};
@@ -131,13 +131,12 @@ pub fn decode(data: &[u8]) -> Result<Decoded, LoadError> {
     match len {
         Ok(len) => {
             let mut out = Anon::new(len)?;
-            let mut scratch = Anon::new(d::scratch_len(data).map_err(|e| reason(&e))?)?;
-            let n = d::decompress_into(data, out.bytes_mut(), scratch.bytes_mut()).map_err(
-                |e| match (e, d::detect(data)) {
+            let n = d::decompress_into(data, out.bytes_mut()).map_err(|e| {
+                match (e, d::detect(data)) {
                     (d::Error::OutputTooSmall, Some(f)) => reason(&Overfull(f, len)),
                     (e, _) => reason(&e),
-                },
-            )?;
+                }
+            })?;
             Ok(Decoded::Mapped(out, n))
         }
         Err(e) => Err(reason(&e)),

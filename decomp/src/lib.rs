@@ -2,21 +2,20 @@
 //! for an early-boot loader that decodes in userspace and hands the image to
 //! `init_module(2)`.
 //!
-//! `#![no_std]`. The intended use is three calls, none of which allocates:
+//! `#![no_std]`. The intended use is two calls, neither of which allocates:
 //!
 //! 1. [`decompressed_len`] reads the exact output size from the container
 //!    (gzip ISIZE, the xz index, the zstd frame content size) without
-//!    decoding;
-//! 2. [`scratch_len`] tells how much working memory the decoder needs besides
-//!    the output: nothing, for every format (the xz decoder uses the output
-//!    as its LZMA2 dictionary; the argument stays for API stability);
-//! 3. [`decompress_into`] decodes into the caller's buffers — typically
-//!    anonymous `mmap`s of exactly those sizes — and verifies every check the
+//!    decoding ([`measure`] finds it by decoding when the container does not
+//!    record it);
+//! 2. [`decompress_into`] decodes into the caller's buffer — typically an
+//!    anonymous `mmap` of exactly that size — and verifies every check the
 //!    format carries (gzip CRC32 + ISIZE, xz CRC32/CRC64/SHA-256 and index,
 //!    zstd content checksum and content size).
 //!
-//! No decoder touches a heap (zstd's window is the output itself; its
-//! tables are on the stack): only the `alloc` conveniences allocate.
+//! No decoder needs memory besides the output: the xz decoder uses it as
+//! its LZMA2 dictionary and zstd as its window; their tables are on the
+//! stack. Only the `alloc` conveniences allocate.
 //!
 //! Every function is total: malformed input gives an [`Error`], never a
 //! panic, in time linear in the input and output, and no output beyond
@@ -145,8 +144,6 @@ pub enum Error {
     UnknownSize(Format),
     /// The output buffer cannot hold the decompressed data.
     OutputTooSmall,
-    /// The scratch buffer is smaller than [`scratch_len`] asks for.
-    ScratchTooSmall { needed: usize },
     /// The data decompresses (or claims to) to more than [`MAX_OUTPUT`].
     TooLarge(Format),
     /// The compressed file itself is larger than [`MAX_OUTPUT`].
@@ -183,9 +180,6 @@ impl Piece for Error {
                 put!(out; c, " stream does not record its decompressed size")
             }
             Error::OutputTooSmall => put!(out; "output buffer too small"),
-            Error::ScratchTooSmall { needed } => {
-                put!(out; "scratch buffer too small (", needed, " bytes needed)")
-            }
             Error::TooLarge(c) => put!(out; c, " stream decompresses to more than ", MIB, " MiB"),
             Error::InputTooLarge(c) => {
                 put!(out; c, " file larger than ", MIB, " MiB: not a kernel module")
@@ -245,37 +239,25 @@ pub fn decompressed_len(data: &[u8]) -> Result<usize, Error> {
     }
 }
 
-/// Bytes of working memory [`decompress_into`] needs in its `scratch`
-/// argument: 0 for every format. (xz once needed its LZMA2 dictionary
-/// there; our decoder uses the output buffer as the dictionary, so a match
-/// looks back into the output itself.) Still validates the container, as
-/// [`decompressed_len`] does.
-pub fn scratch_len(data: &[u8]) -> Result<usize, Error> {
-    match identify(data)? {
-        #[cfg(feature = "xz")]
-        Format::Xz => xz::scan(data).map(|_| 0),
-        _ => Ok(0),
-    }
-}
-
 /// Decompress `data` into `out`, returning the number of bytes written.
 ///
-/// `scratch` is unused ([`scratch_len`] is 0; pass `&mut []`). All
-/// members / streams / frames are decoded and concatenated; zero padding
-/// after the last one is accepted, anything else is not. Every integrity check present in the data
-/// is verified. Fails with [`Error::OutputTooSmall`] if `out` is too short,
+/// All members / streams / frames are decoded and concatenated; zero
+/// padding after the last one is accepted, anything else is not. Every
+/// integrity check present in the data is verified. Bytes of `out` past
+/// the returned length may have been written (zstd regenerates literals
+/// there). Fails with [`Error::OutputTooSmall`] if `out` is too short,
 /// [`Error::TooLarge`] if more than [`MAX_OUTPUT`] bytes would be needed.
-pub fn decompress_into(data: &[u8], out: &mut [u8], scratch: &mut [u8]) -> Result<usize, Error> {
+pub fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Error> {
     let c = identify(data)?;
     let limit = out.len().min(MAX_OUTPUT);
     let capped = out.len() > MAX_OUTPUT;
     let out = &mut out[..limit];
-    let _ = (&scratch, &out);
+    let _ = &out;
     let r = match c {
         #[cfg(feature = "gzip")]
         Format::Gzip => gzip::decompress_into(data, out),
         #[cfg(feature = "xz")]
-        Format::Xz => xz::decompress_into(data, out, scratch),
+        Format::Xz => xz::decompress_into(data, out),
         #[cfg(feature = "zstd")]
         Format::Zstd => zstd::decompress_into(data, out),
         #[allow(unreachable_patterns)]
@@ -336,11 +318,10 @@ pub fn decompress_to_vec(data: &[u8], limit: usize) -> Result<alloc::vec::Vec<u8
         Some(n) => n,
         None => measure(data, limit)?,
     };
-    let mut scratch = vec![0u8; scratch_len(data)?];
     let mut measured = recorded.is_none();
     loop {
         let mut out = vec![0u8; len];
-        match decompress_into(data, &mut out, &mut scratch) {
+        match decompress_into(data, &mut out) {
             Ok(n) => {
                 out.truncate(n);
                 return Ok(out);
@@ -410,10 +391,6 @@ mod tests {
                     actual: 0x1234_5678
                 },
                 "zstd content checksum mismatch (frame says 00000001, data has 12345678)".into(),
-            ),
-            (
-                Error::ScratchTooSmall { needed: 1 << 20 },
-                "scratch buffer too small (1048576 bytes needed)".into(),
             ),
             (
                 Error::Corrupt(Format::Zstd, "why"),

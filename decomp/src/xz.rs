@@ -526,11 +526,7 @@ fn stream(
     Ok((pos + 16, op))
 }
 
-pub(crate) fn decompress_into(
-    data: &[u8],
-    out: &mut [u8],
-    _scratch: &mut [u8],
-) -> Result<usize, Error> {
+pub(crate) fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, Error> {
     // The container walk finds truncation and structural damage up front
     // and tells the exact size needed.
     let s = scan(data)?;

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use earlymod_decompress::{
     Error, Format, MAX_OUTPUT, decompress_into, decompress_to_vec, decompressed_len, detect,
-    scratch_len,
 };
 
 /// Deterministic, moderately compressible payload.
@@ -110,8 +109,7 @@ fn fixtures(data: &[u8]) -> Vec<Fixture> {
 fn decode_exact(z: &[u8]) -> Result<Vec<u8>, Error> {
     let n = decompressed_len(z)?;
     let mut out = vec![0u8; n];
-    let mut scratch = vec![0u8; scratch_len(z)?];
-    let got = decompress_into(z, &mut out, &mut scratch)?;
+    let got = decompress_into(z, &mut out)?;
     assert_eq!(got, n, "decompress_into wrote a size other than announced");
     Ok(out)
 }
@@ -126,9 +124,8 @@ fn check_round_trip(f: &Fixture, want: &[u8]) {
         // One byte short must fail cleanly.
         if !want.is_empty() {
             let mut out = vec![0u8; want.len() - 1];
-            let mut scratch = vec![0u8; scratch_len(&f.data).unwrap()];
             assert_eq!(
-                decompress_into(&f.data, &mut out, &mut scratch),
+                decompress_into(&f.data, &mut out),
                 Err(Error::OutputTooSmall),
                 "{l}"
             );
@@ -141,7 +138,7 @@ fn check_round_trip(f: &Fixture, want: &[u8]) {
         );
         // An oversized buffer works too.
         let mut out = vec![0u8; want.len() + 100];
-        let n = decompress_into(&f.data, &mut out, &mut []).unwrap_or_else(|e| panic!("{l}: {e}"));
+        let n = decompress_into(&f.data, &mut out).unwrap_or_else(|e| panic!("{l}: {e}"));
         assert!(out[..n] == *want, "{l}: wrong output");
     }
     let v = decompress_to_vec(&f.data, MAX_OUTPUT).unwrap_or_else(|e| panic!("{l}: {e}"));
@@ -158,7 +155,7 @@ fn detect_magic() {
     assert_eq!(detect(b"\xfd7zX"), None);
     assert_eq!(decompressed_len(b"\x7fELF..."), Err(Error::NotCompressed));
     assert_eq!(
-        decompress_into(b"\x7fELF...", &mut [], &mut []),
+        decompress_into(b"\x7fELF...", &mut []),
         Err(Error::NotCompressed)
     );
 }
@@ -258,8 +255,6 @@ fn real_ko_xz_matches_xz_tool() {
         assert!(want.status.success());
         let got = decode_exact(&z).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert!(got == want.stdout, "{}: differs from xz -dc", p.display());
-        // No scratch: the output is the LZMA2 dictionary.
-        assert_eq!(scratch_len(&z).unwrap(), 0, "{}", p.display());
     }
     eprintln!("decoded {} real .ko.xz files", pick.len());
 }
@@ -272,10 +267,8 @@ fn every_truncation_fails() {
         for cut in 0..z.len() {
             let t = &z[..cut];
             let _ = decompressed_len(t);
-            let _ = scratch_len(t);
             let mut out = vec![0u8; 8192];
-            let mut scratch = vec![0u8; 8 << 20];
-            let r = decompress_into(t, &mut out, &mut scratch);
+            let r = decompress_into(t, &mut out);
             match (f.format, r) {
                 (_, Ok(n)) => panic!("{}: cut at {cut} decoded {n} bytes", f.label),
                 (Format::Xz | Format::Zstd, Err(e)) if cut >= 6 => {
@@ -310,8 +303,7 @@ fn byte_flips_never_panic_and_checks_catch_them() {
             }
             let _ = decompressed_len(&m);
             let mut out = vec![0u8; data.len() + 4096];
-            let mut scratch = vec![0u8; 1 << 20];
-            match decompress_into(&m, &mut out, &mut scratch) {
+            match decompress_into(&m, &mut out) {
                 Ok(n) => {
                     outcomes[0] += 1;
                     if f.checked {
@@ -349,13 +341,11 @@ fn garbage_after_magic_never_panics() {
                 v.push(x as u8);
             }
             let _ = decompressed_len(&v);
-            let _ = scratch_len(&v);
             let mut out = vec![0u8; 4096];
-            let mut scratch = vec![0u8; 1 << 16];
-            assert!(decompress_into(&v, &mut out, &mut scratch).is_err() || len > 0);
+            assert!(decompress_into(&v, &mut out).is_err() || len > 0);
             let _ = decompress_to_vec(&v, 1 << 16);
         }
-        assert!(decompress_into(magic, &mut [0; 16], &mut []).is_err());
+        assert!(decompress_into(magic, &mut [0; 16]).is_err());
     }
 }
 
@@ -445,7 +435,7 @@ fn gzip_header_fields_and_trailer_checks() {
     let mut bad = z.clone();
     bad[n - 4] ^= 0x01;
     let mut out = vec![0u8; data.len() + 10];
-    let e = decompress_into(&bad, &mut out, &mut []).unwrap_err();
+    let e = decompress_into(&bad, &mut out).unwrap_err();
     assert!(matches!(e, Error::GzipSizeMismatch { .. }), "{e}");
     // ISIZE beyond what deflate can expand to, or beyond the cap.
     let mut bad = z.clone();
@@ -488,15 +478,13 @@ fn xz_set_check(z: &mut [u8], id: u8) {
 }
 
 #[test]
-fn xz_checks_and_scratch() {
+fn xz_checks() {
     let data = payload(100_000, 41);
     let Some(z) = pipe("xz", &["-c", "--check=crc32", "--lzma2=dict=1MiB"], &data) else {
         return;
     };
-    // No scratch: the output is the LZMA2 dictionary.
-    assert_eq!(scratch_len(&z), Ok(0));
     let mut out = vec![0u8; data.len()];
-    assert_eq!(decompress_into(&z, &mut out, &mut []), Ok(data.len()));
+    assert_eq!(decompress_into(&z, &mut out), Ok(data.len()));
     assert_eq!(out, data);
     // A reserved check ID (2) with valid header and footer CRCs.
     let mut bad = z.clone();
@@ -528,8 +516,7 @@ fn xz_checks_and_scratch() {
         let check_end = z.len() - 12 - index_size;
         let mut bad = z.clone();
         bad[check_end - 1] ^= 0x40;
-        let mut scratch = vec![0u8; scratch_len(&bad).unwrap()];
-        let e = decompress_into(&bad, &mut out, &mut scratch).unwrap_err();
+        let e = decompress_into(&bad, &mut out).unwrap_err();
         assert_eq!(e, Error::XzCheckMismatch(name));
         assert_eq!(e.to_string(), format!("xz {name} check mismatch"));
     }
@@ -553,12 +540,12 @@ fn zstd_header_checks() {
     let mut bad = z.clone();
     bad[fcs_pos..fcs_pos + 4].copy_from_slice(&1000u32.to_le_bytes());
     let mut out = vec![0u8; data.len()];
-    assert!(decompress_into(&bad, &mut out, &mut []).is_err());
+    assert!(decompress_into(&bad, &mut out).is_err());
     // Checksum.
     let mut bad = z.clone();
     let n = bad.len();
     bad[n - 1] ^= 0x80;
-    let e = decompress_into(&bad, &mut out, &mut []).unwrap_err();
+    let e = decompress_into(&bad, &mut out).unwrap_err();
     assert!(matches!(e, Error::ZstdChecksumMismatch { .. }), "{e}");
     // Reserved bit.
     let mut bad = z.clone();
@@ -624,7 +611,7 @@ fn inputs_beyond_the_bound_are_refused_unread() {
         let want = Error::InputTooLarge(format);
         assert_eq!(decompressed_len(&data), Err(want));
         assert_eq!(decompress_to_vec(&data, MAX_OUTPUT), Err(want));
-        assert_eq!(decompress_into(&data, &mut [0u8; 16], &mut []), Err(want));
+        assert_eq!(decompress_into(&data, &mut [0u8; 16]), Err(want));
         assert_eq!(
             Error::InputTooLarge(format).to_string(),
             format!("{format} file larger than 256 MiB: not a kernel module")

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use earlymod_decompress::{Error, decompress_into, decompressed_len, scratch_len};
+use earlymod_decompress::{Error, decompress_into, decompressed_len};
 use xz4rust::{XzDecoder, XzNextBlockResult};
 
 fn xorshift(x: &mut u32) -> u32 {
@@ -121,9 +121,8 @@ fn oracle(z: &[u8]) -> Result<Vec<u8>, String> {
 /// Ours, with exactly sized buffers and no scratch (as the loader does).
 fn ours(z: &[u8]) -> Result<Vec<u8>, Error> {
     let n = decompressed_len(z)?;
-    assert_eq!(scratch_len(z), Ok(0));
     let mut out = vec![0u8; n];
-    let got = decompress_into(z, &mut out, &mut [])?;
+    let got = decompress_into(z, &mut out)?;
     assert_eq!(got, n);
     Ok(out)
 }
@@ -314,7 +313,7 @@ fn corruption_matches_xz4rust() {
                 }
             }
             let mut out = vec![0u8; data.len() + 64];
-            let r = decompress_into(&m, &mut out, &mut []);
+            let r = decompress_into(&m, &mut out);
             match (oracle(&m), r) {
                 (Ok(v), Ok(n)) => {
                     assert!(out[..n] == v[..], "{s:?} #{i}: output differs");
@@ -384,7 +383,7 @@ fn throughput() {
         let t = Instant::now();
         for (z, &n) in files.iter().zip(&sizes) {
             let mut out = vec![0u8; n];
-            assert_eq!(decompress_into(z, &mut out, &mut []), Ok(n));
+            assert_eq!(decompress_into(z, &mut out), Ok(n));
         }
         best[0] = best[0].min(t.elapsed().as_secs_f64());
         let t = Instant::now();
@@ -405,7 +404,7 @@ fn throughput() {
     for _ in 0..3 {
         let mut out = vec![0u8; all.len()];
         let t = Instant::now();
-        assert_eq!(decompress_into(&z, &mut out, &mut []), Ok(all.len()));
+        assert_eq!(decompress_into(&z, &mut out), Ok(all.len()));
         crc64_best[0] = crc64_best[0].min(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let mut dec = XzDecoder::with_fixed_size_dict(&mut big);

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let measured = measure(data, LIMIT);
     let mut out = vec![0u8; *measured.as_ref().unwrap_or(&0)];
     let ours = match measured {
-        Ok(_) => decompress_into(data, &mut out, &mut []).map(|n| &out[..n]),
+        Ok(_) => decompress_into(data, &mut out).map(|n| &out[..n]),
         Err(e) => Err(e),
     };
     if let Ok(v) = ours {
