@@ -70,6 +70,7 @@ lint:
 	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin,init,config,cmdline --bins -- -D warnings
 	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin --bins -- -D warnings
 	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin,coldplug,xz --bins -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --workspace -q
 
 unit:
 	$(CARGO) test --locked --workspace --release

@@ -6,7 +6,7 @@ use crate::log::{LOG_ERR, Log};
 use crate::sys::CPath;
 use earlymod_core::load::{self, InsertFlags, Kernel, Params};
 
-/// Runs `insmod` with `args` (without argv[0]).
+/// Runs `insmod` with `args` (without `argv[0]`).
 pub fn main(prog: &str, args: &mut [&str]) -> i32 {
     let (force, operands) = match crate::force_options(
         prog,

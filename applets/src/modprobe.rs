@@ -155,7 +155,7 @@ impl Piece for Bytes {
     }
 }
 
-/// Runs `modprobe` with `args` (without argv[0]); returns the exit code.
+/// Runs `modprobe` with `args` (without `argv[0]`); returns the exit code.
 pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) -> i32 {
     // MODPROBE_OPTIONS words go first, as kmod prepends them.
     let mut with_env: heapless::Vec<&str, MAX_ENV_ARGS> = heapless::Vec::new();

@@ -1,6 +1,6 @@
 //! earlymod for the host: the applets of earlymod-applets (`modprobe`,
 //! `insmod`, `rmmod`, `lsmod`, `modinfo`) on std's runtime, the same code
-//! as the static binary. The applet comes from argv[0] (`/sbin/modprobe` →
+//! as the static binary. The applet comes from `argv[0]` (`/sbin/modprobe` →
 //! modprobe) or the first argument (`earlymod modprobe`).
 
 fn main() {

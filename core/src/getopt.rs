@@ -136,7 +136,7 @@ pub struct Parsed<'a, 's> {
     pub error: Option<GetoptError<'a>>,
 }
 
-/// Parses `args` (without argv[0]), permuting operands to its front.
+/// Parses `args` (without `argv[0]`), permuting operands to its front.
 pub fn parse<'a, 's>(args: &'s mut [&'a str], opts: &[Opt]) -> Parsed<'a, 's> {
     let mut hits = heapless::Vec::new();
     let mut n = 0;

@@ -5,7 +5,7 @@
 //! formatting engine, padding, every integer's `Display`) and keeps the
 //! arguments of every message alive as trait objects. earlymod's messages
 //! need none of it: they are strings, decimal and hexadecimal numbers, and
-//! a few padded columns. Each piece implements [`Piece`]; [`put!`] writes a
+//! a few padded columns. Each piece implements [`Piece`]; [`put!`](crate::put) writes a
 //! sequence of them; the error types' `Display` impls are written with the
 //! same pieces ([`display`]), so both paths print the same bytes.
 //!

@@ -1,5 +1,5 @@
 //! The static, libc-free earlymod: origin starts the process, rustix talks
-//! to the kernel. Multi-call: the applet is argv[0]'s name (`modprobe`,
+//! to the kernel. Multi-call: the applet is `argv[0]`'s name (`modprobe`,
 //! `insmod`, `rmmod`, `lsmod`, `modinfo`) or the first argument
 //! (`earlymod modprobe`).
 #![no_std]

@@ -6,7 +6,7 @@
 //! failure ends in a rescue shell (`/bin/sh`, if the image has one) or a
 //! wait.
 //!
-//! - `init` (argv[0] `init`, e.g. `/init`): the whole boot, as PID 1;
+//! - `init` (`argv[0]` `init`, e.g. `/init`): the whole boot, as PID 1;
 //! - `coldplug`: modules-load + coldplug without being PID 1;
 //! - `load-config`: only the command line and modules-load.d;
 //! - `report`: prints `/run/earlymod/boot.log`.

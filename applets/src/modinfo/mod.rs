@@ -672,7 +672,7 @@ fn print_info(ctx: &Ctx, m: &Module, out: &mut dyn Sink, err: &mut dyn Sink) -> 
     Ok(())
 }
 
-/// Runs `modinfo` with `args` (without argv[0]) on the process's stdout
+/// Runs `modinfo` with `args` (without `argv[0]`) on the process's stdout
 /// and stderr; `pwd` is `$PWD`. Returns the exit code.
 pub fn main(args: &mut [&str], pwd: Option<&str>) -> i32 {
     let (mut out, mut err) = (Out::stdout(), Out::stderr());
