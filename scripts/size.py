@@ -38,7 +38,7 @@ BUILDS = {
                         "the smallest loader"),
 }
 # Bytes a build may not exceed (measured, then rounded up: see the docstring).
-CEILINGS = {"earlymod": 226_000, "earlymod-tiny": 124_500, "earlymod-loader": 75_500}
+CEILINGS = {"earlymod": 220_000, "earlymod-tiny": 124_500, "earlymod-loader": 75_500}
 # Issue 12's budgets.
 GOALS = {"earlymod": 131_072, "earlymod-tiny": 33_888}
 OPTIONAL = ["config", "cmdline", "modinfo", "rmmod", "lsmod", "init", "coldplug", "parallel", "gzip", "xz", "zstd"]
