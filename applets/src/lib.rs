@@ -3,6 +3,7 @@
 //! `alloc`). The static libc-free binary (`src/bin/static.rs`) and the host
 //! binary both call [`dispatch`].
 #![no_std]
+#![deny(missing_docs)]
 
 extern crate alloc;
 

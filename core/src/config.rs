@@ -29,9 +29,17 @@ pub type Entry<'a> = (&'a str, &'a str);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Diag<'x> {
     /// `ignoring bad line starting with 'cmd'` at this (last physical) line.
-    BadLine { line: u32, cmd: &'x str },
+    BadLine {
+        /// 1-based line number (the last physical line of a continued one).
+        line: u32,
+        /// The line's first word.
+        cmd: &'x str,
+    },
     /// `include` / `config`: deprecated and not parsed.
-    Deprecated { cmd: &'x str },
+    Deprecated {
+        /// The command word.
+        cmd: &'x str,
+    },
 }
 
 /// All modprobe.d configuration in effect, in file order.

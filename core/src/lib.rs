@@ -4,6 +4,7 @@
 //! and kernel command-line parsing, and the load plan. Every collection is
 //! bounded; a full buffer is an [`Error`], never a panic or a silent cut.
 #![no_std]
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod error;

@@ -23,6 +23,7 @@
 //! [`measure`]) never hold more memory than the true decompressed size,
 //! whatever the container claims.
 #![no_std]
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "alloc")]
@@ -60,8 +61,11 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// A compression format, as told by its magic number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
+    /// gzip (RFC 1952), `.ko.gz`.
     Gzip,
+    /// xz (LZMA2), `.ko.xz`.
     Xz,
+    /// zstd (RFC 8878), `.ko.zst`.
     Zstd,
 }
 
@@ -127,9 +131,19 @@ pub enum Error {
     /// The stream is well formed but uses a feature this decoder lacks.
     Unsupported(Format, &'static str),
     /// The gzip trailer's CRC32 does not match the decompressed data.
-    GzipCrcMismatch { expected: u32, actual: u32 },
+    GzipCrcMismatch {
+        /// The trailer's CRC32.
+        expected: u32,
+        /// The CRC32 of the decoded data.
+        actual: u32,
+    },
     /// The gzip trailer's ISIZE does not match the decompressed length.
-    GzipSizeMismatch { expected: u32, actual: u32 },
+    GzipSizeMismatch {
+        /// The trailer's ISIZE (the length modulo 2^32).
+        expected: u32,
+        /// The decoded length modulo 2^32.
+        actual: u32,
+    },
     /// The xz stream's integrity check type is not one of none, CRC32,
     /// CRC64, SHA-256 (SHA-256 only with the `xz-sha256` feature).
     XzCheckUnsupported(u8),
@@ -137,7 +151,12 @@ pub enum Error {
     /// names the check ("CRC32", "CRC64", "SHA-256").
     XzCheckMismatch(&'static str),
     /// The zstd frame's content checksum (low 32 bits of XXH64) differs.
-    ZstdChecksumMismatch { expected: u32, actual: u32 },
+    ZstdChecksumMismatch {
+        /// The frame's checksum field.
+        expected: u32,
+        /// The low 32 bits of the decoded data's XXH64.
+        actual: u32,
+    },
     /// A zstd frame does not record its content size, so
     /// [`decompressed_len`] cannot tell; decode into a growing buffer
     /// instead (see `decompress_to_vec` with the `alloc` feature).

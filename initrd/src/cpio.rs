@@ -79,7 +79,12 @@ pub enum EntryKind {
     /// A symbolic link to this target (stored as the data, without NUL).
     Symlink(String),
     /// A character device node (`rdevmajor` / `rdevminor`).
-    CharDev { major: u32, minor: u32 },
+    CharDev {
+        /// Device major number.
+        major: u32,
+        /// Device minor number.
+        minor: u32,
+    },
 }
 
 /// One entry to write.
@@ -133,16 +138,22 @@ impl Entry {
 }
 
 /// One entry read back from an image, with its header fields.
+/// One entry as read back from an archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadEntry {
     /// Name as stored (without the NUL).
     pub path: String,
     /// Full `st_mode`, type bits included.
     pub mode: u32,
+    /// Inode number.
     pub ino: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Link count.
     pub nlink: u32,
+    /// Modification time (seconds since the epoch).
     pub mtime: u32,
     /// (rdevmajor, rdevminor).
     pub rdev: (u32, u32),
@@ -186,36 +197,78 @@ impl fmt::Display for Location {
 #[non_exhaustive]
 pub enum CpioError {
     /// The writer was given an entry it must not encode.
-    InvalidEntry { path: String, reason: String },
+    InvalidEntry {
+        /// The entry's path.
+        path: String,
+        /// Why it cannot be written.
+        reason: String,
+    },
     /// No `070701` / `070702` magic where a header must start.
-    BadMagic { at: Location, found: [u8; 6] },
+    BadMagic {
+        /// Where: the entry or byte offset.
+        at: Location,
+        /// The six bytes found instead.
+        found: [u8; 6],
+    },
     /// A header field is not 8 hex digits.
-    BadField { at: Location, field: &'static str },
+    BadField {
+        /// Where: the entry or byte offset.
+        at: Location,
+        /// The field's name.
+        field: &'static str,
+    },
     /// The entry name is empty, too long, not NUL-terminated or not UTF-8.
-    BadName { at: Location, reason: &'static str },
+    BadName {
+        /// Where: the entry or byte offset.
+        at: Location,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The input ends inside an entry; `what` names the part.
-    Truncated { at: Location, what: &'static str },
+    Truncated {
+        /// Where: the entry or byte offset.
+        at: Location,
+        /// The part cut off.
+        what: &'static str,
+    },
     /// The input ends between entries, before a `TRAILER!!!` entry.
-    MissingTrailer { at: Location },
+    MissingTrailer {
+        /// Where: the entry or byte offset.
+        at: Location,
+    },
     /// A `070702` entry's data does not sum to its `check` field.
     Checksum {
+        /// Where: the entry or byte offset.
         at: Location,
+        /// The header's `check` field.
         expected: u32,
+        /// The sum of the data's bytes.
         actual: u32,
     },
     /// Bytes the kernel would reject around or between archives: junk,
     /// misaligned archives, an empty compressed member.
-    Layout { at: Location, reason: &'static str },
+    Layout {
+        /// Where: the entry or byte offset.
+        at: Location,
+        /// What the kernel would reject.
+        reason: &'static str,
+    },
     /// A compressed member failed to decompress.
     Decompress {
+        /// Byte offset of the member.
         offset: usize,
+        /// Its compression format.
         format: Format,
+        /// The decoder's error.
         error: DecompressError,
     },
     /// The compressed members decompress to more than the limit.
     TooLarge {
+        /// Byte offset of the member that passed the limit.
         offset: usize,
+        /// Its compression format.
         format: Format,
+        /// The limit, in bytes.
         limit: usize,
     },
 }

@@ -2,6 +2,7 @@
 //! subset indexes that kmod itself reads, modules transcoded for the target
 //! kernel, and a reproducible newc cpio. Host-side (std); the early-boot
 //! binary does not link this crate.
+#![deny(missing_docs)]
 
 pub mod closure;
 pub mod compress;

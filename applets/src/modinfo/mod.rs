@@ -309,7 +309,9 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
 /// can be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InfoEntry<'a> {
+    /// The field name (`license`, `alias`, `parm`, `signer`, ...).
     pub key: &'a [u8],
+    /// Its value, as kmod prints it.
     pub value: Cow<'a, [u8]>,
 }
 

@@ -8,10 +8,15 @@ use alloc::vec::Vec;
 /// What kmod prints about an appended module signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureInfo<'a> {
+    /// The signature's identifier type (`PKCS#7`, `X509`, `PGP`).
     pub id_type: &'static str,
+    /// The signer's name.
     pub signer: &'a [u8],
+    /// The signing key's identifier.
     pub key_id: Cow<'a, [u8]>,
+    /// The hash algorithm's name (`sha512`, ...).
     pub hash_algo: &'static str,
+    /// The signature bytes.
     pub sig: &'a [u8],
 }
 
