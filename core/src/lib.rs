@@ -18,6 +18,7 @@ pub mod blkid;
 pub mod cmdline;
 pub mod config;
 pub mod db;
+pub mod fake;
 pub mod modules_load;
 pub mod name;
 pub mod probe;
