@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod command;
+pub mod context;
 pub mod decode;
 #[cfg(any(feature = "init", feature = "coldplug"))]
 pub mod init;

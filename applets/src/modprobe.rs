@@ -1,12 +1,10 @@
 //! `modprobe`: kmod 30's command line, lookup, output and loading.
 
+use crate::context::{ConfigStore, Context};
 use crate::kernel::Live;
 use crate::log::{LOG_CRIT, LOG_ERR, LOG_NOTICE, LOG_WARNING, Log};
 use crate::moddir::{self, DEFAULT_CONFIG_PATHS, ModDir};
-use crate::sys::{self, Mapped, Out};
-#[cfg(feature = "cmdline")]
-use earlymod_core::cmdline::apply_kernel_cmdline;
-use earlymod_core::config::{Config, Diag};
+use crate::sys::{self, Out};
 use earlymod_core::getopt::{self, Opt};
 use earlymod_core::load::{self, InsertFlags, LoadError, Method, RunFlags};
 use earlymod_core::name::{AliasBuf, normalize_alias};
@@ -328,7 +326,8 @@ pub fn with_config<R>(
     ret.unwrap_or_else(|| unreachable!())
 }
 
-/// [`with_config`], compiled once for all its callers (modprobe, modinfo).
+/// [`with_config`], compiled once for all its callers (modprobe, modinfo,
+/// PID 1): a [`Context`] whose problems are `ERROR:` lines.
 #[inline(never)]
 fn with_config_dyn(
     dir: &ModDir,
@@ -336,119 +335,9 @@ fn with_config_dyn(
     log: &Log<'_>,
     f: &mut dyn FnMut(&Resolver<'_, '_>),
 ) {
-    let db = dir.db();
-    // Without modprobe.d: only the module directory's softdeps/weakdeps.
-    #[cfg(not(feature = "config"))]
-    let configs: &[&str] = {
-        let _ = configs;
-        &[]
-    };
-    let mut dropped = moddir::Dropped::default();
-    let files = moddir::config_files(
-        configs,
-        &mut |p, n| {
-            log.say(
-                LOG_ERR,
-                &[
-                    &"Directories inside directories are not supported: ",
-                    &p,
-                    &"/",
-                    &n,
-                ],
-            )
-        },
-        &mut dropped,
-    );
-    if dropped.count > 0 {
-        log.say(
-            LOG_ERR,
-            &[
-                &"too many config files (limit ",
-                &moddir::MAX_CONFIG_FILES,
-                &"): ",
-                &dropped.count,
-                &" not read, from ",
-                &dropped.first.as_str(),
-                &" on (in name order)",
-            ],
-        );
-    }
-    let mut maps: heapless::Vec<
-        (Mapped, usize),
-        { moddir::MAX_CONFIG_FILES + moddir::MODDIR_CONFIGS.len() },
-    > = heapless::Vec::new();
-    for (i, (name, src)) in files.iter().enumerate() {
-        let Some(path) = moddir::config_path(&dir.dirname, configs, name, *src) else {
-            continue;
-        };
-        match Mapped::open_checked(path.as_cstr(), true) {
-            // Cannot overflow: one map per listed file.
-            Ok(m) => {
-                let _ = maps.push((m, i));
-            }
-            // Gone since it was listed (modules.softdep/.weakdep are optional).
-            Err(2) => {}
-            Err(0) => log.say(
-                LOG_ERR,
-                &[&path.as_str(), &": not a regular file, not read"],
-            ),
-            Err(e) => log.say(
-                LOG_ERR,
-                &[&path.as_str(), &": cannot read: ", &load::Errno(e)],
-            ),
-        }
-    }
-    #[cfg(feature = "cmdline")]
-    let mut cmdline_buf = [0u8; 4096];
-    let mut cfg = Config::new();
-    for (m, i) in maps.iter_mut() {
-        let (name, src) = &files[*i];
-        let path = moddir::config_path(&dir.dirname, configs, name, *src);
-        let shown = path.as_ref().map_or("?", |p| p.as_str());
-        let r = cfg.parse_file(m.bytes_mut(), &mut |d| match d {
-            Diag::BadLine { line, cmd } => log.say(
-                LOG_ERR,
-                &[
-                    &shown,
-                    &" line ",
-                    &line,
-                    &": ignoring bad line starting with '",
-                    &cmd,
-                    &"'",
-                ],
-            ),
-            Diag::Deprecated { cmd } => log.say(
-                LOG_ERR,
-                &[
-                    &shown,
-                    &": command ",
-                    &cmd,
-                    &" is deprecated and not parsed anymore",
-                ],
-            ),
-        });
-        if let Err(e) = r {
-            log.say(LOG_ERR, &[&shown, &": ", &e]);
-        }
-    }
-    #[cfg(feature = "cmdline")]
-    {
-        let n = sys::read_small(c"/proc/cmdline", &mut cmdline_buf).map_or(0, |b| b.len());
-        if let Err(e) = apply_kernel_cmdline(&mut cfg, &mut cmdline_buf[..n], &mut |m| {
-            log.say(
-                LOG_ERR,
-                &[
-                    &"Ignoring bad option on kernel command line while parsing module name: '",
-                    &m,
-                    &"'",
-                ],
-            )
-        }) {
-            log.say(LOG_ERR, &[&"/proc/cmdline: ", &e]);
-        }
-    }
-    let resolver = Resolver { db: &db, cfg: &cfg };
-    f(&resolver)
+    let mut store = ConfigStore::new();
+    let ctx = Context::open(dir, configs, &mut store, &mut |line| log.say(LOG_ERR, line));
+    f(&ctx.resolver())
 }
 
 fn run(

@@ -1,0 +1,208 @@
+//! [`Context`]: one module directory as modprobe sees it — its indexes,
+//! the modprobe.d configuration and the kernel command line's module
+//! options and blacklist — opened once, then asked with a
+//! [`Resolver`]. `modprobe`, `modinfo` and PID 1 all start here, and so
+//! does a program that embeds earlymod:
+//!
+//! ```no_run
+//! use earlymod_applets::context::{ConfigStore, Context};
+//! use earlymod_applets::moddir::{self, ModDir};
+//! use earlymod_core::probe::Candidates;
+//!
+//! let dir = ModDir::open(moddir::dirname_for(None, None)); // /lib/modules/$(uname -r)
+//! let mut store = ConfigStore::new();
+//! let ctx = Context::open(&dir, &moddir::DEFAULT_CONFIG_PATHS, &mut store, &mut |_line| {});
+//! let mut found = Candidates::new();
+//! ctx.resolver().lookup("ext4", &mut found).expect("readable indexes");
+//! ```
+//!
+//! No heap: the configuration files are mapped (privately: the parser works
+//! in place) into a [`ConfigStore`] the caller owns, and the [`Context`]
+//! borrows them.
+
+use crate::moddir::{self, ModDir};
+use crate::sys::Mapped;
+#[cfg(feature = "cmdline")]
+use earlymod_core::cmdline::apply_kernel_cmdline;
+use earlymod_core::config::{Config, Diag};
+use earlymod_core::db::ModuleDb;
+use earlymod_core::load;
+use earlymod_core::probe::Resolver;
+use earlymod_core::text::Piece;
+
+/// Longest kernel command line read (the kernel's own bound on x86 and
+/// arm64 is 2048 or 4096 bytes).
+pub const MAX_CMDLINE: usize = 4096;
+
+/// The memory a [`Context`]'s configuration lives in: the mapped config
+/// files and the kernel command line. Owned by the caller, so that a
+/// [`Context`] needs no heap.
+pub struct ConfigStore {
+    maps: heapless::Vec<Mapped, { moddir::MAX_CONFIG_FILES + moddir::MODDIR_CONFIGS.len() }>,
+    #[cfg(feature = "cmdline")]
+    cmdline: [u8; MAX_CMDLINE],
+}
+
+impl ConfigStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        ConfigStore {
+            maps: heapless::Vec::new(),
+            #[cfg(feature = "cmdline")]
+            cmdline: [0; MAX_CMDLINE],
+        }
+    }
+}
+
+impl Default for ConfigStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A module directory with its configuration: what modprobe resolves
+/// against. See the [module documentation](self).
+pub struct Context<'s> {
+    dir: &'s ModDir,
+    db: ModuleDb<'s>,
+    cfg: Config<'s>,
+}
+
+impl<'s> Context<'s> {
+    /// Reads the configuration as kmod does — the files of `configs`
+    /// (directories or files: [`moddir::DEFAULT_CONFIG_PATHS`], or `-C`'s)
+    /// and the module directory's `modules.softdep`/`modules.weakdep`, in
+    /// libkmod's order, then (feature `cmdline`) `/proc/cmdline`'s module
+    /// options and blacklist. Without the `config` feature only the module
+    /// directory's files are read.
+    ///
+    /// Never fails: each problem (a file that cannot be read, a bad line,
+    /// too many files, a full bound) is one line given to `diag` — the
+    /// words modprobe prints after `modprobe: ERROR: ` — and the rest is
+    /// used.
+    pub fn open(
+        dir: &'s ModDir,
+        configs: &[&str],
+        store: &'s mut ConfigStore,
+        diag: &mut dyn FnMut(&[&dyn Piece]),
+    ) -> Context<'s> {
+        #[cfg(not(feature = "config"))]
+        let configs: &[&str] = {
+            let _ = configs;
+            &[]
+        };
+        let mut dropped = moddir::Dropped::default();
+        let files = moddir::config_files(
+            configs,
+            &mut |p, n| {
+                diag(&[
+                    &"Directories inside directories are not supported: ",
+                    &p,
+                    &"/",
+                    &n,
+                ])
+            },
+            &mut dropped,
+        );
+        if dropped.count > 0 {
+            diag(&[
+                &"too many config files (limit ",
+                &moddir::MAX_CONFIG_FILES,
+                &"): ",
+                &dropped.count,
+                &" not read, from ",
+                &dropped.first.as_str(),
+                &" on (in name order)",
+            ]);
+        }
+        // Which file each map holds (an index into `files`).
+        let mut of: heapless::Vec<
+            usize,
+            { moddir::MAX_CONFIG_FILES + moddir::MODDIR_CONFIGS.len() },
+        > = heapless::Vec::new();
+        store.maps.clear();
+        for (i, (name, src)) in files.iter().enumerate() {
+            let Some(path) = moddir::config_path(&dir.dirname, configs, name, *src) else {
+                continue;
+            };
+            match Mapped::open_checked(path.as_cstr(), true) {
+                // Cannot overflow: one map per listed file.
+                Ok(m) => {
+                    let _ = store.maps.push(m);
+                    let _ = of.push(i);
+                }
+                // Gone since it was listed (modules.softdep/.weakdep are optional).
+                Err(2) => {}
+                Err(0) => diag(&[&path.as_str(), &": not a regular file, not read"]),
+                Err(e) => diag(&[&path.as_str(), &": cannot read: ", &load::Errno(e)]),
+            }
+        }
+        let mut cfg = Config::new();
+        let ConfigStore {
+            maps,
+            #[cfg(feature = "cmdline")]
+            cmdline,
+        } = store;
+        for (m, &i) in maps.iter_mut().zip(of.iter()) {
+            let (name, src) = &files[i];
+            let path = moddir::config_path(&dir.dirname, configs, name, *src);
+            let shown = path.as_ref().map_or("?", |p| p.as_str());
+            let r = cfg.parse_file(m.bytes_mut(), &mut |d| match d {
+                Diag::BadLine { line, cmd } => diag(&[
+                    &shown,
+                    &" line ",
+                    &line,
+                    &": ignoring bad line starting with '",
+                    &cmd,
+                    &"'",
+                ]),
+                Diag::Deprecated { cmd } => diag(&[
+                    &shown,
+                    &": command ",
+                    &cmd,
+                    &" is deprecated and not parsed anymore",
+                ]),
+            });
+            if let Err(e) = r {
+                diag(&[&shown, &": ", &e]);
+            }
+        }
+        #[cfg(feature = "cmdline")]
+        {
+            let n = crate::sys::read_small(c"/proc/cmdline", cmdline).map_or(0, |b| b.len());
+            if let Err(e) = apply_kernel_cmdline(&mut cfg, &mut cmdline[..n], &mut |m| {
+                diag(&[
+                    &"Ignoring bad option on kernel command line while parsing module name: '",
+                    &m,
+                    &"'",
+                ])
+            }) {
+                diag(&[&"/proc/cmdline: ", &e]);
+            }
+        }
+        Context {
+            dir,
+            db: dir.db(),
+            cfg,
+        }
+    }
+
+    /// The resolver over this directory and configuration: lookups, probe
+    /// lists, the loaded-state questions.
+    pub fn resolver(&self) -> Resolver<'_, 's> {
+        Resolver {
+            db: &self.db,
+            cfg: &self.cfg,
+        }
+    }
+
+    /// The module directory.
+    pub fn dir(&self) -> &'s ModDir {
+        self.dir
+    }
+
+    /// The configuration (modprobe.d and the command line).
+    pub fn config(&self) -> &Config<'s> {
+        &self.cfg
+    }
+}
