@@ -26,8 +26,12 @@ use crate::sys::Mapped;
 use earlymod_core::cmdline::apply_kernel_cmdline;
 use earlymod_core::config::{Config, Diag};
 use earlymod_core::db::ModuleDb;
-use earlymod_core::load;
-use earlymod_core::probe::Resolver;
+use earlymod_core::load::{self, Kernel, LoadError, Method, RunFlags};
+use earlymod_core::name::{AliasBuf, normalize_alias};
+use earlymod_core::probe::{
+    Candidate, Candidates, Found, KernelState, NameArena, NothingLoaded, ProbeFlags, Resolver,
+    Skip, Step, Steps,
+};
 use earlymod_core::text::Piece;
 
 /// Longest kernel command line read (the kernel's own bound on x86 and
@@ -196,6 +200,92 @@ impl<'s> Context<'s> {
         }
     }
 
+    /// modprobe's lookup of `name` (a module name or an alias, `-` and `_`
+    /// alike): config aliases, `modules.dep`, `modules.alias`,
+    /// `modules.symbols`, `modules.builtin`, in kmod's order. Every match
+    /// goes into `found` (borrowing `key`, the normalised name).
+    pub fn lookup<'k>(
+        &self,
+        name: &str,
+        key: &'k mut AliasBuf,
+        found: &mut Candidates<'k>,
+    ) -> earlymod_core::Result<Found>
+    where
+        's: 'k,
+    {
+        normalize_alias(name, key)?;
+        self.resolver().lookup(key, found)
+    }
+
+    /// Loads `target` and what it needs, as `modprobe` does for each
+    /// module a lookup found: its probe list (dependencies, softdeps,
+    /// install commands, blacklist and loaded state per `opts.probe`), then
+    /// each entry through the loader's policy ([`load::run_probe`]) with
+    /// its modprobe.d and command-line options, `opts.extra` for the target
+    /// itself, and `opts.file` in place of the target's own file
+    /// (`modprobe /dir/x.ko`). `events` hears of each entry and of what
+    /// failed. True when the target is in the kernel (or nothing had to
+    /// be done); false when the probe failed (the last event says why).
+    pub fn probe<K: Kernel>(
+        &self,
+        target: &Candidate<'_>,
+        kernel: &mut K,
+        opts: &Options<'_>,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> bool {
+        let names = NameArena::new();
+        let mut steps = Steps::new();
+        let state: &dyn KernelState = if opts.probe.ignore_loaded {
+            &NothingLoaded
+        } else {
+            &*kernel
+        };
+        let r = self.resolver();
+        match r.probe_list(target, opts.probe, state, &names, &mut steps) {
+            Err(e) => {
+                events(Event::PlanFailed(e));
+                false
+            }
+            Ok(Err(Skip::AlreadyLoaded)) if opts.run.fail_on_loaded => {
+                events(Event::AlreadyLoaded);
+                false
+            }
+            Ok(Err(_)) => true,
+            Ok(Ok(())) => {
+                if let Some(f) = opts.file {
+                    for s in steps.iter_mut().filter(|s| s.is_target) {
+                        s.path = Some(f);
+                    }
+                }
+                let result = load::run_probe(
+                    &r,
+                    &self.dir.dirname,
+                    &steps,
+                    opts.extra,
+                    opts.run,
+                    kernel,
+                    &mut |o, params| {
+                        events(Event::Entry {
+                            step: o.step,
+                            params,
+                            result: &o.result,
+                        })
+                    },
+                );
+                match result {
+                    Ok(()) => true,
+                    Err((i, e)) => {
+                        events(Event::Failed {
+                            step: &steps[i],
+                            error: &e,
+                        });
+                        false
+                    }
+                }
+            }
+        }
+    }
+
     /// The module directory.
     pub fn dir(&self) -> &'s ModDir {
         self.dir
@@ -205,4 +295,45 @@ impl<'s> Context<'s> {
     pub fn config(&self) -> &Config<'s> {
         &self.cfg
     }
+}
+
+/// How [`Context::probe`] loads: modprobe's switches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'o> {
+    /// How the probe list is built (`-i`, `-b`, loaded state).
+    pub probe: ProbeFlags,
+    /// How it is run (`-n`, `--first-time`, `-f`).
+    pub run: RunFlags,
+    /// Options for the target itself (modprobe's words after the name).
+    pub extra: &'o str,
+    /// The file to load for the target instead of its `modules.dep` path.
+    pub file: Option<&'o str>,
+}
+
+/// What [`Context::probe`] tells as it goes.
+#[derive(Debug)]
+pub enum Event<'e> {
+    /// One probe-list entry acted on (in a dry run, only reached) with the
+    /// options it got, and how it went: what `modprobe -v` prints.
+    Entry {
+        /// The entry.
+        step: &'e Step<'e, 'e>,
+        /// Its options (modprobe.d, the command line, the target's extra).
+        params: &'e str,
+        /// Loaded, and how, or why not.
+        result: &'e Result<Method, LoadError>,
+    },
+    /// The probe list could not be built (an index that cannot answer, a
+    /// bound): nothing was loaded.
+    PlanFailed(earlymod_core::Error),
+    /// `--first-time`, and the target is in the kernel already.
+    AlreadyLoaded,
+    /// A required entry (the target or one of its dependencies) failed:
+    /// the probe stops here.
+    Failed {
+        /// The entry that failed.
+        step: &'e Step<'e, 'e>,
+        /// Why.
+        error: &'e LoadError,
+    },
 }

@@ -1,16 +1,14 @@
 //! `modprobe`: kmod 30's command line, lookup, output and loading.
 
-use crate::context::{ConfigStore, Context};
+use crate::context::{ConfigStore, Context, Event, Options};
 use crate::kernel::Live;
 use crate::log::{LOG_CRIT, LOG_ERR, LOG_NOTICE, LOG_WARNING, Log};
 use crate::moddir::{self, DEFAULT_CONFIG_PATHS, ModDir};
 use crate::sys::{self, Out};
 use earlymod_core::getopt::{self, Opt};
 use earlymod_core::load::{self, InsertFlags, LoadError, Method, RunFlags};
-use earlymod_core::name::{AliasBuf, normalize_alias};
-use earlymod_core::probe::{
-    Candidates, KernelState, NameArena, NothingLoaded, ProbeFlags, Resolver, Skip, Step, Steps,
-};
+use earlymod_core::name::AliasBuf;
+use earlymod_core::probe::{Candidates, ProbeFlags, Resolver, Step};
 use earlymod_core::put;
 use earlymod_core::text::{Piece, Sink};
 
@@ -307,18 +305,16 @@ pub fn main<'a>(prog: &str, args: &mut [&'a str], env_options: Option<&'a str>) 
     } else {
         &a.configs
     };
-    with_config(&dir, configs, &log, |resolver| {
-        run(&a, &log, resolver, &dir, p.operands)
-    })
+    with_config(&dir, configs, &log, |ctx| run(&a, &log, ctx, p.operands))
 }
 
 /// Maps the config files (private, writable: the parser works in place),
-/// reads the kernel command line, and runs `f` with a resolver.
+/// reads the kernel command line, and runs `f` with the [`Context`].
 pub fn with_config<R>(
     dir: &ModDir,
     configs: &[&str],
     log: &Log<'_>,
-    f: impl FnOnce(&Resolver<'_, '_>) -> R,
+    f: impl FnOnce(&Context<'_>) -> R,
 ) -> R {
     let mut f = Some(f);
     let mut ret = None;
@@ -329,24 +325,15 @@ pub fn with_config<R>(
 /// [`with_config`], compiled once for all its callers (modprobe, modinfo,
 /// PID 1): a [`Context`] whose problems are `ERROR:` lines.
 #[inline(never)]
-fn with_config_dyn(
-    dir: &ModDir,
-    configs: &[&str],
-    log: &Log<'_>,
-    f: &mut dyn FnMut(&Resolver<'_, '_>),
-) {
+fn with_config_dyn(dir: &ModDir, configs: &[&str], log: &Log<'_>, f: &mut dyn FnMut(&Context<'_>)) {
     let mut store = ConfigStore::new();
     let ctx = Context::open(dir, configs, &mut store, &mut |line| log.say(LOG_ERR, line));
-    f(&ctx.resolver())
+    f(&ctx)
 }
 
-fn run(
-    a: &Args<'_>,
-    log: &Log<'_>,
-    resolver: &Resolver<'_, '_>,
-    dir: &ModDir,
-    operands: &[&str],
-) -> i32 {
+fn run(a: &Args<'_>, log: &Log<'_>, context: &Context<'_>, operands: &[&str]) -> i32 {
+    let resolver = &context.resolver();
+    let dir = context.dir();
     let mut out = Out::stdout();
     if a.show_config {
         return crate::showconfig::show_config(resolver.cfg, resolver.db, &dir.dirname, &mut out);
@@ -375,6 +362,7 @@ fn run(
     let ctx = Ctx {
         a,
         log,
+        ctx: context,
         resolver,
         dir,
     };
@@ -455,14 +443,15 @@ impl Piece for Short<'_> {
     }
 }
 
-struct Ctx<'x, 'r, 'a> {
+struct Ctx<'x, 's> {
     a: &'x Args<'x>,
     log: &'x Log<'x>,
-    resolver: &'x Resolver<'r, 'a>,
+    ctx: &'x Context<'s>,
+    resolver: &'x Resolver<'x, 's>,
     dir: &'x ModDir,
 }
 
-impl Ctx<'_, '_, '_> {
+impl Ctx<'_, '_> {
     /// kmod's `insmod()` in modprobe.c: look up, then probe each result.
     fn insmod(&self, name: &str, extra: &str, kernel: &mut Live, out: &mut Out) -> i32 {
         if name.starts_with('/') || name.starts_with("./") {
@@ -470,8 +459,7 @@ impl Ctx<'_, '_, '_> {
         }
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
-        let looked =
-            normalize_alias(name, &mut key).and_then(|_| self.resolver.lookup(&key, &mut found));
+        let looked = self.ctx.lookup(name, &mut key, &mut found);
         match &looked {
             Ok(_) | Err(earlymod_core::Error::InvalidAlias) => {}
             Err(e) => {
@@ -564,7 +552,6 @@ impl Ctx<'_, '_, '_> {
         kernel: &mut Live,
         out: &mut Out,
     ) -> i32 {
-        let names = NameArena::new();
         let flags = ProbeFlags {
             ignore_commands: self.a.ignore_cmd,
             ignore_loaded: self.a.ignore_loaded,
@@ -576,81 +563,61 @@ impl Ctx<'_, '_, '_> {
             fail_on_loaded: self.a.first_time,
             insert: self.a.insert,
         };
+        let opts = Options {
+            probe: flags,
+            run,
+            extra,
+            file,
+        };
+        let show = self.a.show || self.a.verbose > LOG_WARNING;
         let mut err = 0;
         for c in found.iter() {
             if self.a.resolve {
                 put!(out; c.name.as_str(), "\n");
                 continue;
             }
-            let mut steps = Steps::new();
-            let state: &dyn KernelState = if self.a.ignore_loaded {
-                &NothingLoaded
-            } else {
-                &*kernel
-            };
-            let probe = self
-                .resolver
-                .probe_list(c, flags, state, &names, &mut steps);
-            match probe {
-                Err(e) => {
-                    self.log.say(
-                        LOG_ERR,
-                        &[&"could not insert '", &c.name.as_str(), &"': ", &e],
-                    );
-                    err = 1;
-                }
-                Ok(Err(Skip::AlreadyLoaded)) if self.a.first_time => {
-                    self.log.say(
-                        LOG_ERR,
-                        &[
-                            &"could not insert '",
-                            &c.name.as_str(),
-                            &"': Module already in kernel",
-                        ],
-                    );
-                    err = 1;
-                }
-                Ok(Err(_)) => {}
-                Ok(Ok(())) => {
-                    if let Some(f) = file {
-                        for s in steps.iter_mut().filter(|s| s.is_target) {
-                            s.path = Some(f);
-                        }
+            let ok = self.ctx.probe(c, kernel, &opts, &mut |ev| match ev {
+                Event::Entry {
+                    step,
+                    params,
+                    result,
+                } => {
+                    if show {
+                        self.print_action(step, params, out);
                     }
-                    let show = self.a.show || self.a.verbose > LOG_WARNING;
-                    let result = load::run_probe(
-                        self.resolver,
-                        &self.dir.dirname,
-                        &steps,
-                        extra,
-                        run,
-                        kernel,
-                        &mut |o, params| {
-                            if show {
-                                self.print_action(o.step, params, out);
-                            }
-                            if self.a.verbose > LOG_WARNING && !self.a.dry_run {
-                                self.report(o.step, &o.result);
-                            }
-                        },
-                    );
-                    if let Err((i, e)) = result {
-                        let failed = &steps[i];
-                        let line: [&dyn Piece; 7] = [
-                            &"could not insert '",
-                            &failed.name.as_str(),
-                            &"': ",
-                            &e,
-                            &" (needed by '",
-                            &c.name.as_str(),
-                            &"')",
-                        ];
-                        // A dependency that failed names the module that needed it.
-                        let n = if failed.is_target { 4 } else { 7 };
-                        self.log.say(LOG_ERR, &line[..n]);
-                        err = 1;
+                    if self.a.verbose > LOG_WARNING && !self.a.dry_run {
+                        self.report(step, result);
                     }
                 }
+                Event::PlanFailed(e) => self.log.say(
+                    LOG_ERR,
+                    &[&"could not insert '", &c.name.as_str(), &"': ", &e],
+                ),
+                Event::AlreadyLoaded => self.log.say(
+                    LOG_ERR,
+                    &[
+                        &"could not insert '",
+                        &c.name.as_str(),
+                        &"': Module already in kernel",
+                    ],
+                ),
+                Event::Failed { step, error } => {
+                    let line: [&dyn Piece; 7] = [
+                        &"could not insert '",
+                        &step.name.as_str(),
+                        &"': ",
+                        error,
+                        &" (needed by '",
+                        &c.name.as_str(),
+                        &"')",
+                    ];
+                    // A dependency that failed names the module that needed it.
+                    let n = if step.is_target { 4 } else { 7 };
+                    self.log.say(LOG_ERR, &line[..n]);
+                }
+            });
+            if !ok {
+                err = 1;
             }
         }
         // Loading runs install commands and takes the kernel's time: what

@@ -550,7 +550,8 @@ pub fn env_footprint() -> usize {
         .sum()
 }
 
-/// The applets a build has, from its usage line (`(applets: a b c)`).
+/// The applets a build has, from its usage line (`(applets: a b c)`, or
+/// comma-separated as the host build writes it).
 pub fn applets_of(earlymod: &Path) -> Result<Vec<String>, String> {
     let out = Command::new(earlymod)
         .output()
@@ -559,7 +560,12 @@ pub fn applets_of(earlymod: &Path) -> Result<Vec<String>, String> {
     let list = text
         .split_once("(applets:")
         .and_then(|(_, r)| r.split_once(')'))
-        .map(|(l, _)| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .map(|(l, _)| {
+            l.split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     if list.iter().any(|a| a == "modprobe") {
         Ok(list)

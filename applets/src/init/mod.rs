@@ -411,7 +411,9 @@ fn with_resolver(f: &mut dyn FnMut(&Resolver<'_, '_>, &str)) {
         verbose: crate::log::LOG_ERR,
     };
     let name = dir.dirname.clone();
-    crate::modprobe::with_config(&dir, &moddir::DEFAULT_CONFIG_PATHS, &log, |r| f(r, &name));
+    crate::modprobe::with_config(&dir, &moddir::DEFAULT_CONFIG_PATHS, &log, |ctx| {
+        f(&ctx.resolver(), &name)
+    });
 }
 
 /// The rescue path: a shell if the image has one (rd.shell or not), else

@@ -266,7 +266,8 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
             &e,
         ])
     };
-    crate::modprobe::with_config(&dir, &DEFAULT_CONFIG_PATHS, &log, |r| {
+    crate::modprobe::with_config(&dir, &DEFAULT_CONFIG_PATHS, &log, |ctx| {
+        let r = &ctx.resolver();
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
         match how {
