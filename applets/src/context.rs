@@ -337,3 +337,86 @@ pub enum Event<'e> {
         error: &'e LoadError,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use earlymod_core::fake::FakeKernel;
+    use earlymod_core::load::errno;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    /// A module directory and a modprobe.d on disk, a fake kernel: the
+    /// embedder's whole sequence (open, lookup, probe) on the host.
+    #[test]
+    fn open_lookup_probe_against_a_fake_kernel() {
+        let base = std::env::temp_dir().join(std::format!("earlymod-ctx-{}", std::process::id()));
+        let (moddir, conf) = (base.join("mods"), base.join("conf.d"));
+        std::fs::create_dir_all(&moddir).unwrap();
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(
+            moddir.join("modules.dep"),
+            "kernel/ctx_a.ko: kernel/ctx_b.ko\nkernel/ctx_b.ko:\n",
+        )
+        .unwrap();
+        std::fs::write(moddir.join("modules.alias"), "alias fs-ctxfs ctx_a\n").unwrap();
+        std::fs::write(conf.join("a.conf"), "options ctx_a x=1\nbogus line\n").unwrap();
+        let dirname = moddir.to_str().unwrap();
+        let dir = ModDir::open(moddir::DirName::try_from(dirname).unwrap());
+        let conf = conf.to_str().unwrap().to_string();
+        let mut store = ConfigStore::new();
+        let mut diags: Vec<String> = Vec::new();
+        let ctx = Context::open(&dir, &[conf.as_str()], &mut store, &mut |line| {
+            let mut t = crate::log::Text(String::new());
+            line.put_to(&mut t);
+            diags.push(t.0);
+        });
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].ends_with("line 2: ignoring bad line starting with 'bogus'"));
+
+        let mut key = AliasBuf::new();
+        let mut found = Candidates::new();
+        assert_eq!(
+            ctx.lookup("fs-ctxfs", &mut key, &mut found),
+            Ok(Found::Alias)
+        );
+        let (a, b) = (
+            std::format!("{dirname}/kernel/ctx_a.ko"),
+            std::format!("{dirname}/kernel/ctx_b.ko"),
+        );
+        let files: &[(&str, &[u8])] = &[(&a, b"\x7fELF"), (&b, b"\x7fELF")];
+        let opts = Options {
+            extra: "y=2",
+            ..Options::default()
+        };
+        let mut kernel = FakeKernel::new(files);
+        let mut seen: Vec<String> = Vec::new();
+        let ok = ctx.probe(&found[0], &mut kernel, &opts, &mut |ev| {
+            if let Event::Entry {
+                step,
+                params,
+                result,
+            } = ev
+            {
+                seen.push(std::format!("{} [{params}] {:?}", step.name, result));
+            }
+        });
+        assert!(ok);
+        assert_eq!(seen, ["ctx_b [] Ok(File)", "ctx_a [x=1 y=2] Ok(File)"]);
+
+        // The target fails: the probe says which entry and why.
+        let mut kernel = FakeKernel::new(files).failing(&[("ctx_a", errno::ENOEXEC)]);
+        let mut failed = None;
+        let ok = ctx.probe(&found[0], &mut kernel, &opts, &mut |ev| {
+            if let Event::Failed { step, error } = ev {
+                failed = Some((step.name.to_string(), error.clone()));
+            }
+        });
+        assert!(!ok);
+        let (name, error) = failed.unwrap();
+        assert_eq!(name, "ctx_a");
+        assert_eq!(error, LoadError::Kernel(load::Errno(errno::ENOEXEC)));
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
