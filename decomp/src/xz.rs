@@ -6,7 +6,7 @@
 //! and delta filters (feature `xz-filters`).
 //!
 //! CRC32 is crc32fast's (the gzip decoder's too: one table in the binary),
-//! CRC64 a 2 KiB table built at compile time, SHA-256 the sha2 crate's
+//! CRC64 four bits at a time from a 128-byte table built at compile time, SHA-256 the sha2 crate's
 //! (feature `xz-sha256`, host tools only).
 
 #[cfg(feature = "xz-filters")]
