@@ -217,6 +217,36 @@ impl<'s> Context<'s> {
         self.resolver().lookup(key, found)
     }
 
+    /// `modprobe NAME`: [`lookup`](Self::lookup), then
+    /// [`probe`](Self::probe) of every module found, in kmod's order.
+    /// `found` 0 is kmod's "not found" (an alias with an unbalanced `]`
+    /// included); an index that cannot answer is the error.
+    pub fn modprobe<K: Kernel>(
+        &self,
+        name: &str,
+        kernel: &mut K,
+        opts: &Options<'_>,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> earlymod_core::Result<Probed> {
+        let mut key = AliasBuf::new();
+        let mut found = Candidates::new();
+        match self.lookup(name, &mut key, &mut found) {
+            Ok(_) => {}
+            Err(earlymod_core::Error::InvalidAlias) => found.clear(),
+            Err(e) => return Err(e),
+        }
+        let mut done = Probed {
+            found: found.len(),
+            failed: 0,
+        };
+        for c in found.iter() {
+            if !self.probe(c, kernel, opts, events) {
+                done.failed += 1;
+            }
+        }
+        Ok(done)
+    }
+
     /// Loads `target` and what it needs, as `modprobe` does for each
     /// module a lookup found: its probe list (dependencies, softdeps,
     /// install commands, blacklist and loaded state per `opts.probe`), then
@@ -295,6 +325,15 @@ impl<'s> Context<'s> {
     pub fn config(&self) -> &Config<'s> {
         &self.cfg
     }
+}
+
+/// What [`Context::modprobe`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probed {
+    /// Modules the lookup found (0: not found).
+    pub found: usize,
+    /// Of those, probes that failed (the events say why).
+    pub failed: usize,
 }
 
 /// How [`Context::probe`] loads: modprobe's switches.
@@ -417,6 +456,25 @@ mod tests {
         let (name, error) = failed.unwrap();
         assert_eq!(name, "ctx_a");
         assert_eq!(error, LoadError::Kernel(load::Errno(errno::ENOEXEC)));
+        // The one call: lookup and probe; a miss is found 0.
+        let mut kernel = FakeKernel::new(files).with_live("ctx_b").unwrap();
+        let done = ctx.modprobe("ctx-a", &mut kernel, &opts, &mut |_| {});
+        assert_eq!(
+            done,
+            Ok(Probed {
+                found: 1,
+                failed: 0
+            })
+        );
+        assert_eq!(kernel.live().len(), 2);
+        let miss = ctx.modprobe("nothing", &mut kernel, &opts, &mut |_| {});
+        assert_eq!(
+            miss,
+            Ok(Probed {
+                found: 0,
+                failed: 0
+            })
+        );
         let _ = std::fs::remove_dir_all(&base);
     }
 }

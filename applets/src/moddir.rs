@@ -130,6 +130,12 @@ impl ModDir {
         }
     }
 
+    /// The running kernel's module directory (`/lib/modules/$(uname -r)`),
+    /// as [`open`](Self::open) maps it.
+    pub fn running() -> ModDir {
+        ModDir::open(dirname_for(None, None))
+    }
+
     /// The database view over the maps.
     pub fn db(&self) -> ModuleDb<'_> {
         let bin = |i: usize| self.bins[i].as_ref().map(Mapped::bytes);

@@ -32,11 +32,11 @@ use crate::name::{ModName, modname_from_path};
 use crate::probe::{InitState, KernelState};
 
 /// Most modules a [`FakeKernel`] holds live, and most calls it records.
-pub const MAX_FAKE: usize = 256;
+pub const MAX_FAKE: usize = 64;
 
 /// Longest parameter string (or install command) a [`Call`] records; a
 /// longer one fails the call with `E2BIG` rather than being cut.
-pub const MAX_FAKE_TEXT: usize = 512;
+pub const MAX_FAKE_TEXT: usize = 256;
 
 /// `E2BIG`: what a call too long to record fails with.
 const E2BIG: i32 = 7;
