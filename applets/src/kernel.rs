@@ -89,3 +89,62 @@ impl Kernel for Live {
         crate::command::run_install(command, options)
     }
 }
+
+/// `/sys/module/NAME/refcnt`, if readable.
+pub fn refcnt(name: &str) -> Option<u32> {
+    let path = CPath::join(&["/sys/module/", name, "/refcnt"])?;
+    let mut buf = [0u8; 16];
+    let b = sys::read_small(path.as_cstr(), &mut buf)?;
+    core::str::from_utf8(b).ok()?.trim().parse().ok()
+}
+
+/// Calls `f` with each holder of module `name` (`/sys/module/NAME/holders`).
+pub fn holders(name: &str, f: &mut dyn FnMut(&str)) {
+    if let Some(path) = CPath::join(&["/sys/module/", name, "/holders"]) {
+        sys::list_dir(path.as_cstr(), &mut |h, _| {
+            if h != "." && h != ".." {
+                f(h)
+            }
+        });
+    }
+}
+
+/// The read buffer for `/proc/modules`: far longer than the two fields
+/// used of each line (a module name is at most 55 bytes, its size at most
+/// 20 digits).
+const CHUNK: usize = 4096;
+
+/// The running kernel's module list (`/proc/modules`), open: what `lsmod`
+/// lists ([`refcnt`] and [`holders`] give the rest).
+pub struct Loaded(OwnedFd);
+
+impl Loaded {
+    /// Opens `/proc/modules`; the error is its errno.
+    pub fn open() -> Result<Loaded, Errno> {
+        // /proc files report size 0: read them, do not map them.
+        sys::open(c"/proc/modules").map(Loaded).map_err(errno)
+    }
+
+    /// Calls `f` with the name and size (in bytes, as text) of every
+    /// module, in `/proc/modules` order. Streamed through a small buffer:
+    /// any number of modules, no heap. The error is a read's errno.
+    pub fn for_each(&self, f: &mut dyn FnMut(&str, &str)) -> Result<(), Errno> {
+        let mut buf = [0u8; CHUNK];
+        let mut read = |b: &mut [u8]| loop {
+            match rustix::io::read(&self.0, &mut *b) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => return r.map_err(errno),
+            }
+        };
+        sys::for_each_line(&mut read, &mut buf, &mut |line| {
+            let mut fields = line.split(|&b| b == b' ');
+            if let (Some(name), Some(size)) = (fields.next(), fields.next()) {
+                if let (Ok(name), Ok(size)) =
+                    (core::str::from_utf8(name), core::str::from_utf8(size))
+                {
+                    f(name, size);
+                }
+            }
+        })
+    }
+}

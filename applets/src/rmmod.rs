@@ -1,6 +1,6 @@
 //! Removing modules: the `rmmod` applet and `modprobe -r`.
 
-use crate::kernel::initstate;
+use crate::kernel::{holders, initstate, refcnt};
 use crate::log::{LOG_ERR, Log};
 use crate::sys::{self, CPath};
 use earlymod_core::load::{Errno, LoadError};
@@ -15,25 +15,6 @@ use earlymod_core::remove::{Event, RemoveFlags, Remover, SysState, remove};
 const O_NONBLOCK: i32 = 0o4000;
 /// `O_TRUNC` for `delete_module`: force (`-f`).
 const O_TRUNC: i32 = 0o1000;
-
-/// `/sys/module/NAME/refcnt`, if readable.
-pub fn refcnt(name: &str) -> Option<u32> {
-    let path = CPath::join(&["/sys/module/", name, "/refcnt"])?;
-    let mut buf = [0u8; 16];
-    let b = sys::read_small(path.as_cstr(), &mut buf)?;
-    core::str::from_utf8(b).ok()?.trim().parse().ok()
-}
-
-/// Calls `f` with each holder of module `name` (`/sys/module/NAME/holders`).
-pub fn holders(name: &str, f: &mut dyn FnMut(&str)) {
-    if let Some(path) = CPath::join(&["/sys/module/", name, "/holders"]) {
-        sys::list_dir(path.as_cstr(), &mut |h, _| {
-            if h != "." && h != ".." {
-                f(h)
-            }
-        });
-    }
-}
 
 /// Why a module cannot be removed now, as kmod words it; `None` when it can.
 #[cfg(feature = "rmmod")]

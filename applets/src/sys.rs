@@ -285,3 +285,111 @@ pub fn current_dir(buf: &mut [MaybeUninit<u8>; 4096]) -> Option<&str> {
         rustix::fs::readlinkat_raw(rustix::fs::CWD, c"/proc/self/cwd", &mut buf[..]).ok()?;
     core::str::from_utf8(done).ok()
 }
+
+/// Calls `line` with every line of the stream `read` fills (`Ok(0)` at its
+/// end), without the newline. A line longer than `buf` is passed once, as
+/// its first `buf.len()` bytes (lsmod uses only its first two fields), and
+/// the rest of it skipped; a last line without a newline still counts.
+pub fn for_each_line(
+    read: &mut dyn FnMut(&mut [u8]) -> Result<usize, earlymod_core::load::Errno>,
+    buf: &mut [u8],
+    line: &mut dyn FnMut(&[u8]),
+) -> Result<(), earlymod_core::load::Errno> {
+    let mut len = 0;
+    // Inside a line whose head was already passed on.
+    let mut skipping = false;
+    loop {
+        let n = read(&mut buf[len..])?;
+        if n == 0 {
+            if len > 0 && !skipping {
+                line(&buf[..len]);
+            }
+            return Ok(());
+        }
+        let end = len + n.min(buf.len() - len);
+        let mut start = 0;
+        while let Some(nl) = buf[start..end].iter().position(|&b| b == b'\n') {
+            if !skipping {
+                line(&buf[start..start + nl]);
+            }
+            skipping = false;
+            start += nl + 1;
+        }
+        if start == 0 && end == buf.len() {
+            // A full buffer and no newline: pass the head, drop the rest.
+            if !skipping {
+                line(&buf[..end]);
+            }
+            skipping = true;
+            len = 0;
+        } else if skipping {
+            len = 0;
+        } else {
+            buf.copy_within(start..end, 0);
+            len = end - start;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// Feeds `text` in chunks of the given sizes (cycled) to
+    /// [`for_each_line`] over a `cap`-byte buffer.
+    fn lines(text: &[u8], chunks: &[usize], cap: usize) -> Vec<String> {
+        let mut pos = 0;
+        let mut k = 0;
+        let mut read = |b: &mut [u8]| {
+            let n = chunks[k % chunks.len()].min(b.len()).min(text.len() - pos);
+            k += 1;
+            b[..n].copy_from_slice(&text[pos..pos + n]);
+            pos += n;
+            Ok(n)
+        };
+        let mut buf = std::vec![0u8; cap];
+        let mut got = Vec::new();
+        for_each_line(&mut read, &mut buf, &mut |l| {
+            got.push(String::from_utf8_lossy(l).into_owned())
+        })
+        .unwrap();
+        got
+    }
+
+    /// `/proc/modules` far over the old fixed 64 KiB buffer: every module
+    /// is listed, whatever the read sizes; an over-long line keeps its
+    /// head (name and size) and does not eat the next line.
+    #[test]
+    fn proc_modules_of_any_size_is_streamed() {
+        let mut text = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..5000 {
+            let l = std::format!("module_{i} {} 0 - Live 0x0000000000000000", 4096 + i);
+            text.extend_from_slice(l.as_bytes());
+            text.push(b'\n');
+            want.push(l);
+        }
+        assert!(text.len() > 3 * 64 * 1024);
+        for chunks in [&[4096][..], &[1, 7, 300], &[4095, 1, 2]] {
+            assert_eq!(lines(&text, chunks, 4096), want, "chunks {chunks:?}");
+        }
+        // A line longer than the buffer (a module used by very many
+        // others), then one without a final newline.
+        let long = std::format!("big 123 9 {} Live 0x0", "holder,".repeat(50));
+        let text = std::format!("a 1 0 - Live 0x0\n{long}\nz 2 0 - Live 0x0");
+        let got = lines(text.as_bytes(), &[5, 64], 64);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0], "a 1 0 - Live 0x0");
+        assert_eq!(got[1], long[..64]);
+        assert_eq!(got[2], "z 2 0 - Live 0x0");
+        // A long line ending exactly at the buffer's end, newline next.
+        let text = std::format!("{}\nb 2\n", "x".repeat(64));
+        assert_eq!(
+            lines(text.as_bytes(), &[64, 1, 64], 64),
+            ["x".repeat(64), "b 2".into()]
+        );
+    }
+}
