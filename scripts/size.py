@@ -38,7 +38,9 @@ BUILDS = {
                         "the smallest loader"),
 }
 # Bytes a build may not exceed (measured, then rounded up: see the docstring).
-CEILINGS = {"earlymod": 220_000, "earlymod-tiny": 124_500, "earlymod-loader": 75_500}
+# The loader's was 75,500 until the library API (issue 13: modules from a
+# path never builtin, Context and its probe events) added ~500 B to it.
+CEILINGS = {"earlymod": 220_000, "earlymod-tiny": 124_500, "earlymod-loader": 76_000}
 # Issue 12's budgets.
 GOALS = {"earlymod": 131_072, "earlymod-tiny": 33_888}
 OPTIONAL = ["config", "cmdline", "modinfo", "rmmod", "lsmod", "init", "coldplug", "parallel", "gzip", "xz", "zstd"]
