@@ -247,6 +247,21 @@ impl<'s> Context<'s> {
         Ok(done)
     }
 
+    /// `modprobe -r` of one module a lookup found, as kmod 34 removes it
+    /// ([`earlymod_core::remove::remove`]): `remove` commands, holders
+    /// with `--remove-holders`, then its dependencies that nothing else
+    /// uses. `events` hears of each step; false when the removal failed
+    /// (an event says why), the error when an index cannot answer.
+    pub fn remove(
+        &self,
+        target: &Candidate<'_>,
+        flags: earlymod_core::remove::RemoveFlags,
+        kernel: &mut dyn earlymod_core::remove::Remover,
+        events: &mut dyn FnMut(earlymod_core::remove::Event<'_>),
+    ) -> earlymod_core::Result<bool> {
+        earlymod_core::remove::remove(&self.resolver(), target, flags, kernel, events)
+    }
+
     /// Loads `target` and what it needs, as `modprobe` does for each
     /// module a lookup found: its probe list (dependencies, softdeps,
     /// install commands, blacklist and loaded state per `opts.probe`), then

@@ -356,7 +356,7 @@ fn run(a: &Args<'_>, log: &Log<'_>, context: &Context<'_>, operands: &[&str]) ->
             force: a.force,
             wait_ms: a.wait_ms,
         };
-        return crate::rmmod::remove_all(&out, resolver, operands, flags);
+        return crate::rmmod::remove_all(&out, context, operands, flags);
     }
     let mut kernel = Live::new();
     let ctx = Ctx {

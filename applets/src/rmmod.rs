@@ -1,15 +1,16 @@
 //! Removing modules: the `rmmod` applet and `modprobe -r`.
 
+use crate::context::Context;
 use crate::kernel::{holders, initstate, refcnt};
 use crate::log::{LOG_ERR, Log};
 use crate::sys::{self, CPath};
 use earlymod_core::load::{Errno, LoadError};
-use earlymod_core::name::{AliasBuf, normalize_alias};
+use earlymod_core::name::AliasBuf;
 #[cfg(feature = "rmmod")]
 use earlymod_core::name::{ModName, modname, modname_from_path};
-use earlymod_core::probe::{Candidates, InitState, Resolver};
+use earlymod_core::probe::{Candidates, InitState};
 use earlymod_core::put;
-use earlymod_core::remove::{Event, RemoveFlags, Remover, SysState, remove};
+use earlymod_core::remove::{Event, RemoveFlags, Remover, SysState};
 
 /// `O_NONBLOCK` for `delete_module`: fail instead of waiting for users.
 const O_NONBLOCK: i32 = 0o4000;
@@ -68,9 +69,9 @@ fn delete(name: &str, force: bool) -> Result<(), rustix::io::Errno> {
     rustix::system::delete_module(c.as_cstr(), O_NONBLOCK | if force { O_TRUNC } else { 0 })
 }
 
-/// The running kernel for `modprobe -r`: sysfs, `delete_module`, the
-/// shell for `remove` commands, the monotonic clock.
-struct LiveRemover;
+/// The running kernel for `modprobe -r` ([`Context::remove`]): sysfs,
+/// `delete_module`, the shell for `remove` commands, the monotonic clock.
+pub struct LiveRemover;
 
 impl Remover for LiveRemover {
     fn state(&self, name: &str) -> SysState {
@@ -123,7 +124,7 @@ pub struct RemoveOutput<'l> {
 /// kmod 34 does ([`earlymod_core::remove`]); the exit code.
 pub fn remove_all(
     out: &RemoveOutput<'_>,
-    resolver: &Resolver<'_, '_>,
+    ctx: &Context<'_>,
     names: &[&str],
     flags: RemoveFlags,
 ) -> i32 {
@@ -133,7 +134,7 @@ pub fn remove_all(
     for name in names {
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
-        match normalize_alias(name, &mut key).and_then(|_| resolver.lookup(&key, &mut found)) {
+        match ctx.lookup(name, &mut key, &mut found) {
             // A corrupt index or a name over a bound: say so (the module
             // may well exist).
             Err(e) if e != earlymod_core::Error::InvalidAlias => {
@@ -191,7 +192,7 @@ pub fn remove_all(
                     log.say(out.priority, &[&"Error running remove command for ", &m])
                 }
             };
-            let done = remove(resolver, c, flags, &mut LiveRemover, &mut on_event);
+            let done = ctx.remove(c, flags, &mut LiveRemover, &mut on_event);
             stdout.flush();
             match done {
                 Ok(true) => {}
