@@ -2,6 +2,78 @@
 //! path: `modprobe`, `insmod`, `rmmod`, `lsmod`, and `modinfo` (which uses
 //! `alloc`). The static libc-free binary (`src/bin/static.rs`) and the host
 //! binary both call [`dispatch`].
+//!
+//! # Embedding
+//!
+//! The applets are thin users of a library a program can call itself, the
+//! way programs use libkmod. The pipeline:
+//!
+//! 1. [`moddir::ModDir`] maps a module directory's indexes
+//!    (`modules.dep.bin`, `modules.alias.bin`, ...; zero-copy readers in
+//!    `earlymod_core::index`);
+//! 2. [`context::Context`] adds modprobe.d and the kernel command line;
+//! 3. [`context::Context::lookup`] finds the modules a name or alias means,
+//!    in modprobe's order;
+//! 4. [`context::Context::probe`] builds each one's probe list
+//!    (dependencies, softdeps, install commands, options) and hands it to a
+//!    kernel: [`kernel::Live`] for the real one, or
+//!    `earlymod_core::fake::FakeKernel` in tests.
+//!
+//! Load a module and what it needs ([`context::Context::modprobe`] is
+//! lookup and probe in one call):
+//!
+//! ```no_run
+//! use earlymod_applets::context::{ConfigStore, Context, Event, Options};
+//! use earlymod_applets::{kernel::Live, moddir::{self, ModDir}};
+//!
+//! let dir = ModDir::running();
+//! let mut store = ConfigStore::new();
+//! let ctx = Context::open(&dir, &moddir::DEFAULT_CONFIG_PATHS, &mut store, &mut |_| {});
+//! let done = ctx.modprobe("ext4", &mut Live::new(), &Options::default(), &mut |ev| {
+//!     if let Event::Failed { step, .. } = ev {
+//!         let _ = step.name.as_str(); // the module that failed, and `error` why
+//!     }
+//! });
+//! assert!(matches!(done, Ok(p) if p.found > 0 && p.failed == 0));
+//! ```
+//!
+//! The same on the host, against a fake kernel (this example runs):
+//!
+//! ```
+//! use earlymod_applets::context::{ConfigStore, Context, Options};
+//! use earlymod_applets::moddir::{DirName, ModDir};
+//! use earlymod_core::fake::FakeKernel;
+//!
+//! let root = std::env::temp_dir().join(format!("earlymod-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&root).unwrap();
+//! std::fs::write(root.join("modules.dep"), "kernel/b.ko: kernel/a.ko\nkernel/a.ko:\n").unwrap();
+//! let dirname = root.to_str().unwrap();
+//! let dir = ModDir::open(DirName::try_from(dirname).unwrap());
+//! let mut store = ConfigStore::new();
+//! let ctx = Context::open(&dir, &[], &mut store, &mut |_| {});
+//! let (a, b) = (format!("{dirname}/kernel/a.ko"), format!("{dirname}/kernel/b.ko"));
+//! let files: &[(&str, &[u8])] = &[(&a, b"\x7fELF"), (&b, b"\x7fELF")];
+//! let mut kernel = FakeKernel::new(files);
+//! ctx.modprobe("b", &mut kernel, &Options::default(), &mut |_| {}).unwrap();
+//! assert_eq!(kernel.live(), ["a", "b"]);
+//! std::fs::remove_dir_all(&root).unwrap();
+//! ```
+//!
+//! List what the running kernel has ([`kernel::Loaded`]), as `lsmod` does:
+//!
+//! ```no_run
+//! use earlymod_applets::kernel::{Loaded, refcnt};
+//!
+//! Loaded::open()?.for_each(&mut |name, size| {
+//!     let _ = (name, size, refcnt(name));
+//! })?;
+//! # Ok::<(), earlymod_core::load::Errno>(())
+//! ```
+//!
+//! Remove a module and the dependencies nothing else uses
+//! ([`context::Context::remove`] with [`rmmod::LiveRemover`]), as
+//! `modprobe -r` does: look it up with [`context::Context::lookup`], then
+//! remove each module found.
 #![no_std]
 #![deny(missing_docs)]
 
