@@ -1,9 +1,11 @@
 //! Round trips against the machine's gzip, xz and zstd tools, on synthetic
 //! data and on real kernel modules, plus truncation and corruption sweeps.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{decode_exact, ko_xz_under, tool_on_file, tool_on_stdin, xz_dc};
 
 use earlymod_decompress::{
     Error, Format, MAX_OUTPUT, decompress_into, decompress_to_vec, decompressed_len, detect,
@@ -24,29 +26,6 @@ fn payload(len: usize, seed: u32) -> Vec<u8> {
             }
         })
         .collect()
-}
-
-/// Run `tool args` with `data` on stdin; None when the tool is missing.
-fn pipe(tool: &str, args: &[&str], data: &[u8]) -> Option<Vec<u8>> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    // A file, not a pipe, so the tools know the input size (as they do
-    // when compressing modules).
-    let dir = std::env::temp_dir().join(format!(
-        "earlymod-decomp-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join("in");
-    std::fs::write(&src, data).unwrap();
-    let out = Command::new(tool)
-        .args(args)
-        .arg(&src)
-        .stderr(Stdio::null())
-        .output();
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = out.ok()?;
-    out.status.success().then_some(out.stdout)
 }
 
 /// The compressor invocations every round trip uses: (format, tool, args,
@@ -91,7 +70,7 @@ fn fixtures(data: &[u8]) -> Vec<Fixture> {
         &[]
     };
     for &(format, tool, args, checked) in TOOLS.iter().chain(sha) {
-        match pipe(tool, args, data) {
+        match tool_on_file(tool, args, data) {
             Some(z) => v.push(Fixture {
                 format,
                 label: format!("{tool} {}", args.join(" ")),
@@ -103,15 +82,6 @@ fn fixtures(data: &[u8]) -> Vec<Fixture> {
         }
     }
     v
-}
-
-/// Decode with exactly sized buffers, as the early-boot loader does.
-fn decode_exact(z: &[u8]) -> Result<Vec<u8>, Error> {
-    let n = decompressed_len(z)?;
-    let mut out = vec![0u8; n];
-    let got = decompress_into(z, &mut out)?;
-    assert_eq!(got, n, "decompress_into wrote a size other than announced");
-    Ok(out)
 }
 
 fn check_round_trip(f: &Fixture, want: &[u8]) {
@@ -222,21 +192,6 @@ fn round_trip_real_module() {
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out);
-        } else if p.extension().is_some_and(|e| e == "xz") {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn real_ko_xz_matches_xz_tool() {
     let Some(ext4) = cached_module("k612", "fs/ext4/ext4.ko.xz") else {
@@ -245,16 +200,14 @@ fn real_ko_xz_matches_xz_tool() {
     };
     // ext4 plus every 40th module of the tree.
     let kernel = ext4.ancestors().nth(3).unwrap().to_path_buf();
-    let mut all = Vec::new();
-    walk(&kernel, &mut all);
+    let all = ko_xz_under(&kernel);
     let mut pick: Vec<PathBuf> = all.iter().step_by(40).cloned().collect();
     pick.push(ext4);
     for p in &pick {
         let z = std::fs::read(p).unwrap();
-        let want = Command::new("xz").arg("-dc").arg(p).output().unwrap();
-        assert!(want.status.success());
+        let want = xz_dc(p).unwrap_or_else(|| panic!("{}: xz -dc failed", p.display()));
         let got = decode_exact(&z).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        assert!(got == want.stdout, "{}: differs from xz -dc", p.display());
+        assert!(got == want, "{}: differs from xz -dc", p.display());
     }
     eprintln!("decoded {} real .ko.xz files", pick.len());
 }
@@ -363,7 +316,8 @@ fn concatenation_and_padding() {
         ("xz", &["-c"][..]),
         ("zstd", &["-c", "-q"][..]),
     ] {
-        let (Some(za), Some(zb)) = (pipe(tool, args, &a), pipe(tool, args, &b)) else {
+        let (Some(za), Some(zb)) = (tool_on_file(tool, args, &a), tool_on_file(tool, args, &b))
+        else {
             continue;
         };
         let z = cat(&[&za, &zb]);
@@ -388,8 +342,8 @@ fn concatenation_and_padding() {
     // A skippable zstd frame between two frames (detection, like libkmod's,
     // needs the frame magic first).
     if let (Some(za), Some(zb)) = (
-        pipe("zstd", &["-c", "-q"], &a),
-        pipe("zstd", &["-c", "-q"], &b),
+        tool_on_file("zstd", &["-c", "-q"], &a),
+        tool_on_file("zstd", &["-c", "-q"], &b),
     ) {
         let z = cat(&[&za, b"\x50\x2a\x4d\x18\x03\x00\x00\x00abc", &zb]);
         assert_eq!(decode_exact(&z).unwrap(), ab);
@@ -397,7 +351,7 @@ fn concatenation_and_padding() {
         assert_eq!(decode_exact(&z), Err(Error::Truncated(Format::Zstd)));
     }
     // xz padding that is not a multiple of four.
-    if let Some(za) = pipe("xz", &["-c"], &a) {
+    if let Some(za) = tool_on_file("xz", &["-c"], &a) {
         let z = cat(&[&za, &[0; 3]]);
         assert!(decompress_to_vec(&z, MAX_OUTPUT).is_err());
     }
@@ -406,7 +360,7 @@ fn concatenation_and_padding() {
 #[test]
 fn gzip_header_fields_and_trailer_checks() {
     let data = payload(10_000, 31);
-    let Some(z) = pipe("gzip", &["-c", "-n"], &data) else {
+    let Some(z) = tool_on_file("gzip", &["-c", "-n"], &data) else {
         return;
     };
     assert_eq!(z[3], 0, "gzip -n writes no optional fields");
@@ -480,7 +434,7 @@ fn xz_set_check(z: &mut [u8], id: u8) {
 #[test]
 fn xz_checks() {
     let data = payload(100_000, 41);
-    let Some(z) = pipe("xz", &["-c", "--check=crc32", "--lzma2=dict=1MiB"], &data) else {
+    let Some(z) = tool_on_file("xz", &["-c", "--check=crc32", "--lzma2=dict=1MiB"], &data) else {
         return;
     };
     let mut out = vec![0u8; data.len()];
@@ -504,11 +458,11 @@ fn xz_checks() {
         checks.push((&["-c", "--check=sha256"][..], "SHA-256"));
     } else {
         // Without the feature SHA-256 streams are refused, by name.
-        let z = pipe("xz", &["-c", "--check=sha256"], &data).unwrap();
+        let z = tool_on_file("xz", &["-c", "--check=sha256"], &data).unwrap();
         assert_eq!(decompressed_len(&z), Err(Error::XzCheckUnsupported(10)));
     }
     for (args, name) in checks {
-        let z = pipe("xz", args, &data).unwrap();
+        let z = tool_on_file("xz", args, &data).unwrap();
         // Layout: header 12, block (header, data, padding, check), index,
         // footer 12. The check sits right before the index.
         let footer = &z[z.len() - 12..];
@@ -525,7 +479,7 @@ fn xz_checks() {
 #[test]
 fn zstd_header_checks() {
     let data = payload(200_000, 51);
-    let Some(z) = pipe("zstd", &["-c", "-q", "--check"], &data) else {
+    let Some(z) = tool_on_file("zstd", &["-c", "-q", "--check"], &data) else {
         return;
     };
     // Frame content size claiming more than the cap.
@@ -640,30 +594,11 @@ fn measure_matches_the_data() {
     }
     // zstd from a pipe records no content size: measured, then decoded.
     let data = payload(200_000, 78);
-    if let Some(z) = pipe_stdin("zstd", &["-c", "-q"], &data) {
+    if let Some(z) = tool_on_stdin("zstd", &["-c", "-q"], &data) {
         assert_eq!(decompressed_len(&z), Err(Error::UnknownSize(Format::Zstd)));
         assert_eq!(earlymod_decompress::measure(&z, MAX_OUTPUT), Ok(data.len()));
         assert_eq!(decompress_to_vec(&z, MAX_OUTPUT).unwrap(), data);
     }
-}
-
-/// `tool args` reading `data` from a pipe (so the tool does not know the
-/// size); None when the tool is missing.
-fn pipe_stdin(tool: &str, args: &[&str], data: &[u8]) -> Option<Vec<u8>> {
-    use std::io::Write;
-    let mut c = Command::new(tool)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut stdin = c.stdin.take()?;
-    let data = data.to_vec();
-    let w = std::thread::spawn(move || stdin.write_all(&data));
-    let out = c.wait_with_output().ok()?;
-    w.join().ok()?.ok()?;
-    out.status.success().then_some(out.stdout)
 }
 
 /// A gzip ISIZE smaller than the stream (a lie, or the true size modulo
@@ -672,7 +607,7 @@ fn pipe_stdin(tool: &str, args: &[&str], data: &[u8]) -> Option<Vec<u8>> {
 #[test]
 fn a_lying_gzip_isize_costs_only_the_true_size() {
     let data = payload(1 << 20, 79);
-    let Some(mut z) = pipe("gzip", &["-c"], &data) else {
+    let Some(mut z) = tool_on_file("gzip", &["-c"], &data) else {
         return;
     };
     let n = z.len();
@@ -702,9 +637,9 @@ fn bombs_are_refused() {
     ];
     for (tool, args, from_pipe) in cases {
         let z = if from_pipe {
-            pipe_stdin(tool, args, &zeros)
+            tool_on_stdin(tool, args, &zeros)
         } else {
-            pipe(tool, args, &zeros)
+            tool_on_file(tool, args, &zeros)
         };
         let Some(z) = z else { continue };
         let format = detect(&z).unwrap();

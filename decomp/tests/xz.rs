@@ -2,9 +2,11 @@
 //! of xz-embedded, the differential oracle): real kernel modules, every
 //! filter, lc/lp/pb variants, multi-block streams, random corruption.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::path::PathBuf;
+
+use common::{K612_MODULES, decode_exact, ko_xz_under, tool_on_file, xz_dc};
 
 use earlymod_decompress::{Error, decompress_into, decompressed_len};
 use xz4rust::{XzDecoder, XzNextBlockResult};
@@ -45,33 +47,9 @@ fn payload(len: usize, seed: u32) -> Vec<u8> {
     v
 }
 
-/// `xz args` over `data` (through a file, so xz knows the size); None when
-/// xz is missing or refuses.
+/// `xz args -c FILE` over `data`; None when xz is missing or refuses.
 fn xz(args: &[&str], data: &[u8]) -> Option<Vec<u8>> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "earlymod-xz-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join("in");
-    std::fs::write(&src, data).unwrap();
-    let out = Command::new("xz")
-        .args(args)
-        .arg("-c")
-        .arg(&src)
-        .stderr(Stdio::null())
-        .output();
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = out.ok()?;
-    out.status.success().then_some(out.stdout)
-}
-
-fn xz_dc(path: &Path) -> Vec<u8> {
-    let out = Command::new("xz").arg("-dc").arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", path.display());
-    out.stdout
+    tool_on_file("xz", &[args, &["-c"]].concat(), data)
 }
 
 /// xz4rust, one stream after another with the padding between them.
@@ -118,38 +96,14 @@ fn oracle(z: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Ours, with exactly sized buffers and no scratch (as the loader does).
-fn ours(z: &[u8]) -> Result<Vec<u8>, Error> {
-    let n = decompressed_len(z)?;
-    let mut out = vec![0u8; n];
-    let got = decompress_into(z, &mut out)?;
-    assert_eq!(got, n);
-    Ok(out)
-}
-
+/// Every `.ko.xz` of the cached 6.12 trees.
 fn modules() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.to_str().is_some_and(|s| s.ends_with(".ko.xz")) {
-                out.push(p);
-            }
-        }
-    }
-    let mut all = Vec::new();
-    let base = Path::new("/var/cache/earlymod/k612/root/lib/modules");
-    if let Ok(rd) = std::fs::read_dir(base) {
-        for kver in rd.flatten() {
-            walk(&kver.path().join("kernel"), &mut all);
-        }
-    }
-    all
+    let Ok(rd) = std::fs::read_dir(K612_MODULES) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .flat_map(|kver| ko_xz_under(&kver.path().join("kernel")))
+        .collect()
 }
 
 /// Every 20th module of 6.12 plus the 10 largest: ours == `xz -dc` ==
@@ -168,8 +122,8 @@ fn kernel_modules_match_xz_and_xz4rust() {
     let mut bytes = 0;
     for p in &pick {
         let z = std::fs::read(p).unwrap();
-        let want = xz_dc(p);
-        let got = ours(&z).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let want = xz_dc(p).expect("xz -dc");
+        let got = decode_exact(&z).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert!(got == want, "{}: differs from xz -dc", p.display());
         let theirs = oracle(&z).unwrap_or_else(|e| panic!("{}: xz4rust: {e}", p.display()));
         assert!(theirs == want, "{}: xz4rust differs", p.display());
@@ -190,7 +144,7 @@ fn encoder_settings() {
     let all = modules();
     for name in ["/ext4.ko.xz", "/crc16.ko.xz", "/snd-hda-codec.ko.xz"] {
         if let Some(p) = all.iter().find(|p| p.to_str().unwrap().ends_with(name)) {
-            inputs.push(xz_dc(p));
+            inputs.push(xz_dc(p).expect("xz -dc"));
         }
     }
     let settings: &[&[&str]] = &[
@@ -212,7 +166,7 @@ fn encoder_settings() {
             let Some(z) = xz(s, data) else {
                 panic!("xz {s:?} failed");
             };
-            let got = ours(&z).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+            let got = decode_exact(&z).unwrap_or_else(|e| panic!("{s:?}: {e}"));
             assert!(got == *data, "{s:?}: wrong output");
             assert!(oracle(&z).unwrap() == *data, "{s:?}: xz4rust");
         }
@@ -225,7 +179,7 @@ fn encoder_settings() {
 fn filters_round_trip() {
     let mut x86 = payload(300_000, 7);
     if let Some(p) = modules().iter().find(|p| p.ends_with("crc16.ko.xz")) {
-        x86 = xz_dc(p);
+        x86 = xz_dc(p).expect("xz -dc");
         x86.extend(payload(100_000, 8));
     }
     let mixed = payload(400_000, 9);
@@ -257,7 +211,7 @@ fn filters_round_trip() {
                 eprintln!("note: xz {filter} unavailable, skipped");
                 continue;
             };
-            let got = ours(&z).unwrap_or_else(|e| panic!("{filter}: {e}"));
+            let got = decode_exact(&z).unwrap_or_else(|e| panic!("{filter}: {e}"));
             assert!(got == *data, "{filter}: wrong output");
             match oracle(&z) {
                 Ok(v) => assert!(v == *data, "{filter}: xz4rust differs"),
@@ -272,7 +226,7 @@ fn filters_round_trip() {
     }
     // Two filters before LZMA2.
     let z = xz(&["--delta=dist=2", "--x86", "--lzma2"], &x86).unwrap();
-    assert!(ours(&z).unwrap() == x86);
+    assert!(decode_exact(&z).unwrap() == x86);
 }
 
 /// Random damage to valid streams: never a panic; when xz4rust decodes the
@@ -348,11 +302,11 @@ fn multi_stream_and_cuts() {
     let zb = xz(&["--check=none"], &b).unwrap();
     let z = [&za[..], &[0; 4], &zb, &[0; 8]].concat();
     let want = [&a[..], &b].concat();
-    assert!(ours(&z).unwrap() == want);
+    assert!(decode_exact(&z).unwrap() == want);
     assert!(oracle(&z).unwrap() == want);
     for cut in 0..z.len() {
         // A cut at a stream boundary leaves a valid file.
-        if let Ok(v) = ours(&z[..cut]) {
+        if let Ok(v) = decode_exact(&z[..cut]) {
             assert!(v == a || v == want, "cut at {cut}");
         }
     }
@@ -397,7 +351,10 @@ fn throughput() {
     }
     let mb = total as f64 / 1e6;
     // The same data as one plain `xz` stream: CRC64, 8 MiB dictionary.
-    let all: Vec<u8> = files.iter().flat_map(|z| ours(z).unwrap()).collect();
+    let all: Vec<u8> = files
+        .iter()
+        .flat_map(|z| decode_exact(z).unwrap())
+        .collect();
     let z = xz(&["-6", "--check=crc64"], &all).unwrap();
     let mut big = vec![0u8; 8 << 20];
     let mut crc64_best = [f64::MAX; 2];

@@ -6,30 +6,17 @@
 //! `cargo test --release -p earlymod-decompress --test zstd_diff -- --ignored
 //! --nocapture throughput` compares decoding speeds.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use common::{K612_MODULES, ko_xz_under, tool_on_file, tool_on_stdin, xz_dc};
 
 use earlymod_decompress::{Error, decompress_into, decompress_to_vec, decompressed_len, measure};
 
-const TREE: &str = "/var/cache/earlymod/k612/root/lib/modules";
-
 /// Every `.ko.xz` of the cached 6.12 tree, sorted.
 fn module_paths() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.to_string_lossy().ends_with(".ko.xz") {
-                out.push(p);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(Path::new(TREE), &mut out);
+    let mut out = ko_xz_under(Path::new(K612_MODULES));
     out.sort();
     out
 }
@@ -49,46 +36,21 @@ fn modules(n: usize, max: u64) -> Vec<(String, Vec<u8>)> {
         .step_by(step)
         .take(n)
         .filter_map(|p| {
-            let out = Command::new("xz").arg("-dc").arg(p).output().ok()?;
-            out.status.success().then(|| {
-                let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                (name, out.stdout)
-            })
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            Some((name, xz_dc(p)?))
         })
         .collect()
 }
 
-/// `zstd args` on `data` (through a file, so that the content size is
-/// recorded, unless `pipe`); None without the tool.
+/// `zstd -c -q args` on `data` (through a file, so that the content size
+/// is recorded, unless `pipe`); None without the tool.
 fn zstd(args: &[&str], data: &[u8], pipe: bool) -> Option<Vec<u8>> {
-    use std::io::Write;
+    let args = [&["-c", "-q"], args].concat();
     if pipe {
-        let mut c = Command::new("zstd")
-            .args(["-c", "-q"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .ok()?;
-        let mut stdin = c.stdin.take()?;
-        let d = data.to_vec();
-        let w = std::thread::spawn(move || stdin.write_all(&d));
-        let out = c.wait_with_output().ok()?;
-        w.join().ok()?.ok()?;
-        return out.status.success().then_some(out.stdout);
+        tool_on_stdin("zstd", &args, data)
+    } else {
+        tool_on_file("zstd", &args, data)
     }
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("earlymod-zdiff-{}-{n}", std::process::id()));
-    std::fs::write(&path, data).ok()?;
-    let out = Command::new("zstd")
-        .args(["-c", "-q"])
-        .args(args)
-        .arg(&path)
-        .output();
-    let _ = std::fs::remove_file(&path);
-    let out = out.ok()?;
-    out.status.success().then_some(out.stdout)
 }
 
 /// ruzstd's decoding of every frame, and whether every frame carried a
