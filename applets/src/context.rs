@@ -27,7 +27,7 @@ use earlymod_core::cmdline::apply_kernel_cmdline;
 use earlymod_core::config::{Config, Diag};
 use earlymod_core::db::ModuleDb;
 use earlymod_core::load::{self, Kernel, LoadError, Method, RunFlags};
-use earlymod_core::name::{AliasBuf, normalize_alias};
+use earlymod_core::name::AliasBuf;
 use earlymod_core::probe::{
     Candidate, Candidates, Found, KernelState, NameArena, NothingLoaded, ProbeFlags, Resolver,
     Skip, Step, Steps,
@@ -213,8 +213,7 @@ impl<'s> Context<'s> {
     where
         's: 'k,
     {
-        normalize_alias(name, key)?;
-        self.resolver().lookup(key, found)
+        self.resolver().lookup_user(name, key, found)
     }
 
     /// `modprobe NAME`: [`lookup`](Self::lookup), then

@@ -224,6 +224,21 @@ fn utf8(b: &[u8]) -> Result<&str> {
 }
 
 impl<'r, 'a> Resolver<'r, 'a> {
+    /// modprobe's lookup of what a user wrote (a module name or an alias,
+    /// `-` and `_` alike): normalised into `key`, then [`lookup`](Self::lookup).
+    pub fn lookup_user<'k>(
+        &self,
+        name: &str,
+        key: &'k mut crate::name::AliasBuf,
+        out: &mut Candidates<'k>,
+    ) -> Result<Found>
+    where
+        'a: 'k,
+    {
+        crate::name::normalize_alias(name, key)?;
+        self.lookup(key, out)
+    }
+
     /// Looks up a normalized name or alias the way modprobe does: the first
     /// source with any result wins, all of its results are returned.
     pub fn lookup<'k>(&self, key: &'k str, out: &mut Candidates<'k>) -> Result<Found>

@@ -84,7 +84,7 @@ impl Plan {
     ) {
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
-        let ok = normalize_alias(request, &mut key).and_then(|_| r.lookup(&key, &mut found));
+        let ok = r.lookup_user(request, &mut key, &mut found);
         if let Err(e) = ok {
             log.line(&[&request, &": ", &e]);
             return;
