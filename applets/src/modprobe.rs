@@ -8,7 +8,7 @@ use crate::sys::{self, Out};
 use earlymod_core::getopt::{self, Opt};
 use earlymod_core::load::{self, InsertFlags, LoadError, Method, RunFlags};
 use earlymod_core::name::AliasBuf;
-use earlymod_core::probe::{Candidates, ProbeFlags, Resolver, Step};
+use earlymod_core::probe::{Candidates, ProbeFlags, Step};
 use earlymod_core::put;
 use earlymod_core::text::{Piece, Sink};
 
@@ -332,11 +332,10 @@ fn with_config_dyn(dir: &ModDir, configs: &[&str], log: &Log<'_>, f: &mut dyn Fn
 }
 
 fn run(a: &Args<'_>, log: &Log<'_>, context: &Context<'_>, operands: &[&str]) -> i32 {
-    let resolver = &context.resolver();
-    let dir = context.dir();
     let mut out = Out::stdout();
     if a.show_config {
-        return crate::showconfig::show_config(resolver.cfg, resolver.db, &dir.dirname, &mut out);
+        let r = context.resolver();
+        return crate::showconfig::show_config(r.cfg, r.db, &context.dir().dirname, &mut out);
     }
     if let Some(table) = a.symbols {
         return show_symbols(operands[0], table, log, a.log_priority);
@@ -363,8 +362,6 @@ fn run(a: &Args<'_>, log: &Log<'_>, context: &Context<'_>, operands: &[&str]) ->
         a,
         log,
         ctx: context,
-        resolver,
-        dir,
     };
     if a.all {
         let mut err = 0;
@@ -447,8 +444,6 @@ struct Ctx<'x, 's> {
     a: &'x Args<'x>,
     log: &'x Log<'x>,
     ctx: &'x Context<'s>,
-    resolver: &'x Resolver<'x, 's>,
-    dir: &'x ModDir,
 }
 
 impl Ctx<'_, '_> {
@@ -471,7 +466,7 @@ impl Ctx<'_, '_> {
                         &"could not look up '",
                         &Short(name),
                         &"' in ",
-                        &self.dir.dirname.as_str(),
+                        &self.ctx.dir().dirname.as_str(),
                         &": ",
                         e,
                     ],
@@ -486,7 +481,7 @@ impl Ctx<'_, '_> {
                     &"Module ",
                     &name,
                     &" not found in directory ",
-                    &self.dir.dirname.as_str(),
+                    &self.ctx.dir().dirname.as_str(),
                 ],
             );
             return 1;
@@ -638,11 +633,11 @@ impl Ctx<'_, '_> {
         } else if let Some(p) = s.path {
             out.bytes(b"insmod ");
             if !p.starts_with('/') {
-                out.bytes(self.dir.dirname.as_bytes());
+                out.bytes(self.ctx.dir().dirname.as_bytes());
                 out.bytes(b"/");
             }
             out.bytes(p.as_bytes());
-        } else if s.builtin || self.resolver.is_builtin(&s.name).unwrap_or(false) {
+        } else if s.builtin || self.ctx.resolver().is_builtin(&s.name).unwrap_or(false) {
             out.bytes(b"builtin ");
             out.bytes(s.name.as_bytes());
             out.bytes(b"\n");
