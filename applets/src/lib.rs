@@ -79,6 +79,8 @@
 
 extern crate alloc;
 
+#[cfg(any(feature = "init", feature = "coldplug"))]
+pub mod boot;
 pub mod command;
 pub mod context;
 pub mod decode;

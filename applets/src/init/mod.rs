@@ -21,47 +21,24 @@
     allow(dead_code, unused_imports)
 )]
 
-mod jobs;
-mod klog;
-mod root;
-mod switch;
-
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use earlymod_core::blkid::RootSpec;
 use earlymod_core::cmdline::{BootParams, key_value, words};
-use earlymod_core::modules_load::{MODULES_LOAD_DIRS, modules_load_names};
-use earlymod_core::probe::Resolver;
 use earlymod_core::put;
-use earlymod_core::text::{Pad, Piece, Sink};
+use earlymod_core::text::{Pad, Piece};
 use rustix::fs::Mode;
 
-use crate::log::Log;
-use crate::moddir::{self, ModDir};
-use crate::sys::{self, CPath, Kind, Out};
-use jobs::Plan;
-use klog::Klog;
+use crate::boot::klog::Klog;
+use crate::boot::root::{self, Wait};
+use crate::boot::{self, Batch, Batching, Coldplug, Jobs, now_us, switch};
+use crate::context::Context;
+use crate::kernel::Live;
+use crate::log::{Text, text};
+use crate::sys::{self, Out};
 
 /// Where the boot report goes (moved with `/run` into the new root).
 pub const REPORT: &str = "/run/earlymod/boot.log";
-
-use crate::log::{Text, text};
-
-/// A rustix error as its `Display` prints it without std.
-struct OsError(rustix::io::Errno);
-
-impl Piece for OsError {
-    fn put_to(&self, out: &mut dyn Sink) {
-        put!(out; "os error ", self.0.raw_os_error());
-    }
-}
-
-/// Microseconds since boot (CLOCK_MONOTONIC).
-pub fn now_us() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64) * 1_000_000 + (t.tv_nsec as u64) / 1000
-}
 
 /// What the kernel command line says to earlymod.
 struct Cmdline {
@@ -102,14 +79,11 @@ struct Pass {
 /// Everything the boot report says.
 #[derive(Default)]
 struct Report {
-    modules: Vec<(String, u64, Option<String>)>,
+    modules: Vec<boot::Job>,
     passes: Vec<Pass>,
     root: Option<(String, u64)>,
     jobs: usize,
     events: Vec<(u64, String)>,
-    /// `rd.driver.blacklist=` / `modprobe.blacklist=` names (normalized):
-    /// like a modprobe.d blacklist, they stop loads through aliases.
-    blacklist: Vec<String>,
 }
 
 impl Report {
@@ -129,7 +103,13 @@ impl Report {
             put!(&mut s; "pass ", p.what.as_str(), ": ", p.requests, " requests, ", p.loaded,
                 " modules loaded, ", p.failed, " failed, ", p.micros, " us\n");
         }
-        for (m, us, err) in &self.modules {
+        for boot::Job {
+            name: m,
+            micros: us,
+            error: err,
+            ..
+        } in &self.modules
+        {
             match err {
                 None => put!(&mut s; "module ", m.as_str(), " ", us, " us\n"),
                 Some(e) => {
@@ -156,263 +136,117 @@ impl Report {
     }
 }
 
-fn mount_api(log: &mut Klog, report: &mut Report) {
-    use rustix::mount::{MountFlags, mount};
-    let nodev = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
-    for (src, dir, fs, flags, data) in [
-        ("proc", "/proc", "proc", nodev, c""),
-        ("sysfs", "/sys", "sysfs", nodev, c""),
-        (
-            "devtmpfs",
-            "/dev",
-            "devtmpfs",
-            MountFlags::NOSUID,
-            c"mode=0755",
-        ),
-        (
-            "tmpfs",
-            "/run",
-            "tmpfs",
-            MountFlags::NOSUID | MountFlags::NODEV,
-            c"mode=0755",
-        ),
-    ] {
-        let _ = rustix::fs::mkdir(dir, Mode::from_raw_mode(0o755));
-        match mount(src, dir, fs, flags, data) {
-            Ok(()) => report.event(log, &[&"mounted ", &fs, &" on ", &dir]),
-            // The kernel may have mounted devtmpfs already.
-            Err(rustix::io::Errno::BUSY) => {}
-            Err(e) => log.line(&[&"mount ", &fs, &" on ", &dir, &": ", &OsError(e)]),
-        }
-        if dir == "/dev" {
-            log.reopen();
-        }
-    }
-}
-
-/// The `MODALIAS=` values of every device on every bus — the uevent files
-/// of `/sys/bus/*/devices/*` (links into `/sys/devices`) — and of the input
-/// class (the one class whose devices carry a modalias: `evdev`,
-/// `joydev`). Far fewer reads than walking all of `/sys/devices`.
-fn modaliases(out: &mut Vec<String>) {
-    let mut dirs: Vec<String> = Vec::new();
-    sys::list_dir(c"/sys/bus", &mut |n, _| {
-        if !n.starts_with('.') {
-            dirs.push(text(&[&"/sys/bus/", &n, &"/devices"]));
-        }
-    });
-    dirs.push("/sys/class/input".to_string());
-    let mut buf = [0u8; 4096];
-    for dir in dirs {
-        let Some(dir) = CPath::join(&[&dir]) else {
-            continue;
-        };
-        let mut devs: Vec<String> = Vec::new();
-        sys::list_dir(dir.as_cstr(), &mut |n, _| {
-            if !n.starts_with('.') {
-                devs.push(n.to_string());
-            }
-        });
-        for d in devs {
-            let Some(p) = CPath::join(&[dir.as_str(), "/", &d, "/uevent"]) else {
-                continue;
-            };
-            let Some(text) = sys::read_small(p.as_cstr(), &mut buf) else {
-                continue;
-            };
-            for line in text.split(|&c| c == b'\n') {
-                let v = line.strip_prefix(b"MODALIAS=").map(core::str::from_utf8);
-                if let Some(Ok(v)) = v {
-                    out.push(v.to_string());
-                }
-            }
-        }
-    }
-}
-
-/// modules-load.d names, files sorted by name (earlier dirs win a name).
-fn modules_load_d(out: &mut Vec<String>) {
-    let mut files: Vec<(String, &str)> = Vec::new();
-    for d in MODULES_LOAD_DIRS {
-        let Some(c) = CPath::join(&[d]) else { continue };
-        sys::list_dir(c.as_cstr(), &mut |n, k| {
-            if k == Kind::Other && n.ends_with(".conf") && !files.iter().any(|(f, _)| f == n) {
-                files.push((n.to_string(), d));
-            }
-        });
-    }
-    // By name (names are unique: the first directory wins). A handful of
-    // files: an insertion sort, not a second instance of slice::sort.
-    for i in 1..files.len() {
-        let mut j = i;
-        while j > 0 && files[j - 1].0 > files[j].0 {
-            files.swap(j - 1, j);
-            j -= 1;
-        }
-    }
-    for (f, d) in files {
-        let Some(p) = CPath::join(&[d, "/", &f]) else {
-            continue;
-        };
-        let Some(m) = sys::Mapped::open(p.as_cstr(), false) else {
-            continue;
-        };
-        if let Ok(text) = core::str::from_utf8(m.bytes()) {
-            out.extend(modules_load_names(text).map(str::to_string));
-        }
-    }
-}
-
-/// Loads `requests` as one batch and records it.
-fn batch(
-    r: &Resolver<'_, '_>,
-    moddir: &str,
-    what: &str,
-    requests: &[String],
-    jobs: usize,
-    log: &mut Klog,
-    report: &mut Report,
-) -> usize {
-    let t0 = now_us();
-    let mut plan = Plan::default();
-    plan.blacklist = report.blacklist.clone();
-    let live = crate::kernel::Live::new();
-    for q in requests {
-        plan.add(r, &live, q, log);
-    }
-    plan.run(r, &live, jobs, &mut jobs::ForkRunner::new(moddir), log);
-    let failed = plan.jobs.iter().filter(|j| j.error.is_some()).count();
-    let loaded = plan.jobs.len() - failed;
+/// Records batch `what` in the report.
+fn record(report: &mut Report, what: &str, mut batch: Batch) {
     report.passes.push(Pass {
         what: what.to_string(),
-        requests: requests.len(),
-        loaded,
-        failed,
-        micros: now_us() - t0,
+        requests: batch.requests,
+        loaded: batch.loaded(),
+        failed: batch.failed(),
+        micros: batch.micros,
     });
-    for j in plan.jobs {
-        report.modules.push((j.name, j.micros, j.error));
-    }
-    loaded
+    report.modules.append(&mut batch.modules);
 }
 
-/// Default parallelism: the CPUs this process may run on.
-#[cfg(feature = "parallel")]
-fn cpus() -> usize {
-    rustix::thread::sched_getaffinity(None)
-        .map_or(1, |s| s.count() as usize)
-        .max(1)
+/// The boot's loading state: the context, the kernel, how batches load,
+/// the modaliases handled.
+struct Loading<'c, 's> {
+    ctx: &'c Context<'s>,
+    kernel: Live,
+    jobs: Jobs,
+    seen: Coldplug,
+    /// `rd.driver.blacklist=` / `modprobe.blacklist=` names (normalized):
+    /// like a modprobe.d blacklist, they stop loads through aliases.
+    blacklist: Vec<String>,
 }
 
-/// Steps 2–4 of the boot: command line + modules-load.d, then coldplug
-/// until a pass finds no new modalias. `seen` keeps the modaliases handled.
-#[allow(clippy::too_many_arguments)]
-fn load_all(
-    r: &Resolver<'_, '_>,
-    moddir: &str,
-    cmd: &Cmdline,
-    jobs: usize,
-    coldplug: bool,
-    seen: &mut Vec<String>,
-    log: &mut Klog,
-    report: &mut Report,
-) {
-    let (bp, full) = BootParams::parse(&cmd.text);
-    if let Err(e) = full {
-        // The entries within the bound (and every other list) still count.
-        log.line(&[
-            &"/proc/cmdline: ",
-            &e,
-            &": the names over the limit are ignored",
-        ]);
+impl Loading<'_, '_> {
+    /// Loads `requests` as one batch and records it.
+    fn batch(&mut self, what: &str, requests: &[String], log: &mut Klog, report: &mut Report) {
+        let how = Batching {
+            jobs: self.jobs,
+            blacklist: &self.blacklist,
+        };
+        let done = self.ctx.load_batch(requests, &mut self.kernel, &how, log);
+        record(report, what, done);
     }
-    report.blacklist = bp.blacklist.iter().map(|b| b.replace('-', "_")).collect();
-    // rd.driver.pre: in order, each before anything else.
-    for m in bp.driver_pre.iter() {
-        batch(r, moddir, "rd.driver.pre", &[m.to_string()], 1, log, report);
-    }
-    let mut first: Vec<String> = bp.modules_load.iter().map(|s| s.to_string()).collect();
-    modules_load_d(&mut first);
-    // A known root filesystem type loads with the first batch, in parallel
-    // with everything else, instead of after the root device appears.
-    if let Some(t) = cmd.get("rootfstype").filter(|t| !t.is_empty()) {
-        first.push(text(&[&"fs-", &t]));
-    }
-    // The first coldplug pass joins this batch: no ordering is owed between
-    // them, and one plan keeps every CPU busy.
-    let mut what = "modules-load";
-    if coldplug {
-        let new = new_modaliases(seen);
-        if !new.is_empty() {
-            what = "modules-load + coldplug 1";
-        }
-        first.extend(new);
-    }
-    if !first.is_empty() {
-        batch(r, moddir, what, &first, jobs, log, report);
-    }
-    if coldplug {
-        coldplug_passes(r, moddir, jobs, seen, log, report);
-    }
-}
 
-/// Modaliases not handled yet (now marked handled).
-fn new_modaliases(seen: &mut Vec<String>) -> Vec<String> {
-    let mut all = Vec::new();
-    modaliases(&mut all);
-    all.sort_unstable();
-    all.dedup();
-    let new: Vec<String> = all.into_iter().filter(|a| !seen.contains(a)).collect();
-    seen.extend(new.iter().cloned());
-    new
-}
-
-/// Coldplug passes until one finds no new modalias.
-fn coldplug_passes(
-    r: &Resolver<'_, '_>,
-    moddir: &str,
-    jobs: usize,
-    seen: &mut Vec<String>,
-    log: &mut Klog,
-    report: &mut Report,
-) {
-    loop {
-        let new = new_modaliases(seen);
-        if new.is_empty() {
-            return;
-        }
-        let n = report
+    /// Coldplug passes until one finds no new modalias.
+    fn coldplug(&mut self, log: &mut dyn boot::Logger, report: &mut Report) {
+        let how = Batching {
+            jobs: self.jobs,
+            blacklist: &self.blacklist,
+        };
+        let mut n = report
             .passes
             .iter()
             .filter(|p| p.what.contains("coldplug"))
-            .count()
-            + 1;
-        let what = text(&[&"coldplug ", &n]);
-        batch(r, moddir, &what, &new, jobs, log, report);
+            .count();
+        self.ctx
+            .coldplug(&mut self.seen, &mut self.kernel, &how, log, &mut |p| {
+                n += 1;
+                record(report, &text(&[&"coldplug ", &n]), p);
+            });
+    }
+
+    /// Steps 2–4 of the boot: command line + modules-load.d, then coldplug
+    /// until a pass finds no new modalias.
+    fn load_all(&mut self, cmd: &Cmdline, coldplug: bool, log: &mut Klog, report: &mut Report) {
+        let (bp, full) = BootParams::parse(&cmd.text);
+        if let Err(e) = full {
+            // The entries within the bound (and every other list) still count.
+            log.line(&[
+                &"/proc/cmdline: ",
+                &e,
+                &": the names over the limit are ignored",
+            ]);
+        }
+        self.blacklist = bp.blacklist.iter().map(|b| b.replace('-', "_")).collect();
+        // rd.driver.pre: in order, each before anything else.
+        let jobs = self.jobs;
+        self.jobs = Jobs::One;
+        for m in bp.driver_pre.iter() {
+            self.batch("rd.driver.pre", &[m.to_string()], log, report);
+        }
+        self.jobs = jobs;
+        let mut first: Vec<String> = bp.modules_load.iter().map(|s| s.to_string()).collect();
+        first.extend(boot::modules_load_d());
+        // A known root filesystem type loads with the first batch, in parallel
+        // with everything else, instead of after the root device appears.
+        if let Some(t) = cmd.get("rootfstype").filter(|t| !t.is_empty()) {
+            first.push(text(&[&"fs-", &t]));
+        }
+        // The first coldplug pass joins this batch: no ordering is owed between
+        // them, and one plan keeps every CPU busy.
+        let mut what = "modules-load";
+        if coldplug {
+            let new = self.seen.new_modaliases();
+            if !new.is_empty() {
+                what = "modules-load + coldplug 1";
+            }
+            first.extend(new);
+        }
+        if !first.is_empty() {
+            self.batch(what, &first, log, report);
+        }
+        if coldplug {
+            self.coldplug(log, report);
+        }
     }
 }
 
-fn sleep_ms(ms: u64) {
-    let ts = rustix::time::Timespec {
-        tv_sec: (ms / 1000) as i64,
-        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
-    };
-    let _ = rustix::thread::nanosleep(&ts);
-}
-
-/// With a resolver over the running kernel's module directory and the
+/// With a context over the running kernel's module directory and the
 /// image's config — modprobe's: the modprobe.d directories
-/// ([`moddir::DEFAULT_CONFIG_PATHS`]) and `modules.softdep`, then the
+/// ([`crate::moddir::DEFAULT_CONFIG_PATHS`]) and `modules.softdep`, then the
 /// command line's module options and blacklist.
-fn with_resolver(f: &mut dyn FnMut(&Resolver<'_, '_>, &str)) {
-    let dir = ModDir::open(moddir::dirname_for(None, None));
-    let log = Log {
+fn with_context(f: &mut dyn FnMut(&Context<'_>)) {
+    let dir = crate::moddir::ModDir::running();
+    let log = crate::log::Log {
         prog: "earlymod",
         verbose: crate::log::LOG_ERR,
     };
-    let name = dir.dirname.clone();
-    crate::modprobe::with_config(&dir, &moddir::DEFAULT_CONFIG_PATHS, &log, |ctx| {
-        f(&ctx.resolver(), &name)
+    crate::modprobe::with_config(&dir, &crate::moddir::DEFAULT_CONFIG_PATHS, &log, |ctx| {
+        f(ctx)
     });
 }
 
@@ -435,7 +269,7 @@ fn rescue(log: &mut Klog, why: &str) -> ! {
                 }
                 Err(_) => {}
             }
-            sleep_ms(1000);
+            boot::sleep_ms(1000);
         } else {
             log.line(&[&"no /bin/sh in the image: waiting (PID 1 does not exit)"]);
             loop {
@@ -443,10 +277,19 @@ fn rescue(log: &mut Klog, why: &str) -> ! {
                 while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG)
                 {
                 }
-                sleep_ms(10_000);
+                boot::sleep_ms(10_000);
             }
         }
     }
+}
+
+/// The parallelism asked for: `--jobs=` or `earlymod.jobs=` (0 and
+/// unreadable values mean the default, every CPU).
+fn jobs_of(arg: Option<&str>, cmd: &Cmdline) -> Jobs {
+    arg.or_else(|| cmd.get("earlymod.jobs"))
+        .and_then(|j| j.parse::<usize>().ok())
+        .filter(|&j| j > 0)
+        .map_or(Jobs::Cpus, Jobs::Count)
 }
 
 /// PID 1.
@@ -461,98 +304,65 @@ pub fn init_main() -> i32 {
     let mut log = Klog::new();
     let mut report = Report::default();
     report.event(&mut log, &[&"earlymod init starting"]);
-    mount_api(&mut log, &mut report);
+    // Into the report only: `/dev/kmsg` is not there before devtmpfs.
+    let events = &mut report.events;
+    boot::mount_api(&mut log, &mut |fs, dir| {
+        events.push((now_us(), text(&[&"mounted ", &fs, &" on ", &dir])))
+    });
     let cmd = Cmdline::read();
     log.debug = cmd.has("earlymod.debug");
     // Without the `parallel` feature every load runs in this process.
-    #[cfg(not(feature = "parallel"))]
-    let jobs = 1;
-    #[cfg(feature = "parallel")]
-    let jobs = cmd
-        .get("earlymod.jobs")
-        .and_then(|j| j.parse::<usize>().ok())
-        .filter(|&j| j > 0)
-        .unwrap_or_else(cpus);
-    report.jobs = jobs;
-    let spec_text = cmd.get("root").map(str::to_string);
-    let spec = spec_text.as_deref().and_then(RootSpec::parse);
-    let wait_forever = cmd.has("rootwait");
+    let jobs = jobs_of(None, &cmd);
+    report.jobs = jobs.count();
+    let spec = cmd.get("root").map(str::to_string);
+    let wait = match cmd.has("rootwait") {
+        true => Wait::Forever,
+        false => Wait::secs(
+            cmd.get("earlymod.root_timeout")
+                .and_then(|d| d.parse::<u64>().ok())
+                .unwrap_or(10),
+        ),
+    };
     let delay = cmd
         .get("rootdelay")
         .and_then(|d| d.parse::<u64>().ok())
         .unwrap_or(0);
-    let timeout_s = cmd
-        .get("earlymod.root_timeout")
-        .and_then(|d| d.parse::<u64>().ok())
-        .unwrap_or(10);
-    let mut seen = Vec::new();
-    let mut found = None;
-    let mut failure: Option<String> = None;
-    with_resolver(&mut |r, moddir| {
-        load_all(
-            r,
-            moddir,
-            &cmd,
+    let mut found = Err("no root= on the kernel command line".to_string());
+    with_context(&mut |ctx| {
+        let mut l = Loading {
+            ctx,
+            kernel: Live::new(),
             jobs,
-            true,
-            &mut seen,
-            &mut log,
-            &mut report,
-        );
-        report.event(&mut log, &[&"coldplug settled"]);
-        let Some(spec) = spec else {
-            failure = Some(match &spec_text {
-                None => "no root= on the kernel command line".to_string(),
-                Some(t) => text(&[&"root=", &t.as_str(), &": unknown form"]),
-            });
-            return;
+            seen: Coldplug::new(),
+            blacklist: Vec::new(),
         };
+        l.load_all(&cmd, true, &mut log, &mut report);
+        report.event(&mut log, &[&"coldplug settled"]);
+        let Some(spec) = &spec else { return };
         if delay > 0 {
-            sleep_ms(delay * 1000);
+            boot::sleep_ms(delay * 1000);
         }
-        let start = now_us();
-        let mut last_note = start;
-        loop {
-            if let Some(f) = root::find(&spec) {
-                found = Some(f);
-                break;
-            }
-            // Devices appear asynchronously (SCSI scans): keep coldplugging.
-            coldplug_passes(r, moddir, jobs, &mut seen, &mut log, &mut report);
-            let waited = now_us() - start;
-            if !wait_forever && waited > timeout_s * 1_000_000 {
-                failure = Some(text(&[
-                    &"root device ",
-                    &spec_text.as_deref().unwrap_or(""),
-                    &" not found after ",
-                    &timeout_s,
-                    &" s",
-                ]));
-                return;
-            }
-            if now_us() - last_note > 5_000_000 {
-                log.line(&[
-                    &"waiting for root device ",
-                    &spec_text.as_deref().unwrap_or(""),
-                ]);
-                last_note = now_us();
-            }
-            sleep_ms(50);
-        }
-        let f = found.as_ref().unwrap_or_else(|| unreachable!());
+        // Devices appear asynchronously (SCSI scans): keep coldplugging.
+        found = root::find(spec, wait, &mut log, &mut |log| {
+            l.coldplug(log, &mut report)
+        });
         // The filesystem's module, if it is one.
-        let fstype = cmd.get("rootfstype").or(f.fstype);
-        if let Some(t) = fstype {
-            let req = [text(&[&"fs-", &t])];
-            batch(r, moddir, "root filesystem", &req, 1, &mut log, &mut report);
+        if let Ok(f) = &found {
+            if let Some(t) = cmd.get("rootfstype").or(f.fstype) {
+                l.jobs = Jobs::One;
+                l.batch(
+                    "root filesystem",
+                    &[text(&[&"fs-", &t])],
+                    &mut log,
+                    &mut report,
+                );
+            }
         }
     });
     report.write();
-    if let Some(why) = failure {
-        rescue(&mut log, &why);
-    }
-    let Some(f) = found else {
-        rescue(&mut log, "no root")
+    let f = match found {
+        Ok(f) => f,
+        Err(why) => rescue(&mut log, &why),
     };
     let opts = root::MountOpts {
         fstype: cmd.get("rootfstype"),
@@ -589,11 +399,11 @@ pub fn init_main() -> i32 {
     if let Err(e) = switch::switch_root() {
         rescue(&mut log, &e);
     }
-    let Some(path) = CPath::join(&[&init]) else {
+    let Some(path) = sys::CPath::join(&[&init]) else {
         rescue(&mut log, "init path too long")
     };
     let e = switch::exec(path.as_cstr(), &[path.as_cstr()]);
-    log.line(&[&"exec ", &init.as_str(), &": ", &OsError(e)]);
+    log.line(&[&"exec ", &init.as_str(), &": os error ", &e.raw_os_error()]);
     // The initramfs is gone: try the new root's shell, else wait.
     rescue(&mut log, "init could not be executed")
 }
@@ -605,31 +415,21 @@ pub fn helper_main(prog: &str, args: &[&str]) -> i32 {
     log.console = args.contains(&"-v");
     let mut report = Report::default();
     let cmd = Cmdline::read();
-    #[cfg(not(feature = "parallel"))]
-    let jobs = 1;
-    #[cfg(feature = "parallel")]
-    let jobs = args
-        .iter()
-        .find_map(|a| a.strip_prefix("--jobs="))
-        .and_then(|j| j.parse().ok())
-        .or_else(|| cmd.get("earlymod.jobs").and_then(|j| j.parse().ok()))
-        .unwrap_or_else(cpus);
-    report.jobs = jobs;
-    let mut seen = Vec::new();
-    with_resolver(&mut |r, moddir| {
-        load_all(
-            r,
-            moddir,
-            &cmd,
+    let arg = args.iter().find_map(|a| a.strip_prefix("--jobs="));
+    let jobs = jobs_of(arg, &cmd);
+    report.jobs = jobs.count();
+    with_context(&mut |ctx| {
+        let mut l = Loading {
+            ctx,
+            kernel: Live::new(),
             jobs,
-            prog == "coldplug",
-            &mut seen,
-            &mut log,
-            &mut report,
-        );
+            seen: Coldplug::new(),
+            blacklist: Vec::new(),
+        };
+        l.load_all(&cmd, prog == "coldplug", &mut log, &mut report);
     });
     report.write();
-    let failed = report.modules.iter().filter(|m| m.2.is_some()).count();
+    let failed = report.modules.iter().filter(|m| m.error.is_some()).count();
     i32::from(failed > 0)
 }
 

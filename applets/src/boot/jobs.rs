@@ -18,11 +18,13 @@ use earlymod_core::sched::{JobState, Schedule};
 #[cfg(feature = "parallel")]
 use rustix::runtime::Fork;
 
+use super::Logger;
 use super::klog::Klog;
-use super::text;
-use crate::kernel::Live;
+use crate::log::text;
+use core::cell::RefCell;
 
-/// One module to load.
+/// One module of a batch: what to load, and how it went.
+#[derive(Debug, Clone)]
 pub struct Job {
     /// Module name.
     pub name: String,
@@ -80,7 +82,7 @@ impl Plan {
         r: &Resolver<'_, '_>,
         state: &dyn KernelState,
         request: &str,
-        log: &mut Klog,
+        log: &mut dyn Logger,
     ) {
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
@@ -199,7 +201,7 @@ impl Plan {
 
     /// Orders job `before` ahead of `after`; a full edge table is reported
     /// (the policy still keeps a failed dependency's dependents out).
-    fn edge(&mut self, before: usize, after: usize, hard: bool, log: &mut Klog) {
+    fn edge(&mut self, before: usize, after: usize, hard: bool, log: &mut dyn Logger) {
         if let Err(e) = self.sched.add_edge(before, after, hard) {
             log.line(&[
                 &self.jobs[after].name.as_str(),
@@ -244,7 +246,7 @@ impl Plan {
         state: &dyn KernelState,
         jobs: usize,
         runner: &mut dyn Runner,
-        log: &mut Klog,
+        log: &mut dyn Logger,
     ) {
         #[cfg(feature = "parallel")]
         {
@@ -323,7 +325,7 @@ impl Plan {
         t0: u64,
         runner: &mut dyn Runner,
         parallel: bool,
-        log: &mut Klog,
+        log: &mut dyn Logger,
     ) -> Option<u32> {
         match self.decide(r, state, i) {
             Decision::Load => match runner.start(&self.jobs[i], parallel) {
@@ -340,7 +342,7 @@ impl Plan {
         None
     }
 
-    fn finish(&mut self, i: usize, r: Result<(), Option<String>>, t0: u64, log: &mut Klog) {
+    fn finish(&mut self, i: usize, r: Result<(), Option<String>>, t0: u64, log: &mut dyn Logger) {
         let j = &mut self.jobs[i];
         j.micros = super::now_us().saturating_sub(t0);
         match r {
@@ -382,29 +384,24 @@ pub trait Runner {
     fn wait(&mut self) -> Option<(u32, Result<(), Option<String>>)>;
 }
 
-/// The real kernel: one child process per load when parallel (the
-/// `parallel` feature), else in this process. A child reports its own
-/// error line (console and kmsg).
-pub struct ForkRunner {
-    /// Read `/sys/module/compression` once, before the first fork.
-    kernel: Live,
+/// A kernel handle running the loads: one child process per load when
+/// parallel (the `parallel` feature; the child has its own copy of the
+/// handle and reports its own error line to `/dev/kmsg` and the console),
+/// else in this process.
+pub struct KernelRunner<'k, K> {
+    kernel: &'k RefCell<&'k mut K>,
     /// The module directory job paths are relative to.
-    moddir: String,
+    moddir: &'k str,
 }
 
-impl ForkRunner {
-    /// A runner over the running kernel and module directory `moddir`.
-    pub fn new(moddir: &str) -> ForkRunner {
-        let mut kernel = Live::new();
-        let _ = kernel.kernel_compression();
-        ForkRunner {
-            kernel,
-            moddir: moddir.to_string(),
-        }
+impl<'k, K: Kernel> KernelRunner<'k, K> {
+    /// A runner over `kernel` and module directory `moddir`.
+    pub fn new(kernel: &'k RefCell<&'k mut K>, moddir: &'k str) -> Self {
+        KernelRunner { kernel, moddir }
     }
 }
 
-impl Runner for ForkRunner {
+impl<K: Kernel> Runner for KernelRunner<'_, K> {
     fn start(&mut self, job: &Job, parallel: bool) -> Started {
         #[cfg(not(feature = "parallel"))]
         let _ = parallel;
@@ -412,7 +409,7 @@ impl Runner for ForkRunner {
         if parallel {
             return self.fork(job);
         }
-        let r = load_job(&mut self.kernel, &self.moddir, job);
+        let r = load_job(&mut **self.kernel.borrow_mut(), self.moddir, job);
         Started::Finished(r.map_err(|e| Some(text(&[&e]))))
     }
 
@@ -441,13 +438,14 @@ impl Runner for ForkRunner {
 }
 
 #[cfg(feature = "parallel")]
-impl ForkRunner {
+impl<K: Kernel> KernelRunner<'_, K> {
     /// Starts `job` in a child process (in this one if fork fails).
     fn fork(&mut self, job: &Job) -> Started {
-        // SAFETY: single-threaded; the child only loads and exits.
+        // SAFETY: the loader is single-threaded; the child only loads and
+        // exits.
         match unsafe { rustix::runtime::kernel_fork() } {
             Ok(Fork::Child(_)) => {
-                let code = match load_job(&mut self.kernel, &self.moddir, job) {
+                let code = match load_job(&mut **self.kernel.borrow_mut(), self.moddir, job) {
                     Ok(()) => 0,
                     Err(e) => {
                         Klog::new().line(&[&job.name.as_str(), &": ", &e]);

@@ -83,6 +83,18 @@ impl Klog {
     }
 }
 
+impl super::Logger for Klog {
+    fn line(&mut self, msg: &[&dyn Piece]) {
+        Klog::line(self, msg)
+    }
+    fn debug(&mut self, msg: &[&dyn Piece]) {
+        Klog::debug(self, msg)
+    }
+    fn dev_mounted(&mut self) {
+        self.reopen()
+    }
+}
+
 impl Default for Klog {
     fn default() -> Self {
         Self::new()

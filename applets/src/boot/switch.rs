@@ -9,8 +9,9 @@ use core::ffi::CStr;
 use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, Mode, OFlags};
 
+use super::OsError;
 use super::root::SYSROOT;
-use super::{OsError, text};
+use crate::log::text;
 use crate::sys::CPath;
 
 /// Checks that `init` exists in the new root and is an executable regular
@@ -139,4 +140,23 @@ pub fn exec(path: &CStr, argv: &[&CStr]) -> rustix::io::Errno {
     // SAFETY: path, argv and envp are NUL-terminated C strings in
     // NULL-terminated arrays that outlive the call.
     unsafe { rustix::runtime::execve(path, av.as_ptr(), env.as_ptr()) }
+}
+
+/// The whole switch: checks `init` in the root mounted on [`SYSROOT`]
+/// ([`check_init`]), moves into it ([`switch_root`]) and executes `init`
+/// as this process. Returns only on failure, with the line to show (before
+/// the move, the new root is unmounted again and the initramfs is intact).
+pub fn switch_to(init: &str) -> String {
+    if let Err(e) = check_init(init) {
+        let _ = rustix::mount::unmount(SYSROOT, rustix::mount::UnmountFlags::empty());
+        return e;
+    }
+    if let Err(e) = switch_root() {
+        return e;
+    }
+    let Some(path) = CPath::join(&[init]) else {
+        return text(&[&"init ", &init, &": path too long"]);
+    };
+    let e = exec(path.as_cstr(), &[path.as_cstr()]);
+    text(&[&"exec ", &init, &": ", &OsError(e)])
 }

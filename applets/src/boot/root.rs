@@ -8,13 +8,15 @@ use alloc::vec::Vec;
 use earlymod_core::blkid::{self, RootSpec};
 use rustix::fs::{Mode, OFlags};
 
-use super::{OsError, text};
+use super::OsError;
+use crate::log::text;
 use crate::sys::{self, CPath, Kind};
 
 /// Where the new root is mounted.
 pub const SYSROOT: &str = "/sysroot";
 
 /// A block device that matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     /// `/dev/NAME`.
     pub dev: String,
@@ -72,8 +74,68 @@ pub fn block_devices() -> Vec<String> {
     v
 }
 
-/// Looks for the device `spec` names among the current block devices.
-pub fn find(spec: &RootSpec<'_>) -> Option<Found> {
+/// How long [`find`] waits for the root device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Until it appears (`rootwait`).
+    Forever,
+    /// At most this many microseconds.
+    Micros(u64),
+}
+
+impl Wait {
+    /// At most `s` seconds.
+    pub fn secs(s: u64) -> Wait {
+        Wait::Micros(s.saturating_mul(1_000_000))
+    }
+}
+
+/// Waits for the device `spec` names (`root=`'s forms: `/dev/NAME`,
+/// `MAJ:MIN`, `UUID=`, `LABEL=`, `PARTUUID=`, `PARTLABEL=`), looking every
+/// 50 ms and calling `between` with `log` before each new look (to
+/// coldplug: SCSI and USB disks appear late), with a line to `log` every
+/// 5 s. The error is
+/// the line to show: the form is unknown, or the device did not appear in
+/// time.
+pub fn find(
+    spec: &str,
+    wait: Wait,
+    log: &mut dyn super::Logger,
+    between: &mut dyn FnMut(&mut dyn super::Logger),
+) -> Result<Found, String> {
+    let Some(parsed) = RootSpec::parse(spec) else {
+        return Err(text(&[&"root=", &spec, &": unknown form"]));
+    };
+    let start = super::now_us();
+    let mut last_note = start;
+    loop {
+        if let Some(f) = find_now(&parsed) {
+            return Ok(f);
+        }
+        between(log);
+        let waited = super::now_us() - start;
+        if let Wait::Micros(limit) = wait {
+            if waited > limit {
+                return Err(text(&[
+                    &"root device ",
+                    &spec,
+                    &" not found after ",
+                    &(limit / 1_000_000),
+                    &" s",
+                ]));
+            }
+        }
+        if super::now_us() - last_note > 5_000_000 {
+            log.line(&[&"waiting for root device ", &spec]);
+            last_note = super::now_us();
+        }
+        super::sleep_ms(50);
+    }
+}
+
+/// Looks for the device `spec` names among the current block devices,
+/// once.
+pub fn find_now(spec: &RootSpec<'_>) -> Option<Found> {
     for name in block_devices() {
         let dev = text(&[&"/dev/", &name.as_str()]);
         let hit = match *spec {
@@ -118,6 +180,7 @@ fn part_matches(name: &str, spec: &RootSpec<'_>) -> bool {
 }
 
 /// Mount flags and data from the command line.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct MountOpts<'a> {
     /// `rootfstype=`.
     pub fstype: Option<&'a str>,

@@ -1,0 +1,373 @@
+//! The early-boot jobs as calls, for PID 1 (earlymod's own `init` and a
+//! program's): mount the API filesystems ([`mount_api`]), load a batch of
+//! names, aliases and modaliases as one plan ([`Context::load_batch`]),
+//! coldplug until the devices ask for nothing new ([`Context::coldplug`]),
+//! wait for the root device ([`root::find`]), mount it ([`root::mount`])
+//! and switch to it ([`switch::switch_root`], [`switch::exec`]).
+//!
+//! These use `alloc` (lists of names, per-module outcomes); the loading
+//! itself goes through the same [`Context`] and core policy as `modprobe`.
+//!
+//! ```no_run
+//! use earlymod_applets::boot::{self, Batching, Coldplug, klog::Klog};
+//! use earlymod_applets::context::{ConfigStore, Context};
+//! use earlymod_applets::{kernel::Live, moddir::{self, ModDir}};
+//!
+//! let mut log = Klog::new();
+//! boot::mount_api(&mut log, &mut |_fs, _dir| {});
+//! let dir = ModDir::running();
+//! let mut store = ConfigStore::new();
+//! let ctx = Context::open(&dir, &moddir::DEFAULT_CONFIG_PATHS, &mut store, &mut |l| log.line(l));
+//! let mut kernel = Live::new();
+//! let how = Batching::default();
+//! let first = ctx.load_batch(&boot::modules_load_d(), &mut kernel, &how, &mut log);
+//! let mut failed = first.failed();
+//! ctx.coldplug(&mut Coldplug::new(), &mut kernel, &how, &mut log, &mut |pass| {
+//!     failed += pass.failed()
+//! });
+//! ```
+#![cfg_attr(
+    not(all(feature = "init", feature = "coldplug")),
+    allow(dead_code, unused_imports)
+)]
+
+pub mod jobs;
+pub mod klog;
+pub mod root;
+pub mod switch;
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use earlymod_core::load::Kernel;
+use earlymod_core::modules_load::{MODULES_LOAD_DIRS, modules_load_names};
+use earlymod_core::probe::{InitState, KernelState};
+use earlymod_core::put;
+use earlymod_core::text::{Piece, Sink};
+use rustix::fs::Mode;
+
+use crate::context::Context;
+use crate::log::text;
+use crate::sys::{self, CPath, Kind};
+pub use jobs::Job;
+use jobs::Plan;
+
+/// A rustix error as its `Display` prints it without std.
+pub(crate) struct OsError(pub(crate) rustix::io::Errno);
+
+impl Piece for OsError {
+    fn put_to(&self, out: &mut dyn Sink) {
+        put!(out; "os error ", self.0.raw_os_error());
+    }
+}
+
+/// Microseconds since boot (CLOCK_MONOTONIC).
+pub fn now_us() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64) * 1_000_000 + (t.tv_nsec as u64) / 1000
+}
+
+/// Sleeps `ms` milliseconds.
+pub fn sleep_ms(ms: u64) {
+    let ts = rustix::time::Timespec {
+        tv_sec: (ms / 1000) as i64,
+        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+    };
+    let _ = rustix::thread::nanosleep(&ts);
+}
+
+/// Where the boot steps say what happens: [`klog::Klog`] (`/dev/kmsg` and
+/// the console), or the embedder's own.
+pub trait Logger {
+    /// A line the user should see (a failure, a milestone).
+    fn line(&mut self, msg: &[&dyn Piece]);
+    /// A step, for debugging.
+    fn debug(&mut self, msg: &[&dyn Piece]) {
+        let _ = msg;
+    }
+    /// `/dev` was just mounted (a logger writing to `/dev/kmsg` opens it).
+    fn dev_mounted(&mut self) {}
+}
+
+/// Mounts `/proc`, `/sys`, `/dev` (devtmpfs) and `/run` (tmpfs), creating
+/// the directories. `mounted(fstype, dir)` hears of each one mounted; a
+/// failure is one line to `log` and the rest are still tried; one already
+/// mounted (the kernel's devtmpfs) is left alone.
+pub fn mount_api(log: &mut dyn Logger, mounted: &mut dyn FnMut(&str, &str)) {
+    use rustix::mount::{MountFlags, mount};
+    let nodev = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
+    for (src, dir, fs, flags, data) in [
+        ("proc", "/proc", "proc", nodev, c""),
+        ("sysfs", "/sys", "sysfs", nodev, c""),
+        (
+            "devtmpfs",
+            "/dev",
+            "devtmpfs",
+            MountFlags::NOSUID,
+            c"mode=0755",
+        ),
+        (
+            "tmpfs",
+            "/run",
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            c"mode=0755",
+        ),
+    ] {
+        let _ = rustix::fs::mkdir(dir, Mode::from_raw_mode(0o755));
+        match mount(src, dir, fs, flags, data) {
+            Ok(()) => mounted(fs, dir),
+            // The kernel may have mounted devtmpfs already.
+            Err(rustix::io::Errno::BUSY) => {}
+            Err(e) => log.line(&[&"mount ", &fs, &" on ", &dir, &": ", &OsError(e)]),
+        }
+        if dir == "/dev" {
+            log.dev_mounted();
+        }
+    }
+}
+
+/// The `MODALIAS=` values of every device on every bus — the uevent files
+/// of `/sys/bus/*/devices/*` (links into `/sys/devices`) — and of the input
+/// class (the one class whose devices carry a modalias: `evdev`,
+/// `joydev`), sorted, each once. Far fewer reads than walking all of
+/// `/sys/devices`.
+pub fn modaliases() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs: Vec<String> = Vec::new();
+    sys::list_dir(c"/sys/bus", &mut |n, _| {
+        if !n.starts_with('.') {
+            dirs.push(text(&[&"/sys/bus/", &n, &"/devices"]));
+        }
+    });
+    dirs.push("/sys/class/input".to_string());
+    let mut buf = [0u8; 4096];
+    for dir in dirs {
+        let Some(dir) = CPath::join(&[&dir]) else {
+            continue;
+        };
+        let mut devs: Vec<String> = Vec::new();
+        sys::list_dir(dir.as_cstr(), &mut |n, _| {
+            if !n.starts_with('.') {
+                devs.push(n.to_string());
+            }
+        });
+        for d in devs {
+            let Some(p) = CPath::join(&[dir.as_str(), "/", &d, "/uevent"]) else {
+                continue;
+            };
+            let Some(text) = sys::read_small(p.as_cstr(), &mut buf) else {
+                continue;
+            };
+            for line in text.split(|&c| c == b'\n') {
+                let v = line.strip_prefix(b"MODALIAS=").map(core::str::from_utf8);
+                if let Some(Ok(v)) = v {
+                    out.push(v.to_string());
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The module names of the modules-load.d files (`/etc`, `/run`,
+/// `/usr/local/lib`, `/usr/lib`, `/lib`; a file name in an earlier
+/// directory hides the later ones), files in name order.
+pub fn modules_load_d() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut files: Vec<(String, &str)> = Vec::new();
+    for d in MODULES_LOAD_DIRS {
+        let Some(c) = CPath::join(&[d]) else { continue };
+        sys::list_dir(c.as_cstr(), &mut |n, k| {
+            if k == Kind::Other && n.ends_with(".conf") && !files.iter().any(|(f, _)| f == n) {
+                files.push((n.to_string(), d));
+            }
+        });
+    }
+    // By name (names are unique: the first directory wins). A handful of
+    // files: an insertion sort, not a second instance of slice::sort.
+    for i in 1..files.len() {
+        let mut j = i;
+        while j > 0 && files[j - 1].0 > files[j].0 {
+            files.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    for (f, d) in files {
+        let Some(p) = CPath::join(&[d, "/", &f]) else {
+            continue;
+        };
+        let Some(m) = sys::Mapped::open(p.as_cstr(), false) else {
+            continue;
+        };
+        if let Ok(text) = core::str::from_utf8(m.bytes()) {
+            out.extend(modules_load_names(text).map(str::to_string));
+        }
+    }
+    out
+}
+
+/// How many modules load at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Jobs {
+    /// One after another, in this process (the only choice for a fake
+    /// kernel: parallel loads run in child processes).
+    One,
+    /// As many as the CPUs this process may run on.
+    #[default]
+    Cpus,
+    /// At most this many (0 counts as 1).
+    Count(usize),
+}
+
+impl Jobs {
+    /// The number of loads at a time: always 1 without the `parallel`
+    /// feature.
+    pub fn count(self) -> usize {
+        #[cfg(not(feature = "parallel"))]
+        {
+            1
+        }
+        #[cfg(feature = "parallel")]
+        match self {
+            Jobs::One => 1,
+            Jobs::Count(n) => n.max(1),
+            Jobs::Cpus => rustix::thread::sched_getaffinity(None)
+                .map_or(1, |s| s.count() as usize)
+                .max(1),
+        }
+    }
+}
+
+/// How a batch loads.
+#[derive(Debug, Clone, Default)]
+pub struct Batching<'a> {
+    /// Loads at a time. More than one forks a child process per load, each
+    /// with its own copy of the kernel handle.
+    pub jobs: Jobs,
+    /// Module names (normalised: `_`, not `-`) not loaded when a request
+    /// reaches them through an alias (`rd.driver.blacklist=`,
+    /// `modprobe.blacklist=`), on top of modprobe.d's blacklist.
+    pub blacklist: &'a [String],
+}
+
+/// What one batch did: each module it had to load (dependencies
+/// included; modules already in the kernel are not in it).
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The requests (names, aliases, modaliases) asked for.
+    pub requests: usize,
+    /// Each module, in the order the plan has them: its name, load time
+    /// and error.
+    pub modules: Vec<Job>,
+    /// The whole batch, in microseconds.
+    pub micros: u64,
+}
+
+impl Batch {
+    /// Modules that failed.
+    pub fn failed(&self) -> usize {
+        self.modules.iter().filter(|m| m.error.is_some()).count()
+    }
+
+    /// Modules loaded.
+    pub fn loaded(&self) -> usize {
+        self.modules.len() - self.failed()
+    }
+}
+
+/// The modaliases coldplug has handled: each pass asks only for the new
+/// ones.
+#[derive(Debug, Default)]
+pub struct Coldplug {
+    seen: Vec<String>,
+}
+
+impl Coldplug {
+    /// Nothing handled yet.
+    pub fn new() -> Coldplug {
+        Coldplug::default()
+    }
+
+    /// The modaliases of the devices present now that no pass has asked
+    /// for yet (now counted as handled).
+    pub fn new_modaliases(&mut self) -> Vec<String> {
+        let new: Vec<String> = modaliases()
+            .into_iter()
+            .filter(|a| !self.seen.contains(a))
+            .collect();
+        self.seen.extend(new.iter().cloned());
+        new
+    }
+}
+
+/// One kernel handle, shared by the plan (its loaded-state questions) and
+/// the runner (its loads), never at the same time.
+struct Shared<'k, K>(&'k RefCell<&'k mut K>);
+
+impl<K: Kernel> KernelState for Shared<'_, K> {
+    fn initstate(&self, name: &str) -> InitState {
+        self.0.borrow().initstate(name)
+    }
+}
+
+impl Context<'_> {
+    /// Loads `requests` (module names, aliases, modaliases: what
+    /// `modprobe -b REQUEST` would load for each) as one plan: every
+    /// module once, dependencies before dependents, softdeps in order,
+    /// up to `how.jobs` loads at a time, each through the loader's policy
+    /// with its options. A request that finds nothing is no error (most
+    /// modaliases have no driver); a failure is one line to `log` and the
+    /// rest load.
+    pub fn load_batch<K: Kernel, S: AsRef<str>>(
+        &self,
+        requests: &[S],
+        kernel: &mut K,
+        how: &Batching<'_>,
+        log: &mut dyn Logger,
+    ) -> Batch {
+        let t0 = now_us();
+        let r = self.resolver();
+        let mut plan = Plan::default();
+        plan.blacklist = how.blacklist.to_vec();
+        let _ = kernel.kernel_compression();
+        let cell = RefCell::new(kernel);
+        let state = Shared(&cell);
+        for q in requests {
+            plan.add(&r, &state, q.as_ref(), log);
+        }
+        let mut runner = jobs::KernelRunner::new(&cell, &self.dir().dirname);
+        plan.run(&r, &state, how.jobs.count(), &mut runner, log);
+        Batch {
+            requests: requests.len(),
+            modules: plan.jobs,
+            micros: now_us() - t0,
+        }
+    }
+
+    /// Coldplug: batches of the devices' new modaliases
+    /// ([`Coldplug::new_modaliases`]) until a pass finds none (a driver's
+    /// devices can bring new ones: a PCI bridge, virtio's bus). `pass`
+    /// gets each pass's batch; returns the number of passes.
+    pub fn coldplug<K: Kernel>(
+        &self,
+        seen: &mut Coldplug,
+        kernel: &mut K,
+        how: &Batching<'_>,
+        log: &mut dyn Logger,
+        pass: &mut dyn FnMut(Batch),
+    ) -> usize {
+        let mut passes = 0;
+        loop {
+            let new = seen.new_modaliases();
+            if new.is_empty() {
+                return passes;
+            }
+            passes += 1;
+            pass(self.load_batch(&new, kernel, how, log));
+        }
+    }
+}
