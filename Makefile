@@ -16,6 +16,16 @@ STATIC_BUILD = RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --locked -p earlymod-a
 
 all: out/earlymod out/earlymod-host out/earlymod-static out/earlymod-tiny out/earlymod-pack
 
+# The programs of examples/ (std, on the public API), built static
+# (glibc's static libraries): boottest boots out/example-pid1 as /init.
+.PHONY: examples
+examples: out/example-pid1 out/example-agent
+out/example-pid1 out/example-agent: FORCE
+	RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_STRIP=true $(CARGO) build --locked --release -p earlymod-examples --target x86_64-unknown-linux-gnu --target-dir target/examples
+	@mkdir -p out
+	@cp target/examples/x86_64-unknown-linux-gnu/release/$(subst out/example-,,$@) $@
+	@echo "$@: $$(stat -c %s $@) bytes, $$(wc -l < examples/$(subst out/example-,,$@).rs) lines"
+
 # Everything: every applet, PID 1, the gzip/xz/zstd decoders.
 out/earlymod-static: FORCE
 	$(STATIC_BUILD) --profile static --features static-bin --target-dir target/static
@@ -145,7 +155,7 @@ clean:
 # VM_ARGS=--bench for the vm-bench mode), then boot images made by
 # earlymod-pack (qemu/packtest.py); see qemu/README.md.
 .PHONY: vmtest
-vmtest: setup all
+vmtest: setup all examples
 	python3 qemu/vmtest.py $(VM_ARGS)
 	python3 qemu/vmtest.py --loader earlymod-tiny
 	python3 qemu/packtest.py

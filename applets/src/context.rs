@@ -294,7 +294,10 @@ impl<'s> Context<'s> {
                 events(Event::AlreadyLoaded);
                 false
             }
-            Ok(Err(_)) => true,
+            Ok(Err(skip)) => {
+                events(Event::Skipped(skip));
+                true
+            }
             Ok(Ok(())) => {
                 if let Some(f) = opts.file {
                     for s in steps.iter_mut().filter(|s| s.is_target) {
@@ -328,6 +331,12 @@ impl<'s> Context<'s> {
                 }
             }
         }
+    }
+
+    /// The modules in the running kernel (`/proc/modules`), as `lsmod`
+    /// lists them.
+    pub fn loaded(&self) -> Result<crate::kernel::Loaded, load::Errno> {
+        crate::kernel::Loaded::open()
     }
 
     /// The module directory.
@@ -381,6 +390,9 @@ pub enum Event<'e> {
     PlanFailed(earlymod_core::Error),
     /// `--first-time`, and the target is in the kernel already.
     AlreadyLoaded,
+    /// Nothing to do for the target: it is live or builtin already, or
+    /// blacklisted (it was reached through an alias, or `-b`).
+    Skipped(Skip),
     /// A required entry (the target or one of its dependencies) failed:
     /// the probe stops here.
     Failed {

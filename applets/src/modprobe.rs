@@ -584,6 +584,7 @@ impl Ctx<'_, '_> {
                         self.report(step, result);
                     }
                 }
+                Event::Skipped(_) => {}
                 Event::PlanFailed(e) => self.log.say(
                     LOG_ERR,
                     &[&"could not insert '", &c.name.as_str(), &"': ", &e],

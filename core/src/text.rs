@@ -206,6 +206,17 @@ impl Piece for Pad<'_> {
     }
 }
 
+/// A line of pieces (a diagnostic, an event's words) as a `Display`:
+/// `format!("{}", Shown(line))`.
+#[derive(Clone, Copy)]
+pub struct Shown<'a>(pub &'a [&'a dyn Piece]);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        display(&self.0, f)
+    }
+}
+
 /// `Display` through pieces: `impl Display for T { fn fmt(&self, f) {
 /// text::display(self, f) } }` prints what [`Piece::put_to`] writes.
 pub fn display(piece: &dyn Piece, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -29,6 +29,7 @@ use earlymod_core::put;
 use earlymod_core::text::{Hex, Piece};
 
 pub use signature::{SignatureInfo, signature_info};
+pub use unpack::Fail;
 
 const PROG: &str = "modinfo";
 
@@ -267,7 +268,18 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
         ])
     };
     crate::modprobe::with_config(&dir, &DEFAULT_CONFIG_PATHS, &log, |ctx| {
-        let r = &ctx.resolver();
+        ctx.modules(name, how).map_err(failed)
+    })
+}
+
+impl crate::context::Context<'_> {
+    /// The modules `name` means, as `modinfo` finds them: with
+    /// [`Lookup::Alias`] modprobe's lookup of a name or alias (an invalid
+    /// alias finds nothing), with [`Lookup::ModName`] a module name only.
+    /// Each is a file (its path as kmod prints it), a builtin, or a name
+    /// with neither.
+    pub fn modules(&self, name: &str, how: Lookup) -> earlymod_core::Result<Vec<Resolved>> {
+        let r = &self.resolver();
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
         match how {
@@ -275,24 +287,25 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
                 match normalize_alias(name, &mut key) {
                     // kmod: an invalid alias is simply not found.
                     Err(earlymod_core::Error::InvalidAlias) => return Ok(Vec::new()),
-                    Err(e) => return Err(failed(e)),
+                    Err(e) => return Err(e),
                     Ok(()) => {}
                 }
-                r.lookup(&key, &mut found).map_err(failed)?;
+                r.lookup(&key, &mut found)?;
             }
             Lookup::ModName => {
-                let n = earlymod_core::name::modname(name).map_err(failed)?;
+                let n = earlymod_core::name::modname(name)?;
                 let _ = key.push_str(&n);
-                r.lookup_name(&key, &mut found).map_err(failed)?;
+                r.lookup_name(&key, &mut found)?;
             }
         }
+        let dirname = &self.dir().dirname;
         let mut out = Vec::new();
         for c in found.iter() {
-            let line = r.db.dep_line(&c.name).map_err(failed)?;
+            let line = r.db.dep_line(&c.name)?;
             match line.and_then(DepLine::parse) {
                 Some(d) if d.path.starts_with('/') => out.push(Resolved::File(d.path.into())),
-                Some(d) => out.push(Resolved::File([&dir.dirname, "/", d.path].concat())),
-                None if c.builtin || r.is_builtin(&c.name).map_err(failed)? => {
+                Some(d) => out.push(Resolved::File([dirname, "/", d.path].concat())),
+                None if c.builtin || r.is_builtin(&c.name)? => {
                     out.push(Resolved::Builtin(c.name.as_str().into()))
                 }
                 // No module file: kmod's modinfo still shows it, as built
@@ -301,7 +314,45 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
             }
         }
         Ok(out)
-    })
+    }
+
+    /// `modinfo NAME` as data: for each module `name` means
+    /// ([`modules`](Self::modules) with [`Lookup::Alias`]), its `.modinfo`
+    /// entries in order (then its signature's), or why they could not be
+    /// read; a builtin's come from `modules.builtin.modinfo`, a module
+    /// with neither file nor builtin entry has none. `each` gets them in
+    /// turn; the error is the lookup's.
+    pub fn info(
+        &self,
+        name: &str,
+        each: &mut dyn FnMut(&Resolved, Result<&[InfoEntry<'_>], Fail>),
+    ) -> earlymod_core::Result<usize> {
+        let found = self.modules(name, Lookup::Alias)?;
+        for m in &found {
+            let image = match m {
+                Resolved::File(p) => unpack::load(p),
+                Resolved::Builtin(_) => {
+                    unpack::map_file(&[&self.dir().dirname, "/modules.builtin.modinfo"].concat())
+                        .map(unpack::Image::Mapped)
+                }
+                Resolved::NoFile(_) => {
+                    each(m, Ok(&[]));
+                    continue;
+                }
+            };
+            let list = image.and_then(|img| {
+                let list = match m {
+                    Resolved::Builtin(n) => builtin_info(img.bytes(), n).map_err(Fail::from),
+                    _ => module_info(img.bytes()),
+                };
+                list.map(|l| each(m, Ok(&l)))
+            });
+            if let Err(f) = list {
+                each(m, Err(f));
+            }
+        }
+        Ok(found.len())
+    }
 }
 
 // ----------------------------------------------------------- modinfo ----
