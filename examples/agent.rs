@@ -5,7 +5,9 @@
 //! not found, or failed with the reason; with the time each took.
 //!
 //! `agent [-d ROOT] [-S VERSION] [-n]`: `-d`/`-S` as modprobe's (another
-//! root or kernel version), `-n` a dry run (nothing is loaded).
+//! root or kernel version); `-n` a dry run that also ignores what the
+//! running kernel has, as `modprobe -D` does (nothing is loaded: each
+//! module is only "would load").
 use std::io::BufRead;
 use std::time::Instant;
 
@@ -36,7 +38,12 @@ fn main() {
         &mut |line| eprintln!("agent: {}", Shown(line)),
     );
     let mut opts = Options::default();
-    opts.run.dry_run = args.iter().any(|a| a == "-n");
+    let dry = args.iter().any(|a| a == "-n");
+    (
+        opts.run.dry_run,
+        opts.run.ignore_loaded,
+        opts.probe.ignore_loaded,
+    ) = (dry, dry, dry);
     let mut kernel = Live::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
@@ -60,33 +67,20 @@ fn main() {
                     .as_micros()
             };
             ctx.probe(c, &mut kernel, &opts, &mut |ev| match ev {
-                Event::Entry {
-                    step,
-                    result: Ok(Method::AlreadyLoaded),
-                    ..
-                } if step.builtin => {
-                    println!("{name}: {} builtin", step.name)
-                }
-                Event::Entry {
-                    step,
-                    result: Ok(Method::AlreadyLoaded),
-                    ..
-                } => {
-                    println!("{name}: {} already live", step.name)
-                }
-                Event::Entry {
-                    step,
-                    result: Ok(how),
-                    ..
-                } => {
-                    println!("{name}: {} loaded ({how:?}) in {} us", step.name, us())
-                }
-                Event::Entry {
-                    step,
-                    result: Err(e),
-                    ..
-                } => {
-                    println!("{name}: {} failed after {} us: {e}", step.name, us())
+                Event::Entry { step, result, .. } => {
+                    let m = &step.name;
+                    match result {
+                        Ok(Method::AlreadyLoaded) if step.builtin => {
+                            println!("{name}: {m} builtin")
+                        }
+                        Ok(Method::AlreadyLoaded) => println!("{name}: {m} already live"),
+                        Ok(Method::Command) if dry => {
+                            println!("{name}: {m} would run its install command")
+                        }
+                        Ok(_) if dry => println!("{name}: {m} would load"),
+                        Ok(how) => println!("{name}: {m} loaded ({how:?}) in {} us", us()),
+                        Err(e) => println!("{name}: {m} failed after {} us: {e}", us()),
+                    }
                 }
                 Event::Skipped(Skip::AlreadyLoaded) if c.builtin => {
                     println!("{name}: {} builtin", c.name)
