@@ -81,6 +81,13 @@ lint:
 	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin --bins -- -D warnings
 	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin,coldplug,xz --bins -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --workspace -q
+	python3 scripts/public_api.py --check
+
+# Rewrites api/*.txt, the recorded public API (make lint checks it): run it
+# when a change to the API is meant, and commit the diff.
+.PHONY: api
+api:
+	python3 scripts/public_api.py
 
 unit:
 	$(CARGO) test --locked --workspace --release

@@ -261,6 +261,36 @@ impl<'s> Context<'s> {
         earlymod_core::remove::remove(&self.resolver(), target, flags, kernel, events)
     }
 
+    /// `modprobe -r NAME`: [`lookup`](Self::lookup), then
+    /// [`remove`](Self::remove) of each module found, stopping at the first
+    /// that fails, as kmod does. `found` 0 is "not found".
+    pub fn remove_named(
+        &self,
+        name: &str,
+        flags: earlymod_core::remove::RemoveFlags,
+        kernel: &mut dyn earlymod_core::remove::Remover,
+        events: &mut dyn FnMut(earlymod_core::remove::Event<'_>),
+    ) -> earlymod_core::Result<Probed> {
+        let mut key = AliasBuf::new();
+        let mut found = Candidates::new();
+        match self.lookup(name, &mut key, &mut found) {
+            Ok(_) => {}
+            Err(earlymod_core::Error::InvalidAlias) => found.clear(),
+            Err(e) => return Err(e),
+        }
+        let mut done = Probed {
+            found: found.len(),
+            failed: 0,
+        };
+        for c in found.iter() {
+            if !self.remove(c, flags, kernel, events)? {
+                done.failed = 1;
+                break;
+            }
+        }
+        Ok(done)
+    }
+
     /// Loads `target` and what it needs, as `modprobe` does for each
     /// module a lookup found: its probe list (dependencies, softdeps,
     /// install commands, blacklist and loaded state per `opts.probe`), then

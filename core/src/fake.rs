@@ -69,6 +69,18 @@ pub enum Call {
         /// The parameter string.
         params: FakeText,
     },
+    /// `delete_module` of a live module (`force`: `O_TRUNC`).
+    Delete {
+        /// The module.
+        name: ModName,
+        /// `rmmod -f`.
+        force: bool,
+    },
+    /// A `remove` command run for a module.
+    RemoveCommand {
+        /// The command.
+        command: FakeText,
+    },
     /// An install command run with these options.
     Command {
         /// The command.
@@ -104,6 +116,7 @@ pub struct FakeKernel<'f> {
     decoders: &'f [Compression],
     live: heapless::Vec<ModName, MAX_FAKE>,
     calls: heapless::Vec<Call, MAX_FAKE>,
+    clock_ms: u64,
 }
 
 impl<'f> FakeKernel<'f> {
@@ -117,6 +130,7 @@ impl<'f> FakeKernel<'f> {
             decoders: &[],
             live: heapless::Vec::new(),
             calls: heapless::Vec::new(),
+            clock_ms: 0,
         }
     }
 
@@ -273,6 +287,55 @@ impl Kernel for FakeKernel<'_> {
             return Err(LoadError::Command(1));
         }
         Ok(())
+    }
+}
+
+/// Removal on the fake (`modprobe -r`, [`crate::remove::remove`]): a live
+/// module is removed and recorded as [`Call::Delete`]; one not live fails
+/// with `ENOENT`. Nothing holds anything (refcount 0, no holders); `remove`
+/// commands are recorded and succeed unless listed in
+/// [`failing_commands`](FakeKernel::failing_commands); `--wait` sleeps on a
+/// clock that only moves when slept on.
+impl crate::remove::Remover for FakeKernel<'_> {
+    fn state(&self, name: &str) -> crate::remove::SysState {
+        match self.initstate(name) {
+            InitState::Absent => crate::remove::SysState::Absent,
+            _ => crate::remove::SysState::Loaded,
+        }
+    }
+
+    fn refcnt(&self, name: &str) -> Option<i64> {
+        self.live.iter().any(|l| l == name).then_some(0)
+    }
+
+    fn holders(&self, _name: &str, _f: &mut dyn FnMut(&str)) {}
+
+    fn delete_module(&mut self, name: &str, force: bool) -> Result<(), Errno> {
+        let Some(i) = self.live.iter().position(|l| l == name) else {
+            return Err(Errno(errno::ENOENT));
+        };
+        let name = self.live.remove(i);
+        self.record(Call::Delete { name, force })
+    }
+
+    fn run_command(&mut self, command: &str, _name: &str) -> Result<(), i32> {
+        let command = text(command).map_err(|e| e.0)?;
+        self.record(Call::RemoveCommand {
+            command: command.clone(),
+        })
+        .map_err(|e| e.0)?;
+        match self.failing_commands.contains(&command.as_str()) {
+            true => Err(1),
+            false => Ok(()),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock_ms
+    }
+
+    fn sleep_until_ms(&mut self, until: u64) {
+        self.clock_ms = self.clock_ms.max(until);
     }
 }
 

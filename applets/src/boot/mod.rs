@@ -31,7 +31,7 @@
     allow(dead_code, unused_imports)
 )]
 
-pub mod jobs;
+mod jobs;
 pub mod klog;
 pub mod root;
 pub mod switch;
@@ -369,5 +369,102 @@ impl Context<'_> {
             passes += 1;
             pass(self.load_batch(&new, kernel, how, log));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::context::{ConfigStore, Context};
+    use crate::moddir::{DirName, ModDir};
+    use earlymod_core::fake::{Call, FakeKernel};
+    use earlymod_core::load::errno;
+    use std::format;
+
+    /// Lines a test logger heard.
+    #[derive(Default)]
+    struct Lines(Vec<String>);
+
+    impl Logger for Lines {
+        fn line(&mut self, msg: &[&dyn Piece]) {
+            self.0.push(text(msg));
+        }
+    }
+
+    /// The batch call on a fake kernel: one plan, dependencies first, a
+    /// failed dependency keeps its dependent out with the reason, the rest
+    /// load; removal by name through the same context.
+    #[test]
+    fn load_batch_and_remove_on_a_fake_kernel() {
+        let base = std::env::temp_dir().join(format!("earlymod-boot-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::write(
+            base.join("modules.dep"),
+            "kernel/a.ko: kernel/b.ko kernel/d.ko\nkernel/b.ko:\nkernel/c.ko:\nkernel/d.ko:\nkernel/e.ko: kernel/d.ko\n",
+        )
+        .unwrap();
+        std::fs::write(base.join("modules.alias"), "alias pci:v1234* c\n").unwrap();
+        let dirname = base.to_str().unwrap();
+        let dir = ModDir::open(DirName::try_from(dirname).unwrap());
+        let mut store = ConfigStore::new();
+        let ctx = Context::open(&dir, &[], &mut store, &mut |_| {});
+        let paths: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|m| format!("{dirname}/kernel/{m}.ko"))
+            .collect();
+        let files: Vec<(&str, &[u8])> = paths
+            .iter()
+            .map(|p| (p.as_str(), &b"\x7fELF"[..]))
+            .collect();
+        let mut kernel = FakeKernel::new(&files).failing(&[("b", errno::ENOEXEC)]);
+        let mut log = Lines::default();
+        let how = Batching {
+            jobs: Jobs::One,
+            ..Batching::default()
+        };
+        let requests = ["a", "pci:v1234d0001", "nothing-here", "e"];
+        let batch = ctx.load_batch(&requests, &mut kernel, &how, &mut log);
+        assert_eq!(batch.requests, 4);
+        let outcome = |name: &str| {
+            let m = batch.modules.iter().find(|m| m.name == name).unwrap();
+            m.error.clone()
+        };
+        assert_eq!(outcome("c"), None);
+        assert_eq!(outcome("d"), None);
+        assert_eq!(outcome("e"), None);
+        assert!(outcome("b").unwrap().starts_with("Invalid module format"));
+        assert_eq!(
+            outcome("a").as_deref(),
+            Some("not loaded: its dependency b failed")
+        );
+        assert_eq!((batch.loaded(), batch.failed()), (3, 2));
+        assert_eq!(kernel.live(), ["d", "c", "e"]);
+        assert!(
+            log.0
+                .iter()
+                .any(|l| l.starts_with("b: Invalid module format"))
+        );
+
+        // Loaded modules are not planned again.
+        let again = ctx.load_batch(&["e", "c"], &mut kernel, &how, &mut log);
+        assert!(again.modules.is_empty());
+
+        // modprobe -r e: e, then its dependency d nothing else uses.
+        let done = ctx.remove_named("e", Default::default(), &mut kernel, &mut |_| {});
+        assert_eq!(done.map(|p| (p.found, p.failed)), Ok((1, 0)));
+        assert_eq!(kernel.live(), ["c"]);
+        let deleted: Vec<&str> = kernel
+            .calls()
+            .iter()
+            .filter_map(|c| match c {
+                Call::Delete { name, .. } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deleted, ["e", "d"]);
+        let miss = ctx.remove_named("nothing", Default::default(), &mut kernel, &mut |_| {});
+        assert_eq!(miss.map(|p| p.found), Ok(0));
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

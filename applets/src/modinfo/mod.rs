@@ -272,6 +272,10 @@ pub fn resolve(name: &str, moddir: &str, how: Lookup) -> Result<Vec<Resolved>, S
     })
 }
 
+/// One module's entries as [`Context::info`](crate::context::Context::info)
+/// gives them, or why they could not be read.
+pub type InfoResult<'r, 'e> = Result<&'r [InfoEntry<'e>], Fail>;
+
 impl crate::context::Context<'_> {
     /// The modules `name` means, as `modinfo` finds them: with
     /// [`Lookup::Alias`] modprobe's lookup of a name or alias (an invalid
@@ -325,7 +329,7 @@ impl crate::context::Context<'_> {
     pub fn info(
         &self,
         name: &str,
-        each: &mut dyn FnMut(&Resolved, Result<&[InfoEntry<'_>], Fail>),
+        each: &mut dyn FnMut(&Resolved, InfoResult<'_, '_>),
     ) -> earlymod_core::Result<usize> {
         let found = self.modules(name, Lookup::Alias)?;
         for m in &found {
