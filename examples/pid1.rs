@@ -25,7 +25,9 @@ fn main() {
             println!("pid1: {} {} us: {how}", m.name, m.micros);
         }
     };
-    show(ctx.load_batch(&boot::modules_load_d(), &mut kernel, &how, &mut log));
+    let mut names = Vec::new();
+    boot::modules_load_d(&mut names);
+    show(ctx.load_batch(&names, &mut kernel, &how, &mut log));
     ctx.coldplug(&mut seen, &mut kernel, &how, &mut log, &mut show);
     let wait = root::Wait::secs(10);
     let found = root::find(arg("root=").unwrap_or(""), wait, &mut log, &mut |log| {

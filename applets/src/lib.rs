@@ -70,10 +70,43 @@
 //! # Ok::<(), earlymod_core::load::Errno>(())
 //! ```
 //!
-//! Remove a module and the dependencies nothing else uses
-//! ([`context::Context::remove`] with [`rmmod::LiveRemover`]), as
-//! `modprobe -r` does: look it up with [`context::Context::lookup`], then
-//! remove each module found.
+//! Remove a module and the dependencies nothing else uses, as
+//! `modprobe -r` does ([`context::Context::remove_named`]; the fake kernel
+//! is a remover too):
+//!
+//! ```no_run
+//! use earlymod_applets::context::{ConfigStore, Context};
+//! use earlymod_applets::{moddir::{self, ModDir}, rmmod::LiveRemover};
+//!
+//! let dir = ModDir::running();
+//! let mut store = ConfigStore::new();
+//! let ctx = Context::open(&dir, &moddir::DEFAULT_CONFIG_PATHS, &mut store, &mut |_| {});
+//! let done = ctx.remove_named("ext4", Default::default(), &mut LiveRemover, &mut |_| {});
+//! assert!(matches!(done, Ok(p) if p.found == 1 && p.failed == 0));
+//! ```
+//!
+//! A module's `.modinfo` as data, as `modinfo` finds it (feature
+//! `modinfo`; [`context::Context::info`]):
+//!
+//! ```no_run
+//! # use earlymod_applets::context::{ConfigStore, Context};
+//! # use earlymod_applets::moddir::{self, ModDir};
+//! # let dir = ModDir::running();
+//! # let mut store = ConfigStore::new();
+//! # let ctx = Context::open(&dir, &moddir::DEFAULT_CONFIG_PATHS, &mut store, &mut |_| {});
+//! ctx.info("btrfs", &mut |module, entries| {
+//!     for e in entries.unwrap_or_default() {
+//!         let _ = (module, &e.key, &e.value); // "license", "GPL", ...
+//!     }
+//! })?;
+//! # Ok::<(), earlymod_core::Error>(())
+//! ```
+//!
+//! PID 1's jobs — mount the API filesystems, load modules-load.d as one
+//! parallel plan, coldplug, wait for the root device, switch to it — are
+//! calls in [`boot`] (features `init`/`coldplug`); `examples/pid1.rs` is a
+//! whole custom PID 1 built from them, and `examples/agent.rs` a
+//! long-running agent that loads modules on request.
 #![no_std]
 #![deny(missing_docs)]
 

@@ -20,7 +20,9 @@
 //! let ctx = Context::open(&dir, &moddir::DEFAULT_CONFIG_PATHS, &mut store, &mut |l| log.line(l));
 //! let mut kernel = Live::new();
 //! let how = Batching::default();
-//! let first = ctx.load_batch(&boot::modules_load_d(), &mut kernel, &how, &mut log);
+//! let mut names = Vec::new();
+//! boot::modules_load_d(&mut names);
+//! let first = ctx.load_batch(&names, &mut kernel, &how, &mut log);
 //! let mut failed = first.failed();
 //! ctx.coldplug(&mut Coldplug::new(), &mut kernel, &how, &mut log, &mut |pass| {
 //!     failed += pass.failed()
@@ -173,11 +175,10 @@ pub fn modaliases() -> Vec<String> {
     out
 }
 
-/// The module names of the modules-load.d files (`/etc`, `/run`,
+/// Appends the module names of the modules-load.d files (`/etc`, `/run`,
 /// `/usr/local/lib`, `/usr/lib`, `/lib`; a file name in an earlier
-/// directory hides the later ones), files in name order.
-pub fn modules_load_d() -> Vec<String> {
-    let mut out = Vec::new();
+/// directory hides the later ones), files in name order, to `out`.
+pub fn modules_load_d(out: &mut Vec<String>) {
     let mut files: Vec<(String, &str)> = Vec::new();
     for d in MODULES_LOAD_DIRS {
         let Some(c) = CPath::join(&[d]) else { continue };
@@ -207,7 +208,6 @@ pub fn modules_load_d() -> Vec<String> {
             out.extend(modules_load_names(text).map(str::to_string));
         }
     }
-    out
 }
 
 /// How many modules load at a time.

@@ -210,7 +210,7 @@ impl Loading<'_, '_> {
         }
         self.jobs = jobs;
         let mut first: Vec<String> = bp.modules_load.iter().map(|s| s.to_string()).collect();
-        first.extend(boot::modules_load_d());
+        boot::modules_load_d(&mut first);
         // A known root filesystem type loads with the first batch, in parallel
         // with everything else, instead of after the root device appears.
         if let Some(t) = cmd.get("rootfstype").filter(|t| !t.is_empty()) {
