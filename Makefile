@@ -12,7 +12,7 @@ export EARLYMOD_CACHE := $(CACHE)
 
 # The early-boot binary: static, no libc (origin + rustix), size-optimised.
 STATIC_FLAGS = -C target-feature=+crt-static -C relocation-model=static
-STATIC_BUILD = RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --locked -p earlymod-applets --bin earlymod-static
+STATIC_BUILD = RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --locked -p earlymod --bin earlymod-static
 
 all: out/earlymod out/earlymod-host out/earlymod-static out/earlymod-tiny out/earlymod-pack
 
@@ -58,7 +58,7 @@ out/earlymod: out/earlymod-static
 
 # The same applets on std (host build, for tests and comparison).
 out/earlymod-host: FORCE
-	$(CARGO) build --release --locked -p earlymod
+	$(CARGO) build --release --locked -p earlymod-cli
 	@mkdir -p out
 	@cp target/release/earlymod $@
 	@echo "$@: $$(stat -c %s $@) bytes"
@@ -76,10 +76,10 @@ setup:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	$(CARGO) clippy --locked -p earlymod-applets --features static-bin --bins -- -D warnings
-	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin,init,config,cmdline --bins -- -D warnings
-	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin --bins -- -D warnings
-	$(CARGO) clippy --locked -p earlymod-applets --no-default-features --features static-bin,coldplug,xz --bins -- -D warnings
+	$(CARGO) clippy --locked -p earlymod --features static-bin --bins -- -D warnings
+	$(CARGO) clippy --locked -p earlymod --no-default-features --features static-bin,init,config,cmdline --bins -- -D warnings
+	$(CARGO) clippy --locked -p earlymod --no-default-features --features static-bin --bins -- -D warnings
+	$(CARGO) clippy --locked -p earlymod --no-default-features --features static-bin,coldplug,xz --bins -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --workspace -q
 	python3 scripts/public_api.py --check
 

@@ -11,9 +11,9 @@
 use std::io::BufRead;
 use std::time::Instant;
 
-use earlymod_applets::context::{ConfigStore, Context, Event, Options};
-use earlymod_applets::kernel::Live;
-use earlymod_applets::moddir::{self, ModDir};
+use earlymod::context::{ConfigStore, Context, Event, Options};
+use earlymod::kernel::Live;
+use earlymod::moddir::{self, ModDir};
 use earlymod_core::load::Method;
 use earlymod_core::name::AliasBuf;
 use earlymod_core::probe::{Candidates, Skip};

@@ -1,9 +1,9 @@
 //! A custom PID 1 on earlymod's public API only: mount the API filesystems,
 //! load modules-load.d, coldplug, wait for `root=` (coldplugging while it
 //! waits), load its filesystem, mount it and switch to its `init=`.
-use earlymod_applets::boot::{self, Batch, Batching, Coldplug, klog::Klog, root, switch};
-use earlymod_applets::context::{ConfigStore, Context};
-use earlymod_applets::{
+use earlymod::boot::{self, Batch, Batching, Coldplug, klog::Klog, root, switch};
+use earlymod::context::{ConfigStore, Context};
+use earlymod::{
     kernel::Live,
     moddir::{self, ModDir},
 };

@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRATES = ["earlymod-core", "earlymod-applets", "earlymod-decompress"]
+CRATES = ["earlymod-core", "earlymod", "earlymod-decompress"]
 API = os.path.join(REPO, "api")
 TARGET = os.path.join(REPO, "target", "apijson")
 

@@ -51,7 +51,7 @@ def build(features, target_dir, strip=True, profile="static"):
     env = dict(os.environ, RUSTFLAGS=FLAGS)
     if not strip:
         env["CARGO_PROFILE_" + profile.upper().replace("-", "_") + "_STRIP"] = "false"
-    cmd = ["cargo", "build", "--locked", "-q", "--profile", profile, "-p", "earlymod-applets",
+    cmd = ["cargo", "build", "--locked", "-q", "--profile", profile, "-p", "earlymod",
            "--bin", "earlymod-static", "--no-default-features", "--features", features,
            "--target-dir", target_dir]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)

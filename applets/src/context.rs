@@ -5,8 +5,8 @@
 //! does a program that embeds earlymod:
 //!
 //! ```no_run
-//! use earlymod_applets::context::{ConfigStore, Context};
-//! use earlymod_applets::moddir::{self, ModDir};
+//! use earlymod::context::{ConfigStore, Context};
+//! use earlymod::moddir::{self, ModDir};
 //! use earlymod_core::probe::Candidates;
 //!
 //! let dir = ModDir::open(moddir::dirname_for(None, None)); // /lib/modules/$(uname -r)

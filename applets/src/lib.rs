@@ -23,8 +23,8 @@
 //! lookup and probe in one call):
 //!
 //! ```no_run
-//! use earlymod_applets::context::{ConfigStore, Context, Event, Options};
-//! use earlymod_applets::{kernel::Live, moddir::{self, ModDir}};
+//! use earlymod::context::{ConfigStore, Context, Event, Options};
+//! use earlymod::{kernel::Live, moddir::{self, ModDir}};
 //!
 //! let dir = ModDir::running();
 //! let mut store = ConfigStore::new();
@@ -40,8 +40,8 @@
 //! The same on the host, against a fake kernel (this example runs):
 //!
 //! ```
-//! use earlymod_applets::context::{ConfigStore, Context, Options};
-//! use earlymod_applets::moddir::{DirName, ModDir};
+//! use earlymod::context::{ConfigStore, Context, Options};
+//! use earlymod::moddir::{DirName, ModDir};
 //! use earlymod_core::fake::FakeKernel;
 //!
 //! let root = std::env::temp_dir().join(format!("earlymod-doc-{}", std::process::id()));
@@ -62,7 +62,7 @@
 //! List what the running kernel has ([`kernel::Loaded`]), as `lsmod` does:
 //!
 //! ```no_run
-//! use earlymod_applets::kernel::{Loaded, refcnt};
+//! use earlymod::kernel::{Loaded, refcnt};
 //!
 //! Loaded::open()?.for_each(&mut |name, size| {
 //!     let _ = (name, size, refcnt(name));
@@ -75,8 +75,8 @@
 //! is a remover too):
 //!
 //! ```no_run
-//! use earlymod_applets::context::{ConfigStore, Context};
-//! use earlymod_applets::{moddir::{self, ModDir}, rmmod::LiveRemover};
+//! use earlymod::context::{ConfigStore, Context};
+//! use earlymod::{moddir::{self, ModDir}, rmmod::LiveRemover};
 //!
 //! let dir = ModDir::running();
 //! let mut store = ConfigStore::new();
@@ -89,8 +89,8 @@
 //! `modinfo`; [`context::Context::info`]):
 //!
 //! ```no_run
-//! # use earlymod_applets::context::{ConfigStore, Context};
-//! # use earlymod_applets::moddir::{self, ModDir};
+//! # use earlymod::context::{ConfigStore, Context};
+//! # use earlymod::moddir::{self, ModDir};
 //! # let dir = ModDir::running();
 //! # let mut store = ConfigStore::new();
 //! # let ctx = Context::open(&dir, &moddir::DEFAULT_CONFIG_PATHS, &mut store, &mut |_| {});

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use earlymod_applets::context::{ConfigStore, Context};
-use earlymod_applets::moddir::{self, ModDir};
-use earlymod_applets::modinfo::Resolved;
+use earlymod::context::{ConfigStore, Context};
+use earlymod::moddir::{self, ModDir};
+use earlymod::modinfo::Resolved;
 
 fn cache() -> PathBuf {
     std::env::var_os("EARLYMOD_CACHE")

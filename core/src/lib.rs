@@ -30,7 +30,7 @@
 //!    `finit_module` with `MODULE_INIT_COMPRESSED_FILE` when the kernel
 //!    decompresses the format, userspace decoders otherwise.
 //!    [`fake::FakeKernel`] plays the kernel in memory for tests;
-//!    earlymod-applets' `kernel::Live` makes the syscalls.
+//!    earlymod' `kernel::Live` makes the syscalls.
 //!
 //! [`remove`] is `modprobe -r` over the same resolver, [`sched`] orders a
 //! batch of modules for parallel loading, [`blkid`] finds a root device by
@@ -84,7 +84,7 @@
 //! assert_eq!(kernel.live(), ["crc16", "ext4"]);
 //! ```
 //!
-//! earlymod-applets wraps these steps for programs: `Context::open` over a
+//! earlymod wraps these steps for programs: `Context::open` over a
 //! real module directory, `Context::modprobe`, `Context::coldplug`, ...
 #![no_std]
 #![deny(missing_docs)]

@@ -8,7 +8,7 @@
 extern crate alloc;
 
 use core::ffi::CStr;
-use earlymod_applets::sys::Out;
+use earlymod::sys::Out;
 use earlymod_core::put;
 
 mod alloc_mmap;
@@ -60,7 +60,7 @@ unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i3
         big.extend((0..argc).map(arg));
         &mut big
     };
-    let mut env = earlymod_applets::Env::default();
+    let mut env = earlymod::Env::default();
     let mut alloc_stats = false;
     let mut e = envp;
     // SAFETY: envp is a NULL-terminated array of NUL-terminated strings.
@@ -83,16 +83,16 @@ unsafe fn origin_main(argc: usize, argv: *mut *mut u8, envp: *mut *mut u8) -> i3
     origin::program::exit(code)
 }
 
-fn run<'a>(args: &mut [&'a str], env: earlymod_applets::Env<'a>) -> i32 {
+fn run<'a>(args: &mut [&'a str], env: earlymod::Env<'a>) -> i32 {
     let argv0 = args.first().copied().unwrap_or("earlymod");
-    let (applet, rest): (&str, &mut [&'a str]) = match earlymod_applets::applet_of(argv0) {
+    let (applet, rest): (&str, &mut [&'a str]) = match earlymod::applet_of(argv0) {
         Some(a) => (a, args.get_mut(1..).unwrap_or(&mut [])),
         None => match args.get(1).copied() {
             Some(a) => (a, &mut args[2..]),
             None => {
                 let mut err = Out::stderr();
                 err.bytes(b"usage: earlymod APPLET [ARGS]   (applets:");
-                for a in earlymod_applets::APPLETS {
+                for a in earlymod::APPLETS {
                     put!(&mut err; " ", a);
                 }
                 err.bytes(b")\n");
@@ -100,7 +100,7 @@ fn run<'a>(args: &mut [&'a str], env: earlymod_applets::Env<'a>) -> i32 {
             }
         },
     };
-    earlymod_applets::dispatch(applet, rest, env).unwrap_or_else(|| {
+    earlymod::dispatch(applet, rest, env).unwrap_or_else(|| {
         put!(&mut Out::stderr(); "earlymod: unknown applet '", applet, "'\n");
         1
     })

@@ -9,9 +9,9 @@
 //! itself goes through the same [`Context`] and core policy as `modprobe`.
 //!
 //! ```no_run
-//! use earlymod_applets::boot::{self, Batching, Coldplug, klog::Klog};
-//! use earlymod_applets::context::{ConfigStore, Context};
-//! use earlymod_applets::{kernel::Live, moddir::{self, ModDir}};
+//! use earlymod::boot::{self, Batching, Coldplug, klog::Klog};
+//! use earlymod::context::{ConfigStore, Context};
+//! use earlymod::{kernel::Live, moddir::{self, ModDir}};
 //!
 //! let mut log = Klog::new();
 //! boot::mount_api(&mut log, &mut |_fs, _dir| {});
