@@ -69,7 +69,9 @@ impl Cmdline {
 
 /// One coldplug pass or load batch, for the report.
 struct Pass {
-    what: String,
+    what: &'static str,
+    /// The coldplug pass's number (0: not a coldplug pass).
+    coldplug: usize,
     requests: usize,
     loaded: usize,
     failed: usize,
@@ -100,7 +102,11 @@ impl Report {
             put!(&mut s; Pad::right(t, 10), " ", e.as_str(), "\n");
         }
         for p in &self.passes {
-            put!(&mut s; "pass ", p.what.as_str(), ": ", p.requests, " requests, ", p.loaded,
+            put!(&mut s; "pass ", p.what);
+            if p.coldplug > 0 {
+                put!(&mut s; " ", p.coldplug);
+            }
+            put!(&mut s; ": ", p.requests, " requests, ", p.loaded,
                 " modules loaded, ", p.failed, " failed, ", p.micros, " us\n");
         }
         for boot::Job {
@@ -136,13 +142,15 @@ impl Report {
     }
 }
 
-/// Records batch `what` in the report.
-fn record(report: &mut Report, what: &str, mut batch: Batch) {
+/// Records batch `what` (coldplug pass `coldplug`, or 0) in the report.
+fn record(report: &mut Report, what: &'static str, coldplug: usize, mut batch: Batch) {
+    let failed = batch.failed();
     report.passes.push(Pass {
-        what: what.to_string(),
+        what,
+        coldplug,
         requests: batch.requests,
-        loaded: batch.loaded(),
-        failed: batch.failed(),
+        loaded: batch.modules.len() - failed,
+        failed,
         micros: batch.micros,
     });
     report.modules.append(&mut batch.modules);
@@ -162,13 +170,20 @@ struct Loading<'c, 's> {
 
 impl Loading<'_, '_> {
     /// Loads `requests` as one batch and records it.
-    fn batch(&mut self, what: &str, requests: &[String], log: &mut Klog, report: &mut Report) {
+    fn batch(
+        &mut self,
+        what: &'static str,
+        coldplug: usize,
+        requests: &[String],
+        log: &mut Klog,
+        report: &mut Report,
+    ) {
         let how = Batching {
             jobs: self.jobs,
             blacklist: &self.blacklist,
         };
         let done = self.ctx.load_batch(requests, &mut self.kernel, &how, log);
-        record(report, what, done);
+        record(report, what, coldplug, done);
     }
 
     /// Coldplug passes until one finds no new modalias.
@@ -177,15 +192,11 @@ impl Loading<'_, '_> {
             jobs: self.jobs,
             blacklist: &self.blacklist,
         };
-        let mut n = report
-            .passes
-            .iter()
-            .filter(|p| p.what.contains("coldplug"))
-            .count();
+        let mut n = report.passes.iter().map(|p| p.coldplug).max().unwrap_or(0);
         self.ctx
             .coldplug(&mut self.seen, &mut self.kernel, &how, log, &mut |p| {
                 n += 1;
-                record(report, &text(&[&"coldplug ", &n]), p);
+                record(report, "coldplug", n, p);
             });
     }
 
@@ -206,7 +217,7 @@ impl Loading<'_, '_> {
         let jobs = self.jobs;
         self.jobs = Jobs::One;
         for m in bp.driver_pre.iter() {
-            self.batch("rd.driver.pre", &[m.to_string()], log, report);
+            self.batch("rd.driver.pre", 0, &[m.to_string()], log, report);
         }
         self.jobs = jobs;
         let mut first: Vec<String> = bp.modules_load.iter().map(|s| s.to_string()).collect();
@@ -218,16 +229,16 @@ impl Loading<'_, '_> {
         }
         // The first coldplug pass joins this batch: no ordering is owed between
         // them, and one plan keeps every CPU busy.
-        let mut what = "modules-load";
+        let (mut what, mut pass) = ("modules-load", 0);
         if coldplug {
             let new = self.seen.new_modaliases();
             if !new.is_empty() {
-                what = "modules-load + coldplug 1";
+                (what, pass) = ("modules-load + coldplug", 1);
             }
             first.extend(new);
         }
         if !first.is_empty() {
-            self.batch(what, &first, log, report);
+            self.batch(what, pass, &first, log, report);
         }
         if coldplug {
             self.coldplug(log, report);
@@ -352,6 +363,7 @@ pub fn init_main() -> i32 {
                 l.jobs = Jobs::One;
                 l.batch(
                     "root filesystem",
+                    0,
                     &[text(&[&"fs-", &t])],
                     &mut log,
                     &mut report,
