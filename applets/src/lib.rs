@@ -37,7 +37,8 @@
 //! assert!(matches!(done, Ok(p) if p.found > 0 && p.failed == 0));
 //! ```
 //!
-//! The same on the host, against a fake kernel (this example runs):
+//! The same on the host, against a fake kernel, and its removal (this
+//! example runs):
 //!
 //! ```
 //! use earlymod::context::{ConfigStore, Context, Options};
@@ -56,6 +57,9 @@
 //! let mut kernel = FakeKernel::new(files);
 //! ctx.modprobe("b", &mut kernel, &Options::default(), &mut |_| {}).unwrap();
 //! assert_eq!(kernel.live(), ["a", "b"]);
+//! // modprobe -r: b, then a (nothing else uses it); the fake is a remover.
+//! ctx.remove_named("b", Default::default(), &mut kernel, &mut |_| {}).unwrap();
+//! assert!(kernel.live().is_empty());
 //! std::fs::remove_dir_all(&root).unwrap();
 //! ```
 //!
