@@ -5,7 +5,7 @@
 set -euo pipefail
 
 CACHE=${EARLYMOD_CACHE:-/var/cache/earlymod}
-PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time)
+PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time qemu-user-static)
 # The image ships qemu-utils from bookworm-backports; qemu-system-x86 must match it.
 BPO_PKGS=(qemu-system-x86)
 # `setup.sh bench`: the peers of the packing benchmark (the -core packages
@@ -161,8 +161,12 @@ fuzz_ready() {
     cargo install cargo-fuzz --locked -q >&2
 }
 
+# The aarch64/riscv64 toolchain (Debian trixie's rustc 1.85): scripts/cross.sh.
+. "$(dirname "$0")/cross.sh"
+
 apt_ready
 fuzz_ready
+fetch_cross
 fetch_kernel k61 bookworm
 fetch_kernel k612 bookworm-backports
 fetch_kmod34

@@ -103,10 +103,12 @@ fn bracket(pattern: &[u8], open: usize, c: u8, steps: &mut usize) -> Bracket {
             break;
         }
         first = false;
-        if b == b'['
-            && pattern.get(i + 1) == Some(&b':')
-            && let Some((class_end, name)) = class_name(pattern, i + 2)
-        {
+        // (No let-chain: the workspace builds on Rust 1.85.)
+        let class = match b == b'[' && pattern.get(i + 1) == Some(&b':') {
+            true => class_name(pattern, i + 2),
+            false => None,
+        };
+        if let Some((class_end, name)) = class {
             match class_matches(name, c) {
                 Some(hit) => matched |= hit,
                 None => return Bracket::NoMatch,
