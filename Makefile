@@ -84,7 +84,7 @@ out/aarch64/earlymod-tiny out/riscv64/earlymod-tiny: FORCE
 # the differential suite on the x86 trees (the index format is the same on
 # every architecture, and so must the answers be).
 .PHONY: crosstest
-crosstest: setup cross
+crosstest: setup cross out/earlymod-pack
 	@mkdir -p target/cross
 	@for a in aarch64 riscv64; do \
 	  printf '#!/bin/sh\nexec qemu-%s-static %s/out/%s/earlymod "$$@"\n' $$a $(CURDIR) $$a > target/cross/run-$$a; \
@@ -92,6 +92,10 @@ crosstest: setup cross
 	  echo "== difftest, $$a build under qemu-$$a-static"; \
 	  $(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod target/cross/run-$$a --sample 20 || exit 1; \
 	done
+	@echo "== earlymod-pack refuses the aarch64 build for an x86_64 kernel"
+	@! out/earlymod-pack -b $(K612)/root -k $$(cat $(K612)/kver) -c config/pack/boot.conf \
+	    -o target/cross/refused.img --earlymod out/aarch64/earlymod 2> target/cross/refused.err
+	@grep -q "built for aarch64, but kernel .* is x86_64" target/cross/refused.err && cat target/cross/refused.err
 
 # The same applets on std (host build, for tests and comparison).
 out/earlymod-host: FORCE

@@ -127,6 +127,14 @@ impl Image {
         self.insert(path, Node::CharDev { major, minor, mode })
     }
 
+    /// The regular files so far: path and contents, in path order.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.nodes.iter().filter_map(|(p, n)| match n {
+            Node::File { data, .. } => Some((p.as_str(), data.as_slice())),
+            _ => None,
+        })
+    }
+
     /// True when the image has `path`.
     pub fn contains(&self, path: &str) -> bool {
         self.nodes.contains_key(path.trim_start_matches('/'))

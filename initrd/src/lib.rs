@@ -4,6 +4,7 @@
 //! binary does not link this crate.
 #![deny(missing_docs)]
 
+pub mod arch;
 pub mod closure;
 pub mod compress;
 pub mod cpio;

@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::arch;
 use crate::closure::{Closure, parse_config};
 use crate::compress::Compression;
 use crate::hostonly::host_requests;
@@ -162,11 +163,12 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
         .into_iter()
         .find(|p| p.is_file())
     });
-    let kernel = match &kconfig {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(t) => kernel_decompression(&t),
-            Err(e) => return Err(format!("{}: {e}", p.display())),
-        },
+    let kconfig_text = match &kconfig {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    let kernel = match &kconfig_text {
+        Some(t) => kernel_decompression(t),
         None => {
             if !o.keep_compression {
                 r.warnings.push(format!(
@@ -255,6 +257,24 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
         );
     }
     let bin = std::fs::read(&o.earlymod).map_err(|e| format!("{}: {e}", o.earlymod.display()))?;
+    // The target's machine: its config's, else a packed module's.
+    let target = kconfig_text
+        .as_deref()
+        .and_then(arch::kernel_machine)
+        .or_else(|| {
+            img.files()
+                .filter(|(p, _)| p.contains(".ko"))
+                .find_map(|(_, d)| arch::module_machine(d))
+        });
+    if let Some(t) = target {
+        let what = format!("--earlymod {}", o.earlymod.display());
+        arch::check_executable(&what, &bin, t, &o.kver)?;
+        if let Some(p) = &cfg.init {
+            if let Ok(b) = std::fs::read(p) {
+                arch::check_executable(&format!("init {}", p.display()), &b, t, &o.kver)?;
+            }
+        }
+    }
     note(&mut r.errors, img.file("sbin/earlymod", bin, 0o755, false));
     for a in APPLET_LINKS {
         note(&mut r.errors, img.symlink(&format!("sbin/{a}"), "earlymod"));
