@@ -136,6 +136,45 @@ fetch_kmod34() {
     touch "$dir/.done"
 }
 
+# fetch_kernel_arm64 NAME SUITE: Debian's arm64 kernel (linux-image-arm64's
+# versioned package in SUITE) through a private apt configuration whose
+# architecture is arm64 (the machine's own stays amd64-only), extracted into
+# $CACHE/NAME/root and indexed by the machine's depmod (the index format is
+# the same on every architecture).
+fetch_kernel_arm64() {
+    local name=$1 suite=$2 dir="$CACHE/$1" apt="$CACHE/apt-arm64"
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts"
+    echo "deb [arch=arm64] $(debian_mirror) $suite main" > "$apt/sources.list"
+    : > "$apt/status"
+    local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts="$apt/parts"
+        -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o Dir::State::Status="$apt/status"
+        -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Debug::NoLocking=1)
+    if [ ! -f "$apt/.updated" ] || [ -n "$(find "$apt/.updated" -mtime +1)" ]; then
+        apt-get "${opts[@]}" update -qq >&2
+        touch "$apt/.updated"
+    fi
+    local pkg
+    pkg=$(apt-cache "${opts[@]}" show "linux-image-arm64/$suite" 2>/dev/null \
+        | awk -F': ' '/^Depends:/ {print $2; exit}' \
+        | tr ',' '\n' | sed -n 's/^ *\(linux-image-[0-9][^ ]*\).*/\1/p' | head -n1)
+    [ -n "$pkg" ] || { log "cannot resolve linux-image-arm64 in $suite"; exit 1; }
+    if [ -f "$dir/.done" ] && [ "$(cat "$dir/pkg")" = "$pkg" ]; then
+        return
+    fi
+    log "fetching $pkg ($suite, arm64)"
+    rm -rf "$dir"; mkdir -p "$dir/deb"
+    (cd "$dir/deb" && apt-get "${opts[@]}" download -qq "$pkg:arm64" >&2)
+    dpkg-deb -x "$dir"/deb/*.deb "$dir/root"
+    local kver
+    kver=$(ls "$dir/root/lib/modules" | head -n1)
+    log "depmod $kver"
+    depmod -b "$dir/root" "$kver"
+    echo "$pkg" > "$dir/pkg"
+    echo "$kver" > "$dir/kver"
+    rm -rf "$dir/deb" "$apt/cache/archives/"*.deb
+    touch "$dir/.done"
+}
+
 # index34 NAME: a hard-linked copy of kernel NAME's tree re-indexed by kmod
 # 34's depmod (pre-order layout) in $CACHE/NAME-34.
 index34() {
@@ -169,10 +208,11 @@ fuzz_ready
 fetch_cross
 fetch_kernel k61 bookworm
 fetch_kernel k612 bookworm-backports
+fetch_kernel_arm64 karm64 bookworm-backports
 fetch_kmod34
 index34 k61
 index34 k612
 bash "$(dirname "$0")/testmod.sh"   # the test modules of qemu/modtest.py
-for k in k61 k612 k61-34 k612-34; do
+for k in k61 k612 k61-34 k612-34 karm64; do
     printf '%s %s/%s/root %s\n' "$k" "$CACHE" "$k" "$(cat "$CACHE/$k/kver")"
 done
