@@ -214,10 +214,11 @@ clean:
 # VM_ARGS=--bench for the vm-bench mode), then boot images made by
 # earlymod-pack (qemu/packtest.py); see qemu/README.md.
 .PHONY: vmtest
-vmtest: setup all examples
+vmtest: setup all examples cross
 	python3 qemu/vmtest.py $(VM_ARGS)
 	python3 qemu/vmtest.py --loader earlymod-tiny
 	python3 qemu/packtest.py
 	python3 qemu/boottest.py
 	python3 qemu/boottest.py --earlymod out/earlymod-tiny
 	python3 qemu/modtest.py
+	python3 qemu/armtest.py

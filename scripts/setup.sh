@@ -7,7 +7,7 @@ set -euo pipefail
 CACHE=${EARLYMOD_CACHE:-/var/cache/earlymod}
 PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time qemu-user-static)
 # The image ships qemu-utils from bookworm-backports; qemu-system-x86 must match it.
-BPO_PKGS=(qemu-system-x86)
+BPO_PKGS=(qemu-system-x86 qemu-system-arm)
 # `setup.sh bench`: the peers of the packing benchmark (the -core packages
 # install side by side and bring no kernel hooks), tiny-initramfs's static
 # init (the size peer of earlymod-tiny; -core is the binary alone) and
@@ -144,11 +144,19 @@ fetch_kmod34() {
 fetch_kernel_arm64() {
     local name=$1 suite=$2 dir="$CACHE/$1" apt="$CACHE/apt-arm64"
     mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts"
-    echo "deb [arch=arm64] $(debian_mirror) $suite main" > "$apt/sources.list"
+    local sources
+    sources=$(printf 'deb [arch=arm64] %s %s main\ndeb [arch=arm64] %s bookworm main' \
+        "$(debian_mirror)" "$suite" "$(debian_mirror)")
+    # New sources (or a day old lists): update.
+    if [ "$(cat "$apt/sources.list" 2>/dev/null)" != "$sources" ]; then
+        echo "$sources" > "$apt/sources.list"
+        rm -f "$apt/.updated"
+    fi
     : > "$apt/status"
     local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts="$apt/parts"
         -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o Dir::State::Status="$apt/status"
-        -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Debug::NoLocking=1)
+        -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Debug::NoLocking=1
+        -o APT::Sandbox::User=root)
     if [ ! -f "$apt/.updated" ] || [ -n "$(find "$apt/.updated" -mtime +1)" ]; then
         apt-get "${opts[@]}" update -qq >&2
         touch "$apt/.updated"
@@ -158,13 +166,16 @@ fetch_kernel_arm64() {
         | awk -F': ' '/^Depends:/ {print $2; exit}' \
         | tr ',' '\n' | sed -n 's/^ *\(linux-image-[0-9][^ ]*\).*/\1/p' | head -n1)
     [ -n "$pkg" ] || { log "cannot resolve linux-image-arm64 in $suite"; exit 1; }
-    if [ -f "$dir/.done" ] && [ "$(cat "$dir/pkg")" = "$pkg" ]; then
+    if [ -f "$dir/.done" ] && [ "$(cat "$dir/pkg")" = "$pkg" ] && [ -x "$dir/busybox" ]; then
         return
     fi
-    log "fetching $pkg ($suite, arm64)"
+    log "fetching $pkg ($suite, arm64) and busybox-static:arm64 (the arm64 root's init)"
     rm -rf "$dir"; mkdir -p "$dir/deb"
-    (cd "$dir/deb" && apt-get "${opts[@]}" download -qq "$pkg:arm64" >&2)
-    dpkg-deb -x "$dir"/deb/*.deb "$dir/root"
+    (cd "$dir/deb" && apt-get "${opts[@]}" download -qq "$pkg:arm64" busybox-static:arm64 >&2)
+    dpkg-deb -x "$dir"/deb/linux-image-*.deb "$dir/root"
+    dpkg-deb -x "$dir"/deb/busybox-static_*.deb "$dir/bb"
+    mv "$dir/bb/bin/busybox" "$dir/busybox"
+    rm -rf "$dir/bb"
     local kver
     kver=$(ls "$dir/root/lib/modules" | head -n1)
     log "depmod $kver"
