@@ -79,7 +79,8 @@ out/aarch64/earlymod-tiny out/riscv64/earlymod-tiny: FORCE
 	@cp target/cross/$(if $(findstring aarch64,$@),aarch64,riscv64gc)-unknown-linux-gnu/static-tiny/earlymod-static $@
 	@echo "$@: $$(stat -c %s $@) bytes"
 
-# The other architectures against kmod. Every query of the differential
+# The other architectures, and Rust 1.85. `cargo check` of the workspace
+# with Debian's rustc 1.85. Every query of the differential
 # suite on Debian's arm64 tree (the index format is the same on every
 # architecture, and so must the answers be), then the cross builds under
 # qemu-user (no binfmt_misc here: a wrapper runs each binary through
@@ -88,6 +89,9 @@ out/aarch64/earlymod-tiny out/riscv64/earlymod-tiny: FORCE
 KARM64 = $(CACHE)/karm64
 .PHONY: crosstest
 crosstest: setup cross out/earlymod-pack out/earlymod-static
+	@echo "== the whole workspace, every target, on Debian's Rust 1.85 (the rust-version)"
+	RUSTC=$(CROSS)/rustc RUSTDOC=$(CROSS)/rustdoc $(CROSS)/cargo check --locked -q --workspace --all-targets \
+	  --target-dir target/rust185
 	@echo "== difftest on the arm64 tree"
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-static \
 	  --tree arm64=$(KARM64)/root:$$(cat $(KARM64)/kver)

@@ -6,7 +6,7 @@
 //! - gzip: a hand-written RFC 1952 wrapper (no name, mtime 0, OS "Unix")
 //!   around miniz_oxide's raw deflate, then CRC32 and ISIZE.
 //! - zstd: one frame from ruzstd's encoder at its only implemented level
-//!   (`Fastest`; its other levels are unimplemented in ruzstd 0.9.1). The
+//!   (`Fastest`; its other levels are unimplemented in ruzstd 0.8.1). The
 //!   frame is standard: 128 KiB window (not single-segment), the content
 //!   size added to the header here, an XXH64 content checksum, no
 //!   dictionary. The kernel's initramfs decompressor
@@ -98,7 +98,7 @@ fn zstd(data: &[u8]) -> Vec<u8> {
     with_content_size(frame, data.len() as u64)
 }
 
-/// ruzstd 0.9 writes magic, Frame_Header_Descriptor 0x04 (content
+/// ruzstd 0.8 writes magic, Frame_Header_Descriptor 0x04 (content
 /// checksum; no content size, no dictionary, not single-segment) and a
 /// Window_Descriptor. Add a 4-byte (8 beyond 4 GiB) Frame_Content_Size so
 /// that `zstd -l` and one-shot decoders (`earlymod_decompress::
