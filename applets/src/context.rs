@@ -203,7 +203,9 @@ impl<'s> Context<'s> {
     /// modprobe's lookup of `name` (a module name or an alias, `-` and `_`
     /// alike): config aliases, `modules.dep`, `modules.alias`,
     /// `modules.symbols`, `modules.builtin`, in kmod's order. Every match
-    /// goes into `found` (borrowing `key`, the normalised name).
+    /// goes into `found` (borrowing `key`, the normalised name). A name
+    /// kmod cannot normalise (an unbalanced `[` or `]`) finds nothing, as
+    /// in kmod; the error is an index that cannot answer or a bound.
     pub fn lookup<'k>(
         &self,
         name: &str,
@@ -213,13 +215,19 @@ impl<'s> Context<'s> {
     where
         's: 'k,
     {
-        self.resolver().lookup_user(name, key, found)
+        match self.resolver().lookup_user(name, key, found) {
+            Err(earlymod_core::Error::InvalidAlias) => {
+                found.clear();
+                Ok(Found::Nothing)
+            }
+            r => r,
+        }
     }
 
     /// `modprobe NAME`: [`lookup`](Self::lookup), then
     /// [`probe`](Self::probe) of every module found, in kmod's order.
-    /// `found` 0 is kmod's "not found" (an alias with an unbalanced `]`
-    /// included); an index that cannot answer is the error.
+    /// `found` 0 is kmod's "not found"; an index that cannot answer is the
+    /// error.
     pub fn modprobe<K: Kernel>(
         &self,
         name: &str,
@@ -229,11 +237,7 @@ impl<'s> Context<'s> {
     ) -> earlymod_core::Result<Probed> {
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
-        match self.lookup(name, &mut key, &mut found) {
-            Ok(_) => {}
-            Err(earlymod_core::Error::InvalidAlias) => found.clear(),
-            Err(e) => return Err(e),
-        }
+        self.lookup(name, &mut key, &mut found)?;
         let mut done = Probed {
             found: found.len(),
             failed: 0,
@@ -273,11 +277,7 @@ impl<'s> Context<'s> {
     ) -> earlymod_core::Result<Probed> {
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
-        match self.lookup(name, &mut key, &mut found) {
-            Ok(_) => {}
-            Err(earlymod_core::Error::InvalidAlias) => found.clear(),
-            Err(e) => return Err(e),
-        }
+        self.lookup(name, &mut key, &mut found)?;
         let mut done = Probed {
             found: found.len(),
             failed: 0,

@@ -454,27 +454,23 @@ impl Ctx<'_, '_> {
         }
         let mut key = AliasBuf::new();
         let mut found = Candidates::new();
-        let looked = self.ctx.lookup(name, &mut key, &mut found);
-        match &looked {
-            Ok(_) | Err(earlymod_core::Error::InvalidAlias) => {}
-            Err(e) => {
-                // One line: what was looked up, where, and why it failed (an
-                // index fault names its file). Not "not found": it may exist.
-                self.log.say(
-                    LOG_ERR,
-                    &[
-                        &"could not look up '",
-                        &Short(name),
-                        &"' in ",
-                        &self.ctx.dir().dirname.as_str(),
-                        &": ",
-                        e,
-                    ],
-                );
-                return 1;
-            }
+        if let Err(e) = self.ctx.lookup(name, &mut key, &mut found) {
+            // One line: what was looked up, where, and why it failed (an
+            // index fault names its file). Not "not found": it may exist.
+            self.log.say(
+                LOG_ERR,
+                &[
+                    &"could not look up '",
+                    &Short(name),
+                    &"' in ",
+                    &self.ctx.dir().dirname.as_str(),
+                    &": ",
+                    &e,
+                ],
+            );
+            return 1;
         }
-        if looked.is_err() || found.is_empty() {
+        if found.is_empty() {
             self.log.say(
                 self.a.log_priority,
                 &[

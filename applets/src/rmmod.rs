@@ -137,7 +137,7 @@ pub fn remove_all(
         match ctx.lookup(name, &mut key, &mut found) {
             // A corrupt index or a name over a bound: say so (the module
             // may well exist).
-            Err(e) if e != earlymod_core::Error::InvalidAlias => {
+            Err(e) => {
                 log.say(
                     LOG_ERR,
                     &[

@@ -23,7 +23,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use earlymod_core::db::DepLine;
 use earlymod_core::getopt::{self, Opt};
-use earlymod_core::name::{AliasBuf, normalize_alias};
+use earlymod_core::name::AliasBuf;
 use earlymod_core::probe::Candidates;
 use earlymod_core::put;
 use earlymod_core::text::{Hex, Piece};
@@ -288,13 +288,7 @@ impl crate::context::Context<'_> {
         let mut found = Candidates::new();
         match how {
             Lookup::Alias => {
-                match normalize_alias(name, &mut key) {
-                    // kmod: an invalid alias is simply not found.
-                    Err(earlymod_core::Error::InvalidAlias) => return Ok(Vec::new()),
-                    Err(e) => return Err(e),
-                    Ok(()) => {}
-                }
-                r.lookup(&key, &mut found)?;
+                self.lookup(name, &mut key, &mut found)?;
             }
             Lookup::ModName => {
                 let n = earlymod_core::name::modname(name)?;
