@@ -1,33 +1,23 @@
 //! `Context::info` (modinfo as data) against kmod's `modinfo -F FIELD` on
 //! the cached Debian trees: for a handful of modules (a plain one, aliases,
 //! a builtin), every value of each field, in order.
-use std::path::PathBuf;
 use std::process::Command;
 
 use earlymod::context::{ConfigStore, Context};
 use earlymod::moddir::{self, ModDir};
 use earlymod::modinfo::Resolved;
 
-fn cache() -> PathBuf {
-    std::env::var_os("EARLYMOD_CACHE")
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from("/var/cache/earlymod"), PathBuf::from)
-}
-
 #[test]
 fn info_matches_kmod_modinfo_fields() {
     let mut compared = 0;
-    for tree in ["k61", "k612"] {
-        let base = cache().join(tree);
-        let Ok(kver) = std::fs::read_to_string(base.join("kver")) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{tree}: no cached tree under CI"
-            );
-            continue;
-        };
-        let (root, kver) = (base.join("root"), kver.trim());
-        let root_s = root.to_str().unwrap();
+    let (trees, missing) = earlymod_tests::default_trees();
+    assert!(
+        std::env::var_os("CI").is_none() || missing.is_empty(),
+        "{missing:?}"
+    );
+    for t in &trees {
+        let (tree, kver) = (&t.label, t.kver.as_str());
+        let root_s = t.root.to_str().unwrap();
         let dir = ModDir::open(moddir::dirname_for(Some(root_s), Some(kver)));
         let mut store = ConfigStore::new();
         let ctx = Context::open(&dir, &moddir::DEFAULT_CONFIG_PATHS, &mut store, &mut |_| {});

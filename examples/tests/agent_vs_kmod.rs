@@ -4,14 +4,9 @@
 //! same builtins, and "not found" where kmod finds nothing. Names: every
 //! 40th module of `modules.dep`, the first builtins, aliases, and misses.
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-fn cache() -> PathBuf {
-    std::env::var_os("EARLYMOD_CACHE")
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from("/var/cache/earlymod"), PathBuf::from)
-}
+use earlymod_tests::{builtin_names, dep_module_names, module_name_from_path};
 
 /// kmod's plan for `name`: module names (`insmod` paths' stems, `builtin`
 /// names, `install` as the module), or "not found".
@@ -28,10 +23,7 @@ fn kmod_plan(root: &str, kver: &str, name: &str) -> Vec<String> {
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             match w.next()? {
-                "insmod" => {
-                    let file = w.next()?.rsplit('/').next()?;
-                    Some(file.split(".ko").next()?.replace('-', "_"))
-                }
+                "insmod" => Some(module_name_from_path(w.next()?)),
                 "builtin" => Some(format!("{} builtin", w.next()?)),
                 _ => None,
             }
@@ -42,31 +34,16 @@ fn kmod_plan(root: &str, kver: &str, name: &str) -> Vec<String> {
 #[test]
 fn agent_dry_run_matches_modprobe_show_depends() {
     let mut compared = 0;
-    for tree in ["k61", "k612"] {
-        let base = cache().join(tree);
-        let Ok(kver) = std::fs::read_to_string(base.join("kver")) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{tree}: no cached tree under CI"
-            );
-            continue;
-        };
-        let (root, kver) = (base.join("root"), kver.trim().to_string());
-        let moddir = root.join("lib/modules").join(&kver);
-        let dep = std::fs::read_to_string(moddir.join("modules.dep")).expect("modules.dep");
-        let builtin = std::fs::read_to_string(moddir.join("modules.builtin")).unwrap_or_default();
-        let stem = |l: &str| {
-            let f = l
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .rsplit('/')
-                .next()
-                .unwrap_or("");
-            f.split(".ko").next().unwrap_or("").to_string()
-        };
-        let mut names: Vec<String> = dep.lines().step_by(40).map(stem).collect();
-        names.extend(builtin.lines().take(20).map(stem));
+    let (trees, missing) = earlymod_tests::default_trees();
+    assert!(
+        std::env::var_os("CI").is_none() || missing.is_empty(),
+        "{missing:?}"
+    );
+    for t in &trees {
+        let (tree, root, kver) = (&t.label, &t.root, &t.kver);
+        let dep = dep_module_names(t).expect("modules.dep");
+        let mut names: Vec<String> = dep.into_iter().step_by(40).collect();
+        names.extend(builtin_names(t).unwrap_or_default().into_iter().take(20));
         names.extend(
             [
                 "fs-ext4",
@@ -79,7 +56,7 @@ fn agent_dry_run_matches_modprobe_show_depends() {
         );
         let root_s = root.to_str().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_agent"))
-            .args(["-d", root_s, "-S", &kver, "-n"])
+            .args(["-d", root_s, "-S", kver, "-n"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -100,7 +77,7 @@ fn agent_dry_run_matches_modprobe_show_depends() {
                 .filter_map(|l| l.strip_prefix(&prefix))
                 .map(|l| l.trim_end_matches(" would load").to_string())
                 .collect();
-            assert_eq!(ours, kmod_plan(root_s, &kver, name), "{tree}: {name}");
+            assert_eq!(ours, kmod_plan(root_s, kver, name), "{tree}: {name}");
             compared += 1;
         }
     }
