@@ -7,7 +7,8 @@
 # machine), unpacked into $CACHE/rust-cross/root and run through trixie's own
 # ld-linux loader by the wrappers in $CACHE/rust-cross/bin: rustc, rustdoc,
 # cargo, ld.lld, and cc-lld (scripts/cc-lld: gcc's linker arguments for
-# ld.lld). Idempotent; sourced by setup.sh (needs debian_mirror and log).
+# ld.lld). Idempotent; sourced by setup.sh (needs its debian_mirror,
+# private_apt and log).
 #
 # The x86_64 builds keep the rustup toolchain.
 
@@ -34,19 +35,15 @@ fetch_cross() {
     log "fetching the cross toolchain (trixie rustc, lld, libstd-rust-dev:${CROSS_ARCHES[*]})"
     rm -rf "$dir"
     local apt="$dir/apt"
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$dir/deb" "$dir/bin"
+    mkdir -p "$dir/deb" "$dir/bin"
     local arches=amd64 a
     for a in "${CROSS_ARCHES[@]}"; do arches+=",$a"; done
+    private_apt "$apt" "$arches"
     echo "deb [arch=$arches] $(debian_mirror) trixie main" > "$apt/sources.list"
-    : > "$apt/status"
-    local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts="$apt/parts"
-        -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o Dir::State::Status="$apt/status"
-        -o APT::Architecture=amd64 -o APT::Architectures::=amd64 -o Debug::NoLocking=1)
-    for a in "${CROSS_ARCHES[@]}"; do opts+=(-o APT::Architectures::="$a"); done
-    apt-get "${opts[@]}" update -qq >&2
+    apt-get "${APT_OPTS[@]}" update -qq >&2
     local pkgs=("${CROSS_HOST_PKGS[@]}" "${CROSS_CARGO_PKGS[@]}")
     for a in "${CROSS_ARCHES[@]}"; do pkgs+=("libstd-rust-dev:$a"); done
-    (cd "$dir/deb" && apt-get "${opts[@]}" download -qq "${pkgs[@]}" >&2 2>/dev/null) \
+    (cd "$dir/deb" && apt-get "${APT_OPTS[@]}" download -qq "${pkgs[@]}" >&2 2>/dev/null) \
         || { log "cross: apt-get download failed (${pkgs[*]})"; exit 1; }
     local d
     for d in "$dir"/deb/*.deb; do dpkg-deb -x "$d" "$dir/root"; done

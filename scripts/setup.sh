@@ -41,6 +41,21 @@ debian_mirror() {
     echo "${uri%/}"
 }
 
+# private_apt DIR ARCH[,ARCH...]: an apt configuration of its own in DIR
+# (the caller writes DIR/sources.list), for downloading packages of another
+# suite or architecture without installing anything on the machine or
+# changing its architectures: APT_OPTS holds the options for apt-get and
+# apt-cache; the first ARCH is the native one.
+private_apt() {
+    local apt=$1 a
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts"
+    : > "$apt/status"
+    APT_OPTS=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts="$apt/parts"
+        -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o Dir::State::Status="$apt/status"
+        -o APT::Architecture="${2%%,*}" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+    for a in ${2//,/ }; do APT_OPTS+=(-o APT::Architectures::="$a"); done
+}
+
 apt_ready() {
     local missing=() missing_bpo=()
     for p in "${PKGS[@]}"; do is_installed "$p" || missing+=("$p"); done
@@ -69,19 +84,35 @@ apt_ready() {
     fi
 }
 
-# The versioned linux-image package that linux-image-amd64 from SUITE depends on.
+# kernel_pkg META SUITE [APT-OPTION...]: the versioned linux-image package
+# that META (linux-image-amd64, linux-image-arm64) from SUITE depends on.
 kernel_pkg() {
-    local suite=$1
-    apt-cache show "linux-image-amd64/$suite" 2>/dev/null \
+    local meta=$1 suite=$2
+    shift 2
+    apt-cache "$@" show "$meta/$suite" 2>/dev/null \
         | awk -F': ' '/^Depends:/ {print $2; exit}' \
         | tr ',' '\n' | sed -n 's/^ *\(linux-image-[0-9][^ ]*\).*/\1/p' | head -n1
+}
+
+# index_kernel DIR PKG: the kernel package PKG extracted in DIR/root,
+# indexed by the machine's depmod (the index format is the same on every
+# architecture); records PKG and the version, marks DIR done.
+index_kernel() {
+    local dir=$1 pkg=$2 kver
+    kver=$(ls "$dir/root/lib/modules" | head -n1)
+    log "depmod $kver"
+    depmod -b "$dir/root" "$kver"
+    echo "$pkg" > "$dir/pkg"
+    echo "$kver" > "$dir/kver"
+    rm -rf "$dir/deb"
+    touch "$dir/.done"
 }
 
 # fetch_kernel NAME SUITE: extract into $CACHE/NAME/root, run depmod, record kver.
 fetch_kernel() {
     local name=$1 suite=$2 dir="$CACHE/$1"
     local pkg
-    pkg=$(kernel_pkg "$suite")
+    pkg=$(kernel_pkg linux-image-amd64 "$suite")
     [ -n "$pkg" ] || { log "cannot resolve linux-image-amd64 in $suite"; exit 1; }
     if [ -f "$dir/.done" ] && [ "$(cat "$dir/pkg")" = "$pkg" ]; then
         return
@@ -90,14 +121,7 @@ fetch_kernel() {
     rm -rf "$dir"; mkdir -p "$dir/deb"
     (cd "$dir/deb" && apt-get download -qq "$pkg/$suite" >&2)
     dpkg-deb -x "$dir"/deb/*.deb "$dir/root"
-    local kver
-    kver=$(ls "$dir/root/lib/modules" | head -n1)
-    log "depmod $kver"
-    depmod -b "$dir/root" "$kver"
-    echo "$pkg" > "$dir/pkg"
-    echo "$kver" > "$dir/kver"
-    rm -rf "$dir/deb"
-    touch "$dir/.done"
+    index_kernel "$dir" "$pkg"
 }
 
 # kmod 34 from Debian trixie, the second reference beside the machine's kmod
@@ -112,14 +136,11 @@ fetch_kmod34() {
     need_root
     log "fetching kmod 34 (trixie): ${KMOD34_PKGS[*]}"
     rm -rf "$dir" "$apt"
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$dir/deb" "$dir/bin"
+    mkdir -p "$dir/deb" "$dir/bin"
+    private_apt "$apt" amd64
     echo "deb $(debian_mirror) trixie main" > "$apt/sources.list"
-    : > "$apt/status"
-    local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts="$apt/parts"
-        -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o Dir::State::Status="$apt/status"
-        -o APT::Architecture=amd64 -o Debug::NoLocking=1)
-    apt-get "${opts[@]}" update -qq >&2
-    (cd "$dir/deb" && apt-get "${opts[@]}" download -qq "${KMOD34_PKGS[@]}" >&2)
+    apt-get "${APT_OPTS[@]}" update -qq >&2
+    (cd "$dir/deb" && apt-get "${APT_OPTS[@]}" download -qq "${KMOD34_PKGS[@]}" >&2)
     local d
     for d in "$dir"/deb/*.deb; do dpkg-deb -x "$d" "$dir/root"; done
     local ld libs
@@ -143,7 +164,7 @@ fetch_kmod34() {
 # the same on every architecture).
 fetch_kernel_arm64() {
     local name=$1 suite=$2 dir="$CACHE/$1" apt="$CACHE/apt-arm64"
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts"
+    private_apt "$apt" arm64
     local sources
     sources=$(printf 'deb [arch=arm64] %s %s main\ndeb [arch=arm64] %s bookworm main' \
         "$(debian_mirror)" "$suite" "$(debian_mirror)")
@@ -152,38 +173,24 @@ fetch_kernel_arm64() {
         echo "$sources" > "$apt/sources.list"
         rm -f "$apt/.updated"
     fi
-    : > "$apt/status"
-    local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts="$apt/parts"
-        -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o Dir::State::Status="$apt/status"
-        -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Debug::NoLocking=1
-        -o APT::Sandbox::User=root)
     if [ ! -f "$apt/.updated" ] || [ -n "$(find "$apt/.updated" -mtime +1)" ]; then
-        apt-get "${opts[@]}" update -qq >&2
+        apt-get "${APT_OPTS[@]}" update -qq >&2
         touch "$apt/.updated"
     fi
     local pkg
-    pkg=$(apt-cache "${opts[@]}" show "linux-image-arm64/$suite" 2>/dev/null \
-        | awk -F': ' '/^Depends:/ {print $2; exit}' \
-        | tr ',' '\n' | sed -n 's/^ *\(linux-image-[0-9][^ ]*\).*/\1/p' | head -n1)
+    pkg=$(kernel_pkg linux-image-arm64 "$suite" "${APT_OPTS[@]}")
     [ -n "$pkg" ] || { log "cannot resolve linux-image-arm64 in $suite"; exit 1; }
     if [ -f "$dir/.done" ] && [ "$(cat "$dir/pkg")" = "$pkg" ] && [ -x "$dir/busybox" ]; then
         return
     fi
     log "fetching $pkg ($suite, arm64) and busybox-static:arm64 (the arm64 root's init)"
     rm -rf "$dir"; mkdir -p "$dir/deb"
-    (cd "$dir/deb" && apt-get "${opts[@]}" download -qq "$pkg:arm64" busybox-static:arm64 >&2)
+    (cd "$dir/deb" && apt-get "${APT_OPTS[@]}" download -qq "$pkg:arm64" busybox-static:arm64 >&2)
     dpkg-deb -x "$dir"/deb/linux-image-*.deb "$dir/root"
     dpkg-deb -x "$dir"/deb/busybox-static_*.deb "$dir/bb"
     mv "$dir/bb/bin/busybox" "$dir/busybox"
-    rm -rf "$dir/bb"
-    local kver
-    kver=$(ls "$dir/root/lib/modules" | head -n1)
-    log "depmod $kver"
-    depmod -b "$dir/root" "$kver"
-    echo "$pkg" > "$dir/pkg"
-    echo "$kver" > "$dir/kver"
-    rm -rf "$dir/deb" "$apt/cache/archives/"*.deb
-    touch "$dir/.done"
+    rm -rf "$dir/bb" "$apt/cache/archives/"*.deb
+    index_kernel "$dir" "$pkg"
 }
 
 # index34 NAME: a hard-linked copy of kernel NAME's tree re-indexed by kmod
