@@ -215,13 +215,18 @@ def listing(doc):
                 continue
             for j in x["items"]:
                 m = item(j)
-                if not public(m):
-                    continue
-                k, v = next(iter(m["inner"].items()))
-                if k == "function":
-                    lines.add(f"pub {r.fn(prefix + '::' + m['name'], v)}")
-                elif k == "assoc_const":
-                    lines.add(f"pub const {prefix}::{m['name']}: {r.ty(v['type'])}")
+                if public(m):
+                    member(prefix, m)
+
+    def member(prefix, m):
+        """A method, associated type or constant of a trait or an impl."""
+        k, v = next(iter(m["inner"].items()))
+        if k == "function":
+            lines.add(f"pub {r.fn(prefix + '::' + m['name'], v)}")
+        elif k == "assoc_type":
+            lines.add(f"pub type {prefix}::{m['name']}")
+        elif k == "assoc_const":
+            lines.add(f"pub const {prefix}::{m['name']}: {r.ty(v['type'])}")
 
     def walk(mod_id, prefix, depth=0):
         m = item(mod_id)
@@ -279,14 +284,7 @@ def listing(doc):
                 sup = r.bounds(v.get("bounds", []))
                 lines.add(f"pub trait {p}{r.generics(v['generics'])}" + (f": {sup}" if sup else ""))
                 for j in v["items"]:
-                    ti = item(j)
-                    tk, tv = next(iter(ti["inner"].items()))
-                    if tk == "function":
-                        lines.add(f"pub {r.fn(p + '::' + ti['name'], tv)}")
-                    elif tk == "assoc_type":
-                        lines.add(f"pub type {p}::{ti['name']}")
-                    elif tk == "assoc_const":
-                        lines.add(f"pub const {p}::{ti['name']}: {r.ty(tv['type'])}")
+                    member(p, item(j))
             elif k == "constant":
                 lines.add(f"pub const {p}: {r.ty(v['type'])}")
             elif k == "static":
