@@ -95,6 +95,13 @@ class Boot:
     trees: dict
     scenarios: list
     timeout: int = 150
+    # The guest's machine ("x86_64" or "arm64", see vmtest.ARCHES): which
+    # QEMU, console, busybox and loader builds the boot uses.
+    arch: str = "x86_64"
+    # The module set of the load-set scenarios ($SET in /init, r.set).
+    set: list = field(default_factory=lambda: list(SET))
+    # Module parameters appended to the kernel command line.
+    cmdline: str = CMDLINE_PARAMS
 
 
 def load_set(name, what, path, tree=None, xfail=None):
@@ -111,13 +118,13 @@ def load_set(name, what, path, tree=None, xfail=None):
     fmt = {"gz": "gzip", "xz": "xz", "zst": "zstd"}.get(tree)
     tiny = None
     if path == "userspace":
-        tiny = lambda r: [r.failed("load"), r.not_live("load", r.closure(SET)),
-                          r.no_decoder("load", SET, fmt)]
+        tiny = lambda r: [r.failed("load"), r.not_live("load", r.closure(r.set)),
+                          r.no_decoder("load", r.set, fmt)]
     return Scenario(
         name, what,
         script=f"clean\n{use}{stats}run load modprobe -v -a $SET\n{unstats}{back}",
-        check=lambda r: [r.rc("load", 0), r.live("load", r.closure(SET)),
-                         r.load_path("load", r.closure(SET), path),
+        check=lambda r: [r.rc("load", 0), r.live("load", r.closure(r.set)),
+                         r.load_path("load", r.closure(r.set), path),
                          r.heap_free("load") if stats else None],
         xfail=xfail or {}, tiny=tiny)
 
@@ -136,65 +143,85 @@ def bad_input(name):
         ])
 
 
+def request_module(name):
+    return Scenario(
+        name, "the kernel's request_module() runs /sbin/modprobe "
+        "-q -- fs-xfs (earlymod) when xfs is mounted, and xfs loads",
+        script="clean\n"
+               "echo /sbin/modprobe > /proc/sys/kernel/modprobe\n"
+               "mkdir -p /mnt/x\n"
+               "run mnt mount -t xfs /dev/null /mnt/x\n"
+               "echo /bin/false > /proc/sys/kernel/modprobe\n",
+        check=lambda r: [r.live("mnt", r.closure(["xfs"]))])
+
+
+def softdep(name):
+    return Scenario(
+        name, "scenario 6: libcrc32c alone pulls its softdep crc32c first",
+        script="clean\nrun load modprobe libcrc32c\n",
+        check=lambda r: [
+            r.rc("load", 0), r.live("load", ["libcrc32c"]),
+            r.any_live("load", ["crc32c_generic", "crc32c_intel"])])
+
+
+def params(name):
+    return Scenario(
+        name, "scenario 5: options from modprobe.d, the kernel command "
+        "line and the modprobe command line reach /sys/module",
+        script="param confd nvme_core default_ps_max_latency_us\n"
+               "param cmdline1 usbcore autosuspend\n"
+               "param cmdline2 e1000 copybreak\n"
+               "run loop modprobe loop max_loop=3\n"
+               "param argv loop max_loop\n",
+        check=lambda r: [
+            r.eq("confd", "12345"), r.eq("cmdline1", "7"),
+            r.eq("cmdline2", "64"), r.rc("loop", 0), r.eq("argv", "3")])
+
+
+def lsmod(name):
+    return Scenario(
+        name, "scenario 8: lsmod prints kmod's table for every live module",
+        script="run lsmod lsmod\n",
+        check=lambda r: [r.rc("lsmod", 0), r.lsmod_matches("lsmod")],
+        tiny="the tiny build has no lsmod applet")
+
+
+def rmmod_reload(name):
+    return Scenario(
+        name, "scenario 8: rmmod, busy rmmod fails, modprobe again, "
+        "already-loaded is success, insmod of a path with a parameter",
+        script="run rm rmmod e1000\n"
+               "run busy rmmod usbcore\n"
+               "run reload modprobe e1000\n"
+               "param copybreak e1000 copybreak\n"
+               "run again modprobe e1000\n"
+               "run againall modprobe -a ext4 btrfs xfs\n"
+               "run rmloop rmmod loop\n"
+               "run insmod insmod /lib/modules/$KVER/kernel/drivers/block/loop.ko.xz max_loop=5\n"
+               "param maxloop loop max_loop\n",
+        check=lambda r: [
+            r.rc("rm", 0), r.not_live("rm", ["e1000"]),
+            r.failed("busy"), r.live("busy", ["usbcore"]),
+            r.rc("reload", 0), r.live("reload", ["e1000"]),
+            r.eq("copybreak", "64"),
+            r.rc("again", 0), r.rc("againall", 0),
+            r.rc("rmloop", 0), r.rc("insmod", 0), r.eq("maxloop", "5")],
+        tiny="the tiny build has no rmmod applet")
+
+
 GZ_XFAIL = {"kmod": "Debian's kmod 30 is built without zlib",
             "busybox": "busybox modprobe has no softdeps"}
 
 BOOTS = [
     # ---- Linux 6.12: modules are .ko.xz, the kernel decompresses xz ----
     Boot("k612", "k612", trees={"main": "native", "zst": "zst"}, scenarios=[
-        Scenario(
-            "request-module", "the kernel's request_module() runs /sbin/modprobe "
-            "-q -- fs-xfs (earlymod) when xfs is mounted, and xfs loads",
-            script="clean\n"
-                   "echo /sbin/modprobe > /proc/sys/kernel/modprobe\n"
-                   "mkdir -p /mnt/x\n"
-                   "run mnt mount -t xfs /dev/null /mnt/x\n"
-                   "echo /bin/false > /proc/sys/kernel/modprobe\n",
-            check=lambda r: [r.live("mnt", r.closure(["xfs"]))]),
-        Scenario(
-            "softdep", "scenario 6: libcrc32c alone pulls its softdep crc32c first",
-            script="clean\nrun load modprobe libcrc32c\n",
-            check=lambda r: [
-                r.rc("load", 0), r.live("load", ["libcrc32c"]),
-                r.any_live("load", ["crc32c_generic", "crc32c_intel"])]),
+        request_module("request-module"),
+        softdep("softdep"),
         load_set("612-set-xz", "scenario 1: the set as .ko.xz through the "
                  "kernel's decompressor", "kernel"),
-        Scenario(
-            "params", "scenario 5: options from modprobe.d, the kernel command "
-            "line and the modprobe command line reach /sys/module",
-            script="param confd nvme_core default_ps_max_latency_us\n"
-                   "param cmdline1 usbcore autosuspend\n"
-                   "param cmdline2 e1000 copybreak\n"
-                   "run loop modprobe loop max_loop=3\n"
-                   "param argv loop max_loop\n",
-            check=lambda r: [
-                r.eq("confd", "12345"), r.eq("cmdline1", "7"),
-                r.eq("cmdline2", "64"), r.rc("loop", 0), r.eq("argv", "3")]),
-        Scenario(
-            "lsmod", "scenario 8: lsmod prints kmod's table for every live module",
-            script="run lsmod lsmod\n",
-            check=lambda r: [r.rc("lsmod", 0), r.lsmod_matches("lsmod")],
-            tiny="the tiny build has no lsmod applet"),
-        Scenario(
-            "rmmod-reload", "scenario 8: rmmod, busy rmmod fails, modprobe again, "
-            "already-loaded is success, insmod of a path with a parameter",
-            script="run rm rmmod e1000\n"
-                   "run busy rmmod usbcore\n"
-                   "run reload modprobe e1000\n"
-                   "param copybreak e1000 copybreak\n"
-                   "run again modprobe e1000\n"
-                   "run againall modprobe -a ext4 btrfs xfs\n"
-                   "run rmloop rmmod loop\n"
-                   "run insmod insmod /lib/modules/$KVER/kernel/drivers/block/loop.ko.xz max_loop=5\n"
-                   "param maxloop loop max_loop\n",
-            check=lambda r: [
-                r.rc("rm", 0), r.not_live("rm", ["e1000"]),
-                r.failed("busy"), r.live("busy", ["usbcore"]),
-                r.rc("reload", 0), r.live("reload", ["e1000"]),
-                r.eq("copybreak", "64"),
-                r.rc("again", 0), r.rc("againall", 0),
-                r.rc("rmloop", 0), r.rc("insmod", 0), r.eq("maxloop", "5")],
-            tiny="the tiny build has no rmmod applet"),
+        params("params"),
+        lsmod("lsmod"),
+        rmmod_reload("rmmod-reload"),
         bad_input("612-bad"),
         load_set("612-set-zst", "scenario 4: the set as .ko.zst: the kernel "
                  "only does xz, so userspace decompresses", "userspace", tree="zst"),
@@ -211,4 +238,19 @@ BOOTS = [
         load_set("61-set-xz", "scenario 3: the set as .ko.xz (userspace)",
                  "userspace", tree="xz"),
     ]),
+    # ---- Linux 6.12 on arm64 (qemu-system-aarch64 -M virt): the aarch64
+    # builds with the arm64 tree's .ko.xz, decompressed by the kernel; the
+    # set adds a DRM driver (virtio-gpu); the bad modules' "foreign" one is
+    # the x86_64 kernel's nlmon.
+    Boot("arm64", "karm64", arch="arm64", trees={"main": "native"},
+         set=SET + ["virtio_gpu"], scenarios=[
+             request_module("arm64-request-module"),
+             softdep("arm64-softdep"),
+             load_set("arm64-set-xz", "arm64: the set as .ko.xz through the "
+                      "kernel's decompressor", "kernel"),
+             params("arm64-params"),
+             lsmod("arm64-lsmod"),
+             rmmod_reload("arm64-rmmod-reload"),
+             bad_input("arm64-bad"),
+         ]),
 ]

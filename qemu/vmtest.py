@@ -12,8 +12,13 @@ cpio; boot it with QEMU (TCG); parse the `@@EM` lines of the serial log and
 check every scenario. Prints `vm: NAME ok|FAIL (reason)` per scenario and
 `N passed, M failed`; exits 1 if anything failed.
 
-Environment: QEMU_LOADER (default earlymod), QEMU_EARLYMOD (the earlymod
-binary; default out/earlymod-static, else out/earlymod), EARLYMOD_CACHE
+The arm64 boot runs qemu-system-aarch64 (-M virt) with the aarch64 builds
+(out/aarch64/earlymod, -tiny; `make cross`) and Debian's arm64 busybox; kmod
+and busybox's modprobe exist only as the host's x86_64 builds, so with those
+loaders its scenarios are shown as skipped.
+
+Environment: QEMU_LOADER (default earlymod), QEMU_EARLYMOD (the x86_64
+earlymod binary; default out/earlymod-static, else out/earlymod), EARLYMOD_CACHE
 (default /var/cache/earlymod), QEMU_WORKDIR (default /tmp/earlymod-vm, where
 the images, staged trees and serial logs of the last run stay),
 QEMU_TIMEOUT (seconds per boot, overrides the boot's own), QEMU_GZIP=1
@@ -46,6 +51,28 @@ BB_SKIP = {"modprobe", "insmod", "rmmod", "lsmod", "depmod", "modinfo",
            "init", "linuxrc"}
 LOADER_APPLETS = ["modprobe", "insmod", "rmmod", "lsmod"]
 ERRLINE = re.compile(r"ERROR|FATAL|WARNING|[Ee]rror|can't|could not|fail|unknown")
+# What differs between the guests' machines. "loaders": the loader builds
+# for that machine (kmod and busybox's modprobe are the host's, x86_64 only).
+ARCHES = {
+    "x86_64": {
+        "qemu": ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512"],
+        "console": "ttyS0",
+        "busybox": lambda: shutil.which("busybox"),
+        "loaders": {"earlymod": lambda: earlymod_binary(),
+                    "earlymod-tiny": lambda: os.path.join(REPO, "out/earlymod-tiny"),
+                    "kmod": lambda: shutil.which("kmod"),
+                    "busybox": None},
+    },
+    "arm64": {
+        "qemu": ["qemu-system-aarch64", "-M", "virt", "-cpu", "max", "-m", "1024"],
+        "console": "ttyAMA0",
+        "busybox": lambda: os.path.join(CACHE, "karm64", "busybox"),
+        "loaders": {"earlymod": lambda: os.path.join(REPO, "out/aarch64/earlymod"),
+                    "earlymod-tiny": lambda: os.path.join(REPO, "out/aarch64/earlymod-tiny")},
+        # the arm64 busybox lists its applets under the user-mode emulator
+        "run": ["qemu-aarch64-static"],
+    },
+}
 CRASH = re.compile(r"BUG:|Oops|general protection fault|Call Trace|"
                    r"kernel BUG|Kernel panic|segfault|traps:")
 
@@ -269,32 +296,30 @@ def earlymod_binary():
     raise RuntimeError("no out/earlymod-static or out/earlymod: run `make` first")
 
 
-def install_loader(stage, loader):
-    """Put the loader under test into the /sbin/modprobe etc. slots."""
+def install_loader(stage, loader, arch="x86_64"):
+    """Put the loader under test (its build for arch) into the /sbin/modprobe
+    etc. slots."""
     applets = LOADER_APPLETS
-    if loader == "earlymod":
-        install_binary(stage, earlymod_binary(), "/bin/earlymod")
-        target = "/bin/earlymod"
-    elif loader == "earlymod-tiny":
-        install_binary(stage, os.path.join(REPO, "out/earlymod-tiny"), "/bin/earlymod")
-        target = "/bin/earlymod"
-        applets = ["modprobe", "insmod"]
-    elif loader == "kmod":
-        install_binary(stage, shutil.which("kmod"), "/bin/kmod")
-        target = "/bin/kmod"
-    elif loader == "busybox":
+    builds = ARCHES[arch]["loaders"]
+    if loader not in builds:
+        raise RuntimeError(f"no {loader} build for {arch}")
+    if loader == "busybox":
         target = "/bin/busybox"
     else:
-        raise RuntimeError(f"unknown loader {loader!r}")
+        target = "/bin/kmod" if loader == "kmod" else "/bin/earlymod"
+        install_binary(stage, builds[loader](), target)
+        if loader == "earlymod-tiny":
+            applets = ["modprobe", "insmod"]
     for a in applets:
         symlink(stage, "/sbin/" + a, target)
 
 
-def stage_base(stage):
-    """busybox with its applet links (minus the module tools), /dev nodes,
-    mount points, modprobe.d."""
-    install_binary(stage, shutil.which("busybox"), "/bin/busybox")
-    for path in sh(["busybox", "--list-full"]).split():
+def stage_base(stage, arch="x86_64"):
+    """busybox (arch's build) with its applet links (minus the module tools),
+    /dev nodes, mount points, modprobe.d."""
+    busybox = ARCHES[arch]["busybox"]()
+    install_binary(stage, busybox, "/bin/busybox")
+    for path in sh(ARCHES[arch].get("run", []) + [busybox, "--list-full"]).split():
         if os.path.basename(path) not in BB_SKIP and path != "bin/busybox":
             symlink(stage, "/" + path, "/bin/busybox")
     for d in ("proc", "sys", "dev", "tmp", "run", "etc/modprobe.d"):
@@ -384,7 +409,7 @@ sleep 10
 
 def init_script(boot, loader, body):
     return (INIT_PRELUDE.replace("@BOOT@", boot.name)
-            .replace("@LOADER@", loader).replace("@SET@", " ".join(S.SET))
+            .replace("@LOADER@", loader).replace("@SET@", " ".join(boot.set))
             + body + INIT_TRAILER)
 
 
@@ -399,37 +424,40 @@ def scenario_body(boot):
 def build_image(boot, loader, body, bench=False):
     """Stage and pack one boot's initramfs; returns the image path."""
     k = Kernel(boot.kernel)
+    # the bad modules' foreign nlmon: the other x86 kernel's (vermagic and
+    # modversions differ), or on arm64 the x86_64 6.12 one (another machine)
     other = Kernel("k61" if boot.kernel == "k612" else "k612")
     d = os.path.join(WORK, boot.name)
     shutil.rmtree(d, ignore_errors=True)
     stage = os.path.join(d, "stage")
-    stage_base(stage)
-    install_loader(stage, loader)
+    stage_base(stage, boot.arch)
+    install_loader(stage, loader, boot.arch)
     if bench:   # all three loaders side by side
         install_binary(stage, earlymod_binary(), "/bin/earlymod")
         install_binary(stage, shutil.which("kmod"), "/bin/kmod")
         symlink(stage, "/bench/kmod/modprobe", "/bin/kmod")
         symlink(stage, "/bench/busybox/modprobe", "/bin/busybox")
         symlink(stage, "/bench/earlymod/modprobe", "/bin/earlymod")
-    mods = S.SET + ["libcrc32c", "loop"] + S.GOOD_EXTRA
+    mods = boot.set + ["libcrc32c", "loop"] + S.GOOD_EXTRA
     for tree, kind in boot.trees.items():
         if tree == "main":
             stage_tree(k, stage, kind, mods, bad_from=other)
         else:
-            stage_tree(k, os.path.join(stage, "alt", tree), kind, S.SET)
+            stage_tree(k, os.path.join(stage, "alt", tree), kind, boot.set)
     write(os.path.join(stage, "init"), init_script(boot, loader, body).encode(), 0o755)
     img = os.path.join(d, "initrd.img")
     pack(stage, img)
     return k, img
 
 
-def qemu_argv(k, img, log, append, extra=()):
-    """QEMU (TCG, 2 vCPUs, 512 MB, no network, serial console to `log`)
-    booting kernel k with initramfs img; `extra` adds devices."""
-    return (["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512",
-             "-smp", "2", "-display", "none", "-monitor", "none", "-nic", "none",
-             "-no-reboot", "-serial", "file:" + log, "-kernel", k.vmlinuz,
-             "-initrd", img] + list(extra) + ["-append", "console=ttyS0 panic=-1 " + append])
+def qemu_argv(k, img, log, append, extra=(), arch="x86_64"):
+    """QEMU (TCG, 2 vCPUs, no network, serial console to `log`) booting
+    kernel k with initramfs img on arch's machine; `extra` adds devices."""
+    a = ARCHES[arch]
+    return (a["qemu"] + ["-smp", "2", "-display", "none", "-monitor", "none", "-nic", "none",
+                         "-no-reboot", "-serial", "file:" + log, "-kernel", k.vmlinuz,
+                         "-initrd", img] + list(extra) +
+            ["-append", f"console={a['console']} panic=-1 " + append])
 
 
 def run_qemu(cmd, log, timeout, stop=None):
@@ -481,7 +509,7 @@ def boot_vm(boot, k, img):
     """Boot under TCG; returns (serial log text, wall seconds, note)."""
     log = os.path.join(WORK, boot.name, "serial.log")
     timeout = int(os.environ.get("QEMU_TIMEOUT", boot.timeout))
-    cmd = qemu_argv(k, img, log, "quiet loglevel=1 " + S.CMDLINE_PARAMS)
+    cmd = qemu_argv(k, img, log, "quiet loglevel=1 " + boot.cmdline, arch=boot.arch)
     with open(os.path.join(WORK, boot.name, "qemu.cmd"), "w") as f:
         f.write(" ".join(cmd) + "\n")
     t0 = time.monotonic()
@@ -529,9 +557,10 @@ def parse(text):
 class Result:
     """What one scenario reported; the check helpers of scenarios.py."""
 
-    def __init__(self, kernel, data):
+    def __init__(self, kernel, data, modset=None):
         self.k = kernel
         self.d = data
+        self.set = modset if modset is not None else S.SET
 
     def value(self, key):
         return self.d["kv"].get(key)
@@ -639,7 +668,7 @@ class Result:
         return None
 
 
-def check(kernel, sc, data, vmnote):
+def check(kernel, sc, data, vmnote, modset=None):
     """First failure reason for a scenario, or None."""
     if data is None or not data["begin"]:
         return "never started" + (f" ({vmnote})" if vmnote else " (VM ended early)")
@@ -651,7 +680,7 @@ def check(kernel, sc, data, vmnote):
     if crash:
         return "kernel: " + crash[0].strip()
     try:
-        for reason in sc.check(Result(kernel, data)):
+        for reason in sc.check(Result(kernel, data, modset)):
             if reason:
                 return reason
     except Exception as e:  # a check that cannot run is a failure, not a crash
@@ -678,7 +707,7 @@ def run_boot(boot, loader):
             continue
         if loader == "earlymod-tiny" and sc.tiny:
             sc = dataclasses.replace(sc, check=sc.tiny)
-        why = check(k, sc, res.get(sc.name), note)
+        why = check(k, sc, res.get(sc.name), note, boot.set)
         if why and loader in sc.xfail:
             why += f" [expected with {loader}: {sc.xfail[loader]}]"
         lines.append((sc.name, why))
@@ -699,6 +728,11 @@ def run_boot(boot, loader):
 def vmtest(boots, loader, jobs):
     t0 = time.monotonic()
     passed = failed = skipped = 0
+    for b in [b for b in boots if loader not in ARCHES[b.arch]["loaders"]]:
+        for sc in b.scenarios:
+            print(f"vm: {sc.name} {SKIP}no {loader} build for {b.arch}", flush=True)
+            skipped += 1
+    boots = [b for b in boots if loader in ARCHES[b.arch]["loaders"]]
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as ex:
         futs = [(b, ex.submit(run_boot, b, loader)) for b in boots]
         for b, fut in futs:
@@ -718,8 +752,10 @@ def vmtest(boots, loader, jobs):
                 else:
                     passed += 1
             print(f"  ({info}; log {os.path.join(WORK, b.name, 'serial.log')})")
-    if loader == "earlymod":
-        loader += " " + os.path.relpath(earlymod_binary(), REPO)
+    builds = {os.path.relpath(ARCHES[b.arch]["loaders"][loader](), REPO)
+              for b in boots if ARCHES[b.arch]["loaders"][loader]}
+    if builds:
+        loader += " " + " ".join(sorted(builds))
     print(f"  (loader {loader}, {len(boots)} boots, {time.monotonic() - t0:.0f}s total)")
     print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     return 1 if failed else 0
@@ -785,7 +821,7 @@ def bench(boots, rounds, jobs, json_path=None):
                 print(f"  {l:9} median {med:8.1f} ms (min {min(times[l]):.1f}, "
                       f"max {max(times[l]):.1f}){ratio}  [{'; '.join(sorted(runs[l]))}]")
             results[b.name] = {
-                "kver": k.kver, "rounds": rounds, "set": len(S.SET),
+                "kver": k.kver, "rounds": rounds, "set": len(b.set),
                 "loaders": {l: {"median_ms": statistics.median(times[l]) if times[l] else None,
                                 "all_ms": times[l], "runs": sorted(runs[l])}
                             for l in loaders},
@@ -822,8 +858,8 @@ def main():
     os.makedirs(os.path.join(WORK, "modprobe.d"), exist_ok=True)
     with open(os.path.join(WORK, "modprobe.d", "vmtest.conf"), "w") as f:
         f.write(S.MODPROBE_D)
-    if a.bench:
-        return bench(boots, a.rounds, a.jobs, a.json)
+    if a.bench:   # kmod and busybox run on the x86_64 guests only
+        return bench([b for b in boots if b.arch == "x86_64"], a.rounds, a.jobs, a.json)
     return vmtest(boots, a.loader, a.jobs)
 
 
