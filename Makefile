@@ -80,21 +80,21 @@ out/aarch64/earlymod-tiny out/riscv64/earlymod-tiny: FORCE
 	@echo "$@: $$(stat -c %s $@) bytes"
 
 # The other architectures, and Rust 1.85. `cargo check` of the workspace
-# with Debian's rustc 1.85. Every query of the differential
-# suite on Debian's arm64 tree (the index format is the same on every
+# with Debian's rustc 1.85. Every query of the differential suite on
+# Debian's arm64 and riscv64 trees (the index format is the same on every
 # architecture, and so must the answers be), then the cross builds under
 # qemu-user (no binfmt_misc here: a wrapper runs each binary through
-# qemu-ARCH-static): the aarch64 build on every 10th query of the arm64 tree,
-# the riscv64 build on every 20th of the x86 trees.
+# qemu-ARCH-static): each on every 10th query of its own machine's tree.
 KARM64 = $(CACHE)/karm64
+KRISCV64 = $(CACHE)/kriscv64
 .PHONY: crosstest
 crosstest: setup cross out/earlymod-pack out/earlymod-static
 	@echo "== the whole workspace, every target, on Debian's Rust 1.85 (the rust-version)"
 	RUSTC=$(CROSS)/rustc RUSTDOC=$(CROSS)/rustdoc $(CROSS)/cargo check --locked -q --workspace --all-targets \
 	  --target-dir target/rust185
-	@echo "== difftest on the arm64 tree"
+	@echo "== difftest on the arm64 and riscv64 trees"
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod out/earlymod-static \
-	  --tree arm64=$(KARM64)/root:$$(cat $(KARM64)/kver)
+	  --tree arm64=$(KARM64)/root:$$(cat $(KARM64)/kver) --tree riscv64=$(KRISCV64)/root:$$(cat $(KRISCV64)/kver)
 	@mkdir -p target/cross
 	@for a in aarch64 riscv64; do \
 	  printf '#!/bin/sh\nexec qemu-%s-static %s/out/%s/earlymod "$$@"\n' $$a $(CURDIR) $$a > target/cross/run-$$a; \
@@ -103,8 +103,9 @@ crosstest: setup cross out/earlymod-pack out/earlymod-static
 	@echo "== difftest, the aarch64 build under qemu-aarch64-static, arm64 tree"
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod target/cross/run-aarch64 \
 	  --tree arm64=$(KARM64)/root:$$(cat $(KARM64)/kver) --sample 10
-	@echo "== difftest, the riscv64 build under qemu-riscv64-static, x86 trees"
-	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod target/cross/run-riscv64 --sample 20
+	@echo "== difftest, the riscv64 build under qemu-riscv64-static, riscv64 tree"
+	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod target/cross/run-riscv64 \
+	  --tree riscv64=$(KRISCV64)/root:$$(cat $(KRISCV64)/kver) --sample 10
 	@echo "== earlymod-pack: the x86_64 build refused for the arm64 kernel, the aarch64 one packed"
 	@! out/earlymod-pack -b $(KARM64)/root -k $$(cat $(KARM64)/kver) -c config/pack/boot.conf \
 	    -o target/cross/arm64.img --earlymod out/earlymod 2> target/cross/refused.err
@@ -211,12 +212,14 @@ demo: setup all
 clean:
 	rm -rf out target
 
-# Boot the cached 6.1 and 6.12 kernels under QEMU (TCG) and load real
-# modules with out/earlymod, then with out/earlymod-tiny (the scenarios that
-# need userspace decoders must fail naming module and decoder; lsmod and
-# rmmod are skipped) (QEMU_LOADER=kmod|busybox to try other loaders,
-# VM_ARGS=--bench for the vm-bench mode), then boot images made by
-# earlymod-pack (qemu/packtest.py); see qemu/README.md.
+# Boot the cached kernels under QEMU (TCG: x86_64 6.1 and 6.12, arm64 and
+# riscv64 6.12 with the cross builds) and load real modules with
+# out/earlymod, then with out/earlymod-tiny (the scenarios that need
+# userspace decoders must fail naming module and decoder; lsmod and rmmod
+# are skipped) (QEMU_LOADER=kmod|busybox to try other loaders,
+# VM_ARGS=--bench for the vm-bench mode); then boot images made by
+# earlymod-pack (packtest.py), earlymod as PID 1 (boottest.py, on arm64 and
+# riscv64 archtest.py), our own test modules (modtest.py); see qemu/README.md.
 .PHONY: vmtest
 vmtest: setup all examples cross
 	python3 qemu/vmtest.py $(VM_ARGS)
@@ -225,4 +228,4 @@ vmtest: setup all examples cross
 	python3 qemu/boottest.py
 	python3 qemu/boottest.py --earlymod out/earlymod-tiny
 	python3 qemu/modtest.py
-	python3 qemu/armtest.py
+	python3 qemu/archtest.py

@@ -209,6 +209,21 @@ def rmmod_reload(name):
         tiny="the tiny build has no rmmod applet")
 
 
+def cross_boot(arch, kernel):
+    """The 6.12 scenarios (bar the .ko.zst set) on another machine."""
+    return Boot(arch, kernel, arch=arch, trees={"main": "native"},
+                set=SET + ["virtio_gpu"], scenarios=[
+                    request_module(f"{arch}-request-module"),
+                    softdep(f"{arch}-softdep"),
+                    load_set(f"{arch}-set-xz", f"{arch}: the set as .ko.xz through "
+                             "the kernel's decompressor", "kernel"),
+                    params(f"{arch}-params"),
+                    lsmod(f"{arch}-lsmod"),
+                    rmmod_reload(f"{arch}-rmmod-reload"),
+                    bad_input(f"{arch}-bad"),
+                ])
+
+
 GZ_XFAIL = {"kmod": "Debian's kmod 30 is built without zlib",
             "busybox": "busybox modprobe has no softdeps"}
 
@@ -238,19 +253,10 @@ BOOTS = [
         load_set("61-set-xz", "scenario 3: the set as .ko.xz (userspace)",
                  "userspace", tree="xz"),
     ]),
-    # ---- Linux 6.12 on arm64 (qemu-system-aarch64 -M virt): the aarch64
-    # builds with the arm64 tree's .ko.xz, decompressed by the kernel; the
-    # set adds a DRM driver (virtio-gpu); the bad modules' "foreign" one is
-    # the x86_64 kernel's nlmon.
-    Boot("arm64", "karm64", arch="arm64", trees={"main": "native"},
-         set=SET + ["virtio_gpu"], scenarios=[
-             request_module("arm64-request-module"),
-             softdep("arm64-softdep"),
-             load_set("arm64-set-xz", "arm64: the set as .ko.xz through the "
-                      "kernel's decompressor", "kernel"),
-             params("arm64-params"),
-             lsmod("arm64-lsmod"),
-             rmmod_reload("arm64-rmmod-reload"),
-             bad_input("arm64-bad"),
-         ]),
+    # ---- Linux 6.12 on arm64 and riscv64 (QEMU's virt machines): the cross
+    # builds with those trees' .ko.xz, decompressed by the kernel; the set
+    # adds a DRM driver (virtio-gpu); the bad modules' "foreign" one is the
+    # x86_64 kernel's nlmon (another machine's ELF).
+    cross_boot("arm64", "karm64"),
+    cross_boot("riscv64", "kriscv64"),
 ]

@@ -12,10 +12,11 @@ cpio; boot it with QEMU (TCG); parse the `@@EM` lines of the serial log and
 check every scenario. Prints `vm: NAME ok|FAIL (reason)` per scenario and
 `N passed, M failed`; exits 1 if anything failed.
 
-The arm64 boot runs qemu-system-aarch64 (-M virt) with the aarch64 builds
-(out/aarch64/earlymod, -tiny; `make cross`) and Debian's arm64 busybox; kmod
-and busybox's modprobe exist only as the host's x86_64 builds, so with those
-loaders its scenarios are shown as skipped.
+The arm64 and riscv64 boots run qemu-system-aarch64 / -riscv64 (-M virt)
+with the cross builds (out/aarch64/earlymod, out/riscv64/earlymod, and their
+-tiny twins; `make cross`) and Debian's busybox for that machine; kmod and
+busybox's modprobe exist only as the host's x86_64 builds, so with those
+loaders their scenarios are shown as skipped.
 
 Environment: QEMU_LOADER (default earlymod), QEMU_EARLYMOD (the x86_64
 earlymod binary; default out/earlymod-static, else out/earlymod), EARLYMOD_CACHE
@@ -72,6 +73,15 @@ ARCHES = {
         # the arm64 busybox lists its applets under the user-mode emulator
         "run": ["qemu-aarch64-static"],
     },
+    "riscv64": {
+        # OpenSBI (QEMU's -bios default) starts the kernel's boot/vmlinux
+        "qemu": ["qemu-system-riscv64", "-M", "virt", "-cpu", "max", "-m", "1024"],
+        "console": "ttyS0",
+        "busybox": lambda: os.path.join(CACHE, "kriscv64", "busybox"),
+        "loaders": {"earlymod": lambda: os.path.join(REPO, "out/riscv64/earlymod"),
+                    "earlymod-tiny": lambda: os.path.join(REPO, "out/riscv64/earlymod-tiny")},
+        "run": ["qemu-riscv64-static"],
+    },
 }
 CRASH = re.compile(r"BUG:|Oops|general protection fault|Call Trace|"
                    r"kernel BUG|Kernel panic|segfault|traps:")
@@ -95,6 +105,8 @@ class Kernel:
             self.kver = f.read().strip()
         self.moddir = os.path.join(self.root, "lib/modules", self.kver)
         self.vmlinuz = os.path.join(self.root, "boot", "vmlinuz-" + self.kver)
+        if not os.path.exists(self.vmlinuz):   # riscv64: an Image with an EFI stub
+            self.vmlinuz = os.path.join(self.root, "boot", "vmlinux-" + self.kver)
         self._closures = {}
 
     def show_depends(self, mods):

@@ -7,7 +7,7 @@ set -euo pipefail
 CACHE=${EARLYMOD_CACHE:-/var/cache/earlymod}
 PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time qemu-user-static)
 # The image ships qemu-utils from bookworm-backports; qemu-system-x86 must match it.
-BPO_PKGS=(qemu-system-x86 qemu-system-arm)
+BPO_PKGS=(qemu-system-x86 qemu-system-arm qemu-system-riscv opensbi)
 # `setup.sh bench`: the peers of the packing benchmark (the -core packages
 # install side by side and bring no kernel hooks), tiny-initramfs's static
 # init (the size peer of earlymod-tiny; -core is the binary alone) and
@@ -157,17 +157,20 @@ fetch_kmod34() {
     touch "$dir/.done"
 }
 
-# fetch_kernel_arm64 NAME SUITE: Debian's arm64 kernel (linux-image-arm64's
-# versioned package in SUITE) through a private apt configuration whose
-# architecture is arm64 (the machine's own stays amd64-only), extracted into
-# $CACHE/NAME/root and indexed by the machine's depmod (the index format is
-# the same on every architecture).
-fetch_kernel_arm64() {
-    local name=$1 suite=$2 dir="$CACHE/$1" apt="$CACHE/apt-arm64"
-    private_apt "$apt" arm64
+# fetch_kernel_foreign NAME ARCH SUITE BASE: Debian's kernel for ARCH
+# (linux-image-ARCH's versioned package in SUITE) and busybox-static:ARCH
+# (from SUITE or BASE, the root's init in the boot tests) through a private
+# apt configuration whose architecture is ARCH (the machine's own stays
+# amd64-only), extracted into $CACHE/NAME/root and indexed by the machine's
+# depmod (the index format is the same on every architecture).
+fetch_kernel_foreign() {
+    local name=$1 arch=$2 suite=$3 base=$4 dir="$CACHE/$1" apt="$CACHE/apt-$2"
+    private_apt "$apt" "$arch"
     local sources
-    sources=$(printf 'deb [arch=arm64] %s %s main\ndeb [arch=arm64] %s bookworm main' \
-        "$(debian_mirror)" "$suite" "$(debian_mirror)")
+    sources=$(printf 'deb [arch=%s] %s %s main\n' "$arch" "$(debian_mirror)" "$suite")
+    if [ "$base" != "$suite" ]; then
+        sources+=$(printf '\ndeb [arch=%s] %s %s main' "$arch" "$(debian_mirror)" "$base")
+    fi
     # New sources (or a day old lists): update.
     if [ "$(cat "$apt/sources.list" 2>/dev/null)" != "$sources" ]; then
         echo "$sources" > "$apt/sources.list"
@@ -178,17 +181,21 @@ fetch_kernel_arm64() {
         touch "$apt/.updated"
     fi
     local pkg
-    pkg=$(kernel_pkg linux-image-arm64 "$suite" "${APT_OPTS[@]}")
-    [ -n "$pkg" ] || { log "cannot resolve linux-image-arm64 in $suite"; exit 1; }
+    pkg=$(kernel_pkg "linux-image-$arch" "$suite" "${APT_OPTS[@]}")
+    [ -n "$pkg" ] || { log "cannot resolve linux-image-$arch in $suite"; exit 1; }
     if [ -f "$dir/.done" ] && [ "$(cat "$dir/pkg")" = "$pkg" ] && [ -x "$dir/busybox" ]; then
         return
     fi
-    log "fetching $pkg ($suite, arm64) and busybox-static:arm64 (the arm64 root's init)"
+    log "fetching $pkg ($suite, $arch) and busybox-static:$arch (the root's init)"
     rm -rf "$dir"; mkdir -p "$dir/deb"
-    (cd "$dir/deb" && apt-get "${APT_OPTS[@]}" download -qq "$pkg:arm64" busybox-static:arm64 >&2)
+    (cd "$dir/deb" && apt-get "${APT_OPTS[@]}" download -qq "$pkg:$arch" "busybox-static:$arch" >&2)
     dpkg-deb -x "$dir"/deb/linux-image-*.deb "$dir/root"
+    if [ -d "$dir/root/usr/lib/modules" ]; then   # trixie's merged /usr: the
+        mkdir -p "$dir/root/lib"                   # trees are read at lib/modules
+        mv "$dir/root/usr/lib/modules" "$dir/root/lib/modules"
+    fi
     dpkg-deb -x "$dir"/deb/busybox-static_*.deb "$dir/bb"
-    mv "$dir/bb/bin/busybox" "$dir/busybox"
+    mv "$(find "$dir/bb" -path '*/bin/busybox' | head -n1)" "$dir/busybox"   # /usr/bin from trixie on
     rm -rf "$dir/bb" "$apt/cache/archives/"*.deb
     index_kernel "$dir" "$pkg"
 }
@@ -226,11 +233,12 @@ fuzz_ready
 fetch_cross
 fetch_kernel k61 bookworm
 fetch_kernel k612 bookworm-backports
-fetch_kernel_arm64 karm64 bookworm-backports
+fetch_kernel_foreign karm64 arm64 bookworm-backports bookworm
+fetch_kernel_foreign kriscv64 riscv64 trixie trixie
 fetch_kmod34
 index34 k61
 index34 k612
 bash "$(dirname "$0")/testmod.sh"   # the test modules of qemu/modtest.py
-for k in k61 k612 k61-34 k612-34 karm64; do
+for k in k61 k612 k61-34 k612-34 karm64 kriscv64; do
     printf '%s %s/%s/root %s\n' "$k" "$CACHE" "$k" "$(cat "$CACHE/$k/kver")"
 done
