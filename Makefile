@@ -194,7 +194,7 @@ fuzz: setup out/earlymod-pack
 # vs kmod and busybox, packing vs mkinitramfs/dracut, time to root vs the
 # busybox+kmod image, binary sizes. Writes and prints
 # bench/REPORT.md (BENCH_ARGS=--quick: one round each, for trying it).
-bench: setup all
+bench: setup all cross
 	bash scripts/setup.sh bench
 	python3 bench/report.py $(BENCH_ARGS)
 
