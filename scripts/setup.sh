@@ -5,15 +5,16 @@
 set -euo pipefail
 
 CACHE=${EARLYMOD_CACHE:-/var/cache/earlymod}
-PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time qemu-user-static)
+# dracut-core: packdiff compares the firmware earlymod-pack packs with dracut's.
+PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time qemu-user-static dracut-core)
 # The image ships qemu-utils from bookworm-backports; qemu-system-x86 must match it.
 BPO_PKGS=(qemu-system-x86 qemu-system-arm qemu-system-riscv opensbi)
-# `setup.sh bench`: the peers of the packing benchmark (the -core packages
+# `setup.sh bench`: the other peers of the packing benchmark (the -core packages
 # install side by side and bring no kernel hooks), tiny-initramfs's static
 # init (the size peer of earlymod-tiny; -core is the binary alone) and
 # callgrind for the resolution figures.
 if [ "${1:-}" = bench ]; then
-    PKGS+=(initramfs-tools-core dracut-core tiny-initramfs-core valgrind)
+    PKGS+=(initramfs-tools-core tiny-initramfs-core valgrind)
 fi
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -157,6 +158,45 @@ fetch_kmod34() {
     touch "$dir/.done"
 }
 
+# fetch_firmware: Debian's firmware packages of FIRMWARE_PKGS (component
+# non-free-firmware, bookworm-backports where it has them (the 6.12
+# kernel's drivers ask for newer files), else bookworm) unpacked into $CACHE/firmware/root/lib/firmware,
+# the firmware tree earlymod-pack's tests pack from. Re-fetched when the
+# versions apt resolves change.
+FIRMWARE_PKGS=(firmware-realtek firmware-misc-nonfree firmware-amd-graphics)
+fetch_firmware() {
+    local dir="$CACHE/firmware" apt="$CACHE/apt-firmware" want
+    private_apt "$apt" amd64
+    local sources
+    sources=$(printf 'deb %s bookworm-backports non-free-firmware\ndeb %s bookworm non-free-firmware' \
+        "$(debian_mirror)" "$(debian_mirror)")
+    if [ "$(cat "$apt/sources.list" 2>/dev/null)" != "$sources" ]; then
+        echo "$sources" > "$apt/sources.list"
+        rm -f "$apt/.updated"
+    fi
+    if [ ! -f "$apt/.updated" ] || [ -n "$(find "$apt/.updated" -mtime +1)" ]; then
+        apt-get "${APT_OPTS[@]}" update -qq >&2
+        touch "$apt/.updated"
+    fi
+    want=$(for p in "${FIRMWARE_PKGS[@]}"; do
+        printf '%s=%s\n' "$p" "$(apt-cache "${APT_OPTS[@]}" -o APT::Default-Release=bookworm-backports \
+            policy "$p" | awk '/Candidate:/ {print $2}')"
+    done)
+    if [ -f "$dir/.done" ] && [ "$(cat "$dir/pkgs")" = "$want" ]; then
+        return
+    fi
+    log "fetching ${FIRMWARE_PKGS[*]} (non-free-firmware) into $dir"
+    rm -rf "$dir"; mkdir -p "$dir/deb" "$dir/root/lib"
+    (cd "$dir/deb" && apt-get "${APT_OPTS[@]}" download -qq $want >&2)
+    local d
+    for d in "$dir"/deb/*.deb; do dpkg-deb -x "$d" "$dir/x"; done
+    if [ -d "$dir/x/usr/lib/firmware" ]; then mv "$dir/x/usr/lib/firmware" "$dir/root/lib/firmware"
+    else mv "$dir/x/lib/firmware" "$dir/root/lib/firmware"; fi
+    rm -rf "$dir/x" "$dir/deb" "$apt/cache/archives/"*.deb
+    echo "$want" > "$dir/pkgs"
+    touch "$dir/.done"
+}
+
 # fetch_kernel_foreign NAME ARCH SUITE BASE: Debian's kernel for ARCH
 # (linux-image-ARCH's versioned package in SUITE) and busybox-static:ARCH
 # (from SUITE or BASE, the root's init in the boot tests) through a private
@@ -236,6 +276,7 @@ fetch_kernel k612 bookworm-backports
 fetch_kernel_foreign karm64 arm64 bookworm-backports bookworm
 fetch_kernel_foreign kriscv64 riscv64 trixie trixie
 fetch_kmod34
+fetch_firmware
 index34 k61
 index34 k612
 bash "$(dirname "$0")/testmod.sh"   # the test modules of qemu/modtest.py

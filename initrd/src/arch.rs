@@ -6,7 +6,7 @@
 use earlymod_decompress::{MAX_OUTPUT, decompress_to_vec, detect};
 
 /// A machine as ELF names it: `e_machine` and the class (64-bit or not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Machine {
     /// `e_machine` (`EM_X86_64` 62, `EM_AARCH64` 183, `EM_RISCV` 243, ...).
     pub em: u16,

@@ -997,35 +997,11 @@ mod tests {
     use super::*;
     use crate::compress::{Compression, compress};
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     const MTIME: u32 = 1_700_000_000;
 
-    /// A directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "earlymod-cpio-{}-{tag}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    use crate::testutil::run;
+    use crate::testutil::{TempDir, run};
 
     fn is_root() -> bool {
         let t = TempDir::new("uid");

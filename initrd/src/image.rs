@@ -135,6 +135,14 @@ impl Image {
         })
     }
 
+    /// The symbolic links so far: path and target, in path order.
+    pub fn symlinks(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.nodes.iter().filter_map(|(p, n)| match n {
+            Node::Symlink(t) => Some((p.as_str(), t.as_str())),
+            _ => None,
+        })
+    }
+
     /// True when the image has `path`.
     pub fn contains(&self, path: &str) -> bool {
         self.nodes.contains_key(path.trim_start_matches('/'))

@@ -8,6 +8,7 @@ pub mod arch;
 pub mod closure;
 pub mod compress;
 pub mod cpio;
+pub mod firmware;
 pub mod hostonly;
 pub mod image;
 pub mod index_write;

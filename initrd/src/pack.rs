@@ -1,18 +1,20 @@
 //! One packing run: config → closure → transcoded modules → subset indexes
 //! → image file.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::arch;
+use crate::arch::{self, Machine};
 use crate::closure::{Closure, parse_config};
 use crate::compress::Compression;
+use crate::firmware::{self, Search};
 use crate::hostonly::host_requests;
 use crate::image::{Image, ImageStats};
 use crate::packconf::{Extra, PackConfig};
 use crate::subset::{Member, subset_files};
-use crate::transcode::{kernel_decompression, transcode_all};
+use crate::transcode::{Facts, kernel_decompression, transcode_all};
 use crate::tree::Tree;
 
 /// The applet names `/sbin` gets as links to earlymod.
@@ -54,6 +56,17 @@ pub struct PackOptions {
     /// Write only the subset's depmod files into this directory (module
     /// paths as in the tree, nothing transcoded, no image).
     pub indexes_only: Option<PathBuf>,
+    /// Firmware trees, each standing for `/lib/firmware`, searched in
+    /// order (empty: `ROOT/lib/firmware`, then `/lib/firmware` when packing
+    /// for the running kernel).
+    pub firmware_dirs: Vec<PathBuf>,
+    /// Pack no firmware.
+    pub no_firmware: bool,
+    /// Missing firmware is an error, not a warning.
+    pub strict: bool,
+    /// Pack modules the target checks refuse (another machine, another
+    /// kernel's vermagic), with a warning each.
+    pub force: bool,
 }
 
 /// What a run did.
@@ -81,6 +94,14 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// How the kernel takes compressed modules.
     pub kernel_decompresses: Option<&'static str>,
+    /// Every module's firmware requests and where each went.
+    pub firmware: Vec<firmware::Request>,
+    /// Firmware files stored (links not counted).
+    pub firmware_files: usize,
+    /// Firmware bytes stored.
+    pub firmware_bytes: u64,
+    /// Modules left out by the target checks (name, reason).
+    pub refused: Vec<(String, String)>,
 }
 
 fn progress(quiet: bool) -> impl Fn(usize, usize) + Sync {
@@ -151,6 +172,18 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
     }
     r.errors.append(&mut closure.errors);
     r.warnings.append(&mut closure.warnings);
+    // A module the target has built in is never packed, even when the tree
+    // also has a file of that name (modules.dep wins in modprobe's order).
+    let builtin = builtin_names(&tree);
+    closure.modules.retain(|name, _| {
+        let keep = !builtin.contains(name);
+        if !keep {
+            r.warnings
+                .push(format!("{name}: built into Linux {}: not packed", o.kver));
+            closure.builtin.insert(name.clone());
+        }
+        keep
+    });
     r.builtin = closure.builtin.len();
 
     // The kernel's module decompression, from its config.
@@ -200,7 +233,7 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
         r.elapsed = start.elapsed();
         return Ok(r);
     }
-    let (stored, errs) = transcode_all(
+    let (mut stored, errs) = transcode_all(
         &tree.moddir,
         &wanted,
         kernel,
@@ -209,6 +242,28 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
         &progress(o.quiet),
     );
     r.errors.extend(errs);
+    // The target's machine: its config's, else the tree's modules' (most
+    // of them; one module from elsewhere does not decide).
+    let target = kconfig_text
+        .as_deref()
+        .and_then(arch::kernel_machine)
+        .or_else(|| majority(stored.iter().filter_map(|s| s.facts.machine)));
+    let magic = majority(stored.iter().filter_map(|s| s.facts.vermagic.clone()));
+    stored.retain(
+        |s| match refusal(&s.facts, target, magic.as_deref(), &o.kver) {
+            None => true,
+            Some(why) if o.force => {
+                r.warnings
+                    .push(format!("{}: {why}: packed anyway (--force)", s.name));
+                true
+            }
+            Some(why) => {
+                r.errors.push(format!("{}: {why}: not packed", s.name));
+                r.refused.push((s.name.clone(), why));
+                false
+            }
+        },
+    );
     let members: Vec<Member> = stored
         .iter()
         .map(|s| Member {
@@ -220,6 +275,44 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
     let files = subset_files(&tree, &members)?;
 
     let mut img = Image::new();
+    if !o.no_firmware {
+        let search = Search {
+            dirs: firmware_dirs(o),
+            kver: o.kver.clone(),
+            suffixes: kconfig_text
+                .as_deref()
+                .map(firmware::kernel_suffixes)
+                .unwrap_or_default(),
+        };
+        let wanted: Vec<(String, Vec<String>)> = stored
+            .iter()
+            .filter(|s| !s.facts.firmware.is_empty())
+            .map(|s| (s.name.clone(), s.facts.firmware.clone()))
+            .collect();
+        let (reqs, files, bytes) =
+            firmware::pack_firmware(&search, &wanted, &mut img, &mut r.errors);
+        let dirs: Vec<String> = search
+            .dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        for q in reqs.iter().filter(|q| q.stored.is_empty()) {
+            let line = format!(
+                "{}: firmware {} not found (searched {})",
+                q.module,
+                q.name,
+                dirs.join(", ")
+            );
+            if o.strict {
+                r.errors.push(line);
+            } else {
+                r.warnings.push(line);
+            }
+        }
+        r.firmware = reqs;
+        r.firmware_files = files;
+        r.firmware_bytes = bytes;
+    }
     let moddir = format!("lib/modules/{}", o.kver);
     for s in stored {
         r.modules += 1;
@@ -257,15 +350,6 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
         );
     }
     let bin = std::fs::read(&o.earlymod).map_err(|e| format!("{}: {e}", o.earlymod.display()))?;
-    // The target's machine: its config's, else a packed module's.
-    let target = kconfig_text
-        .as_deref()
-        .and_then(arch::kernel_machine)
-        .or_else(|| {
-            img.files()
-                .filter(|(p, _)| p.contains(".ko"))
-                .find_map(|(_, d)| arch::module_machine(d))
-        });
     if let Some(t) = target {
         let what = format!("--earlymod {}", o.earlymod.display());
         arch::check_executable(&what, &bin, t, &o.kver)?;
@@ -312,6 +396,72 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
     write_atomic(&o.output, &bytes)?;
     r.elapsed = start.elapsed();
     Ok(r)
+}
+
+/// Names (normalized) of the modules the target kernel has built in.
+fn builtin_names(tree: &Tree) -> BTreeSet<String> {
+    let text = tree.builtin_text().unwrap_or_default();
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter_map(|l| {
+            let base = l.trim().rsplit('/').next()?;
+            let name = base.strip_suffix(".ko")?;
+            Some(name.replace('-', "_"))
+        })
+        .collect()
+}
+
+/// The most common item (the first of equals in `Ord` order), if any.
+fn majority<T: Ord>(items: impl Iterator<Item = T>) -> Option<T> {
+    let mut count: BTreeMap<T, usize> = BTreeMap::new();
+    for i in items {
+        *count.entry(i).or_default() += 1;
+    }
+    let best = count.values().copied().max()?;
+    count.into_iter().find(|(_, n)| *n == best).map(|(t, _)| t)
+}
+
+/// Why the target kernel would refuse a module: built for another machine,
+/// or a vermagic of another kernel (its release, or its flags against the
+/// other modules').
+fn refusal(f: &Facts, target: Option<Machine>, magic: Option<&str>, kver: &str) -> Option<String> {
+    if let (Some(m), Some(t)) = (f.machine, target) {
+        if m != t {
+            return Some(format!(
+                "built for {}, but kernel {kver} is {}",
+                m.name(),
+                t.name()
+            ));
+        }
+    }
+    let vm = f.vermagic.as_deref()?;
+    let release = vm.split_ascii_whitespace().next().unwrap_or("");
+    if release != kver {
+        return Some(format!(
+            "vermagic '{vm}' is for kernel {release}, not {kver}"
+        ));
+    }
+    match magic {
+        Some(m) if m != vm => Some(format!(
+            "vermagic '{vm}' differs from the other modules' '{m}'"
+        )),
+        _ => None,
+    }
+}
+
+/// Where firmware is searched: the given trees, else `ROOT/lib/firmware`
+/// and (packing for the running kernel) `/lib/firmware`.
+fn firmware_dirs(o: &PackOptions) -> Vec<PathBuf> {
+    if !o.firmware_dirs.is_empty() {
+        return o.firmware_dirs.clone();
+    }
+    let mut v = vec![o.root.join("lib/firmware")];
+    let running = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let host = PathBuf::from("/lib/firmware");
+    if running.trim() == o.kver && !v.contains(&host) {
+        v.push(host);
+    }
+    v
 }
 
 fn note(errors: &mut Vec<String>, res: Result<(), String>) {

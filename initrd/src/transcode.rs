@@ -8,7 +8,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use earlymod::modinfo::module_info;
 use earlymod_decompress::{Format, MAX_OUTPUT, decompress_to_vec, detect};
+
+use crate::arch::{self, Machine};
 
 /// The module decompression a kernel config enables: the algorithm, or
 /// `None` when the kernel only takes plain modules.
@@ -38,10 +41,18 @@ pub const XZ_MAX_DICT: u64 = 1 << 20;
 /// Why an xz module is not fit for the in-kernel decoder, or `None` when it
 /// is: CRC32 or no check, one LZMA2 filter, dictionary ≤ [`XZ_MAX_DICT`].
 pub fn xz_unfit_for_kernel(data: &[u8]) -> Option<String> {
-    xz_fit_for_kernel(data).err()
+    xz_fit_for_kernel(data, XZ_MAX_DICT).err()
 }
 
-fn xz_fit_for_kernel(data: &[u8]) -> Result<(), String> {
+/// Why an xz firmware file is not fit for the kernel's firmware loader, or
+/// `None` when it is: as [`xz_unfit_for_kernel`], any dictionary size (the
+/// loader allocates what the stream asks for; linux-firmware's `xz`
+/// defaults use 8 MiB).
+pub fn xz_unfit_for_firmware(data: &[u8]) -> Option<String> {
+    xz_fit_for_kernel(data, u64::MAX).err()
+}
+
+fn xz_fit_for_kernel(data: &[u8], max_dict: u64) -> Result<(), String> {
     let short = || "truncated xz header".to_string();
     let flags = data.get(6..8).ok_or_else(short)?;
     let check = flags[1] & 0x0f;
@@ -92,11 +103,11 @@ fn xz_fit_for_kernel(data: &[u8]) -> Result<(), String> {
     } else {
         (2 | u64::from(d & 1)) << (d / 2 + 11)
     };
-    if dict > XZ_MAX_DICT {
+    if dict > max_dict {
         return Err(format!(
             "xz dictionary {} KiB (over the {} KiB kept for the kernel's decoder)",
             dict >> 10,
-            XZ_MAX_DICT >> 10
+            max_dict >> 10
         ));
     }
     Ok(())
@@ -158,6 +169,48 @@ pub struct Stored {
     pub transcoded: Option<String>,
     /// Compression of the stored bytes (None = plain).
     pub format: Option<Format>,
+    /// What its `.modinfo` and ELF header say.
+    pub facts: Facts,
+}
+
+/// What a module file says of itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// `firmware=` entries, in order.
+    pub firmware: Vec<String>,
+    /// `vermagic=`.
+    pub vermagic: Option<String>,
+    /// The ELF machine it was built for.
+    pub machine: Option<Machine>,
+}
+
+impl Facts {
+    /// Reads a plain (decompressed) module's facts.
+    pub fn of(plain: &[u8]) -> Result<Facts, String> {
+        let entries = module_info(plain).map_err(|e| {
+            let why = e.why.map(|w| w.into_owned()).unwrap_or_else(|| {
+                let text = std::io::Error::from_raw_os_error(e.errno).to_string();
+                text.split(" (os error")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            });
+            format!("cannot read .modinfo: {why}")
+        })?;
+        let mut f = Facts {
+            machine: arch::module_machine(plain),
+            ..Facts::default()
+        };
+        for e in entries {
+            let value = String::from_utf8_lossy(&e.value).into_owned();
+            match e.key {
+                b"firmware" => f.firmware.push(value),
+                b"vermagic" => f.vermagic = Some(value),
+                _ => {}
+            }
+        }
+        Ok(f)
+    }
 }
 
 /// One module's result: stored (with an error when stored as is), or why
@@ -227,6 +280,13 @@ fn one(
         data,
         src_len,
         transcoded: None,
+        facts: Facts::default(),
+    };
+    let cannot = |e| {
+        format!(
+            "{name}: {}: cannot decompress ({e}); stored as is",
+            path.display()
+        )
     };
     if let Action::Decompress(why) = decide(&s.data, kernel, keep_compression) {
         match decompress_to_vec(&s.data, MAX_OUTPUT) {
@@ -236,14 +296,25 @@ fn one(
                 s.format = None;
                 s.transcoded = Some(why);
             }
-            Err(e) => {
-                let msg = format!(
-                    "{name}: {}: cannot decompress ({e}); stored as is",
-                    path.display()
-                );
-                return Ok((s, Some(msg)));
-            }
+            Err(e) => return Ok((s, Some(cannot(e)))),
         }
+    }
+    // Kept compressed: decompressed here only to read it.
+    let plain;
+    let elf = if s.format.is_some() {
+        match decompress_to_vec(&s.data, MAX_OUTPUT) {
+            Ok(p) => {
+                plain = p;
+                &plain
+            }
+            Err(e) => return Ok((s, Some(cannot(e)))),
+        }
+    } else {
+        &s.data
+    };
+    match Facts::of(elf) {
+        Ok(f) => s.facts = f,
+        Err(e) => return Ok((s, Some(format!("{name}: {}: {e}", path.display())))),
     }
     Ok((s, None))
 }

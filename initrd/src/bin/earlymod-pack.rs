@@ -20,6 +20,10 @@ const OPTS: &[Opt] = &[
     Opt::new(None, &["kernel-config"], true, "kconfig"),
     Opt::new(None, &["earlymod"], true, "earlymod"),
     Opt::new(None, &["indexes-only"], true, "indexes-only"),
+    Opt::new(Some('f'), &["firmware-dir"], true, "firmware-dir"),
+    Opt::new(None, &["no-firmware"], false, "no-firmware"),
+    Opt::new(None, &["strict"], false, "strict"),
+    Opt::new(None, &["force"], false, "force"),
     Opt::new(Some('j'), &["jobs"], true, "jobs"),
     Opt::new(Some('q'), &["quiet"], false, "quiet"),
     Opt::new(Some('h'), &["help"], false, "help"),
@@ -44,6 +48,14 @@ reads, modules stored in a form the target kernel loads, a reproducible cpio.
       --earlymod PATH     the earlymod binary (default: earlymod beside this program)
       --indexes-only DIR  write only the set's depmod files (indexes, modules.dep,
                           ...) into DIR: no module files, no image
+  -f, --firmware-dir DIR  a firmware tree standing for /lib/firmware; repeatable,
+                          searched in order (default ROOT/lib/firmware, then
+                          /lib/firmware when packing for the running kernel)
+      --no-firmware       pack no firmware (default: every firmware= file of
+                          every packed module, as the target kernel looks for it)
+      --strict            missing firmware is an error (default: a warning)
+      --force             pack modules the target checks refuse (another
+                          machine, another kernel's vermagic), with a warning
   -j, --jobs N            threads for transcoding and compression (default: CPUs)
   -q, --quiet             no progress line, no summary
   -h, --help, -V, --version
@@ -91,6 +103,10 @@ fn main() -> ExitCode {
         jobs,
         quiet: false,
         indexes_only: None,
+        firmware_dirs: Vec::new(),
+        no_firmware: false,
+        strict: false,
+        force: false,
     };
     for h in p.hits.iter() {
         let v = h.value.unwrap_or("");
@@ -114,6 +130,10 @@ fn main() -> ExitCode {
             },
             "quiet" => o.quiet = true,
             "indexes-only" => o.indexes_only = Some(PathBuf::from(v)),
+            "firmware-dir" => o.firmware_dirs.push(PathBuf::from(v)),
+            "no-firmware" => o.no_firmware = true,
+            "strict" => o.strict = true,
+            "force" => o.force = true,
             "help" => {
                 print!("{HELP}");
                 return ExitCode::SUCCESS;
@@ -161,9 +181,11 @@ fn main() -> ExitCode {
             r.elapsed.as_secs_f64()
         );
     } else if !o.quiet {
+        let missing = r.firmware.iter().filter(|q| q.stored.is_empty()).count();
         eprintln!(
             "{PROG}: {} modules ({} builtin needed none, {} decompressed for a kernel that {}), \
-             modules {} -> {}, image {} ({} entries) in {:.2} s: {}",
+             modules {} -> {}, firmware {} files {} ({} of {} requests missing), \
+             image {} ({} entries) in {:.2} s: {}",
             r.modules,
             r.builtin,
             r.transcoded,
@@ -173,6 +195,10 @@ fn main() -> ExitCode {
                 )),
             mb(r.bytes_before),
             mb(r.bytes_after),
+            r.firmware_files,
+            mb(r.firmware_bytes),
+            missing,
+            r.firmware.len(),
             mb(r.image_len),
             r.image.entries,
             r.elapsed.as_secs_f64(),

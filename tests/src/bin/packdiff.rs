@@ -38,6 +38,9 @@ struct Case {
     transcoded: bool,
     /// `--host-only`: these requests (optional ones) are part of the set.
     host: Vec<String>,
+    /// `-f DIR`: the firmware tree packed from (checked against kmod's
+    /// `modinfo -F firmware` of every packed module, and against dracut).
+    firmware: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -111,6 +114,9 @@ fn run_case(c: &Case, pack: &Path, earlymod: &Path, work: &Path) -> Result<Count
         .arg("--earlymod")
         .arg(earlymod)
         .args(&c.extra);
+    if let Some(fw) = &c.firmware {
+        cmd.arg("-f").arg(fw);
+    }
     let o = cmd
         .output()
         .map_err(|e| format!("{}: {e}", pack.display()))?;
@@ -178,6 +184,11 @@ fn run_case(c: &Case, pack: &Path, earlymod: &Path, work: &Path) -> Result<Count
             want.difference(&got_set).collect::<Vec<_>>(),
             got_set.difference(&want).collect::<Vec<_>>()
         ));
+    }
+
+    if let Some(fw) = &c.firmware {
+        let said = String::from_utf8_lossy(&o.stderr);
+        check_firmware(c, fw, &root, &said, &load, &mut n);
     }
 
     // Queries: -D every packed module; -R aliases, symbols, builtins.
@@ -257,6 +268,209 @@ fn run_case(c: &Case, pack: &Path, earlymod: &Path, work: &Path) -> Result<Count
     Ok(n)
 }
 
+/// Files and links below `dir` (relative paths): a link as `-> TARGET`, a
+/// file as its size.
+fn listing(dir: &Path) -> BTreeSet<(String, String)> {
+    fn walk(dir: &Path, rel: &str, out: &mut BTreeSet<(String, String)>) {
+        let Ok(rd) = fs::read_dir(dir.join(rel)) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let p = dir.join(&r);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let t = fs::read_link(&p).unwrap_or_default();
+                    out.insert((r, format!("-> {}", t.display())));
+                }
+                Ok(m) if m.is_dir() => walk(dir, &r, out),
+                Ok(m) => {
+                    out.insert((r, m.len().to_string()));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, "", &mut out);
+    out
+}
+
+/// The firmware of a packed image against kmod's `modinfo -F firmware` of
+/// every packed module (read from the full tree): each name present in the
+/// firmware tree is in the image with the same bytes (through the same
+/// links), each absent one is named on a warning line, nothing else is in
+/// `/lib/firmware`; then the same listing as Debian's dracut gives for the
+/// same drivers (`--fwdir` the same tree), when dracut is installed.
+fn check_firmware(c: &Case, fw: &Path, root: &Path, said: &str, load: &[String], n: &mut Counts) {
+    let img_fw = root.join("lib/firmware");
+    let deps = fs::read_to_string(c.tree.moddir().join("modules.dep")).unwrap_or_default();
+    let packed = fs::read_to_string(root.join(format!("lib/modules/{}/modules.dep", c.tree.kver)))
+        .unwrap_or_default();
+    let mut reachable: BTreeSet<String> = BTreeSet::new();
+    let (mut present, mut absent) = (0, 0);
+    for line in packed.lines() {
+        let Some((rel, _)) = line.split_once(':') else {
+            continue;
+        };
+        let name = module_name_from_path(rel);
+        let Some(full) = deps
+            .lines()
+            .filter_map(|l| l.split_once(':').map(|(p, _)| p))
+            .find(|p| module_name_from_path(p) == name)
+        else {
+            n.fail(format!(
+                "firmware: {name} is not in the full tree's modules.dep"
+            ));
+            continue;
+        };
+        let path = c.tree.moddir().join(full);
+        let argv = vec![
+            "modinfo".to_string(),
+            "-F".into(),
+            "firmware".into(),
+            path.to_string_lossy().into_owned(),
+        ];
+        let out = run(&argv, None);
+        for want in String::from_utf8_lossy(&out.stdout).lines() {
+            n.checked += 1;
+            let src = fw.join(want);
+            let dst = img_fw.join(want);
+            if src.is_file() {
+                present += 1;
+            } else {
+                absent += 1;
+            }
+            let ok = if src.is_file() {
+                // follow the image's links as the kernel would
+                let mut at = want.to_string();
+                for _ in 0..40 {
+                    reachable.insert(at.clone());
+                    match fs::read_link(img_fw.join(&at)) {
+                        Ok(t) => {
+                            let base = Path::new(&at).parent().unwrap_or(Path::new(""));
+                            let joined = base.join(t);
+                            let mut parts: Vec<String> = Vec::new();
+                            for comp in joined.components() {
+                                match comp {
+                                    std::path::Component::ParentDir => {
+                                        parts.pop();
+                                    }
+                                    std::path::Component::Normal(x) => {
+                                        parts.push(x.to_string_lossy().into_owned())
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            at = parts.join("/");
+                        }
+                        Err(_) => break,
+                    }
+                }
+                fs::read(&dst).ok() == fs::read(&src).ok()
+            } else {
+                !dst.exists() && said.contains(&format!("{name}: firmware {want} not found"))
+            };
+            if ok {
+                n.identical += 1;
+            } else {
+                n.fail(format!(
+                    "firmware {want} of {name}: {} in the tree, image {}",
+                    if src.is_file() { "present" } else { "absent" },
+                    if dst.exists() {
+                        "has it (or different bytes)"
+                    } else {
+                        "lacks it or no warning"
+                    }
+                ));
+            }
+        }
+    }
+    let ours = listing(&img_fw);
+    println!(
+        "packdiff {}: firmware: {} requests (kmod's modinfo -F firmware of every packed module): \
+         {present} in the tree, {absent} not; /lib/firmware has {} entries",
+        c.label,
+        present + absent,
+        ours.len()
+    );
+    for (p, _) in &ours {
+        n.checked += 1;
+        if reachable.contains(p) {
+            n.identical += 1;
+        } else {
+            n.fail(format!(
+                "firmware: /lib/firmware/{p} is in the image, but no module asks for it"
+            ));
+        }
+    }
+    // dracut: the same drivers, the same firmware tree, no host-only.
+    let Some(dracut) = ["/usr/bin/dracut", "/usr/sbin/dracut"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        println!(
+            "packdiff {}: dracut is not installed: no comparison",
+            c.label
+        );
+        return;
+    };
+    let img = root.with_file_name("dracut.img");
+    let argv: Vec<String> = [
+        dracut,
+        "--force",
+        "--quiet",
+        "--no-hostonly",
+        "--no-compress",
+        "-m",
+        "base",
+        "--kver",
+        &c.tree.kver,
+        "--kmoddir",
+        &c.tree.moddir().to_string_lossy(),
+        "--fwdir",
+        &fw.to_string_lossy(),
+        "--drivers",
+        &load.join(" "),
+        &img.to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run(&argv, None);
+    let dracut_root = root.with_file_name("dracut-root");
+    if out.code != 0 || unpack(&img, &dracut_root).is_err() {
+        n.fail(format!(
+            "dracut failed ({}): {}",
+            out.code,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+        return;
+    }
+    // dracut installs --fwdir's files at that same path.
+    let theirs = listing(&dracut_root.join(fw.strip_prefix("/").unwrap_or(fw)));
+    n.checked += 1;
+    if theirs == ours {
+        n.identical += 1;
+        println!(
+            "packdiff {}: /lib/firmware identical to dracut's: {} entries",
+            c.label,
+            ours.len()
+        );
+    } else {
+        n.fail(format!(
+            "firmware differs from dracut's: dracut only {:?}, ours only {:?}",
+            theirs.difference(&ours).take(5).collect::<Vec<_>>(),
+            ours.difference(&theirs).take(5).collect::<Vec<_>>()
+        ));
+    }
+}
+
 /// Module names whose path starts with one of `prefixes`.
 fn names_under(tree: &Tree, prefixes: &[&str]) -> Vec<String> {
     fs::read_to_string(tree.moddir().join("modules.dep"))
@@ -293,6 +507,7 @@ fn main() -> ExitCode {
             extra: vec![],
             transcoded: false,
             host: vec![],
+            firmware: None,
         });
         // A bigger set: every filesystem, block, SCSI and Intel Ethernet module.
         let big = names_under(
@@ -321,6 +536,7 @@ fn main() -> ExitCode {
             extra: vec![],
             transcoded: false,
             host: vec![],
+            firmware: None,
         });
     }
     // Transcoding: a tree of compressed modules packed for a kernel without
@@ -342,6 +558,7 @@ fn main() -> ExitCode {
             ],
             transcoded: true,
             host: vec![],
+            firmware: None,
         });
         // --host-only: this machine's devices and root filesystem.
         let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
@@ -353,7 +570,35 @@ fn main() -> ExitCode {
             extra: vec!["--host-only".into()],
             transcoded: false,
             host,
+            firmware: None,
         });
+    }
+    // Firmware: real Debian firmware packages (scripts/setup.sh) for a NIC,
+    // two GPUs and a WLAN driver on 6.12.
+    let fw = PathBuf::from(
+        std::env::var("EARLYMOD_CACHE").unwrap_or_else(|_| "/var/cache/earlymod".into()),
+    )
+    .join("firmware/root/lib/firmware");
+    if let Some(new) = trees.iter().find(|t| t.kver.starts_with("6.12")) {
+        let conf = work.join("firmware.conf");
+        fs::write(&conf, "load r8169 amdgpu i915 iwlwifi\n").expect("config");
+        if fw.is_dir() {
+            cases.push(Case {
+                label: format!("{}-firmware", new.label),
+                tree: new.clone(),
+                config: conf,
+                extra: vec![],
+                transcoded: false,
+                host: vec![],
+                firmware: Some(fw),
+            });
+        } else {
+            println!(
+                "packdiff: FAIL no firmware tree {} (run scripts/setup.sh)",
+                fw.display()
+            );
+            return ExitCode::FAILURE;
+        }
     }
     let mut failed = false;
     let (mut total, mut same, mut filtered, mut outside) = (0, 0, 0, 0);
