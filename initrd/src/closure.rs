@@ -23,6 +23,85 @@ pub struct Closure {
     pub errors: Vec<String>,
     /// Things worth a warning (blacklisted targets, install commands).
     pub warnings: Vec<String>,
+    /// Why each included module is in: the first reason found.
+    pub why: BTreeMap<String, Why>,
+    /// What each request resolved to, in request order.
+    pub answers: Vec<Answer>,
+}
+
+/// Why a module is in the closure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// A request resolved to it (the request as given, its origin).
+    Requested(String, Origin),
+    /// A dependency (`modules.dep`) of this module.
+    Dependency(String),
+    /// A softdep of this module (or a dependency of one).
+    Softdep(String),
+    /// A weakdep of this module.
+    Weakdep(String),
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The config's `load`/`include`, or `-m`.
+    Config,
+    /// A device of this machine (`--host-only`).
+    Device,
+    /// The mounted root's filesystem (`--host-only`).
+    RootFs,
+}
+
+/// What one request resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The request as given.
+    pub request: String,
+    /// Its origin.
+    pub origin: Origin,
+    /// The outcome.
+    pub outcome: Outcome,
+}
+
+/// The outcome of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// These modules serve it (included with their closures).
+    Modules(Vec<String>),
+    /// Built into the kernel.
+    Builtin(Vec<String>),
+    /// No module or alias of that name.
+    NoDriver,
+    /// Only blacklisted modules serve it.
+    Blacklisted(Vec<String>),
+    /// The lookup or the probe list failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Requested(r, Origin::Config) => write!(f, "requested ({r})"),
+            Why::Requested(r, Origin::Device) => write!(f, "device {r}"),
+            Why::Requested(r, Origin::RootFs) => write!(f, "root filesystem ({r})"),
+            Why::Dependency(m) => write!(f, "dependency of {m}"),
+            Why::Softdep(m) => write!(f, "softdep of {m}"),
+            Why::Weakdep(m) => write!(f, "weakdep of {m}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Modules(m) => write!(f, "{}", m.join(" ")),
+            Outcome::Builtin(m) => write!(f, "built in: {}", m.join(" ")),
+            Outcome::NoDriver => f.write_str("no driver"),
+            Outcome::Blacklisted(m) => write!(f, "blacklisted: {}", m.join(" ")),
+            Outcome::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
 }
 
 /// modprobe.d texts in libkmod's order (sorted by file name), parsed into
@@ -54,7 +133,8 @@ pub fn parse_config<'a>(
 impl Closure {
     /// Adds the closure of every request (module names or aliases). An
     /// `optional` request that resolves to nothing is not an error (a
-    /// device's modalias that no module serves).
+    /// device's modalias that no module serves); optional requests are
+    /// devices of the host, `fs-TYPE` its root filesystem.
     pub fn add(
         &mut self,
         db: &ModuleDb<'_>,
@@ -63,14 +143,20 @@ impl Closure {
         optional: bool,
     ) {
         let resolver = Resolver { db, cfg };
-        let mut pending: Vec<String> = requests.to_vec();
+        let mut pending: Vec<(String, Option<String>)> =
+            requests.iter().map(|r| (r.clone(), None)).collect();
         let mut seen_weak: BTreeSet<String> = BTreeSet::new();
-        let mut weak_pending: Vec<String> = Vec::new();
+        let mut weak_pending: Vec<(String, Option<String>)> = Vec::new();
         let mut optional = optional;
         while !pending.is_empty() {
             let before: BTreeSet<String> = self.modules.keys().cloned().collect();
-            for req in std::mem::take(&mut pending) {
-                self.add_one(&resolver, &req, optional);
+            for (req, weak_of) in std::mem::take(&mut pending) {
+                let origin = match (optional, req.starts_with("fs-")) {
+                    (false, _) => Origin::Config,
+                    (true, true) => Origin::RootFs,
+                    (true, false) => Origin::Device,
+                };
+                self.add_one(&resolver, &req, optional, origin, weak_of);
             }
             // A weakdep that is missing from the tree is not an error.
             optional = true;
@@ -84,7 +170,7 @@ impl Closure {
                     if *module == name.as_str() {
                         for w in weak.split_ascii_whitespace() {
                             if seen_weak.insert(w.to_string()) {
-                                weak_pending.push(w.to_string());
+                                weak_pending.push((w.to_string(), Some(name.clone())));
                             }
                         }
                     }
@@ -94,27 +180,54 @@ impl Closure {
         }
     }
 
-    fn add_one(&mut self, resolver: &Resolver<'_, '_>, req: &str, optional: bool) {
+    fn add_one(
+        &mut self,
+        resolver: &Resolver<'_, '_>,
+        req: &str,
+        optional: bool,
+        origin: Origin,
+        weak_of: Option<String>,
+    ) {
+        let outcome = self.resolve_one(resolver, req, optional, origin, weak_of.as_deref());
+        if weak_of.is_none() {
+            self.answers.push(Answer {
+                request: req.to_string(),
+                origin,
+                outcome,
+            });
+        }
+    }
+
+    fn resolve_one(
+        &mut self,
+        resolver: &Resolver<'_, '_>,
+        req: &str,
+        optional: bool,
+        origin: Origin,
+        weak_of: Option<&str>,
+    ) -> Outcome {
         let mut key = AliasBuf::new();
         if let Err(e) = normalize_alias(req, &mut key) {
             self.errors.push(format!("{req}: {e}"));
-            return;
+            return Outcome::Failed(e.to_string());
         }
         let mut found = Candidates::new();
         match resolver.lookup(&key, &mut found) {
-            Ok(_) if found.is_empty() && optional => return,
+            Ok(_) if found.is_empty() && optional => return Outcome::NoDriver,
             Ok(_) if found.is_empty() => {
                 self.errors.push(format!(
                     "{req}: no module or alias of that name in the tree"
                 ));
-                return;
+                return Outcome::NoDriver;
             }
             Ok(_) => {}
             Err(e) => {
                 self.errors.push(format!("{req}: {e}"));
-                return;
+                return Outcome::Failed(e.to_string());
             }
         }
+        let (mut served, mut builtin, mut blacklisted) = (Vec::new(), Vec::new(), Vec::new());
+        let mut failed = None;
         let names = NameArena::new();
         let mut steps = Steps::new();
         let flags = ProbeFlags {
@@ -124,6 +237,7 @@ impl Closure {
         for c in found.iter() {
             if c.builtin {
                 self.builtin.insert(c.name.to_string());
+                push_once(&mut builtin, &c.name);
                 continue;
             }
             match resolver.probe_list(c, flags, &NothingLoaded, &names, &mut steps) {
@@ -133,15 +247,23 @@ impl Closure {
                         "{req}: module {} is blacklisted, not included",
                         c.name
                     ));
+                    push_once(&mut blacklisted, &c.name);
                     continue;
                 }
                 Ok(Err(Skip::AlreadyLoaded)) => continue,
                 Err(e) => {
                     self.errors.push(format!("{req}: module {}: {e}", c.name));
+                    failed = Some(format!("module {}: {e}", c.name));
                     continue;
                 }
             }
             for s in steps.iter() {
+                let why = match (s.is_target, s.required, weak_of) {
+                    (true, _, Some(w)) => Why::Weakdep(w.to_string()),
+                    (true, _, None) => Why::Requested(req.to_string(), origin),
+                    (false, true, _) => Why::Dependency(c.name.to_string()),
+                    (false, false, _) => Why::Softdep(c.name.to_string()),
+                };
                 if let Some(cmd) = s.install {
                     self.warnings.push(format!(
                         "{}: has an install command ('{cmd}'): the programs it runs must be in the image",
@@ -153,9 +275,16 @@ impl Closure {
                         self.modules
                             .entry(s.name.to_string())
                             .or_insert_with(|| p.to_string());
+                        self.why.entry(s.name.to_string()).or_insert(why);
+                        if s.is_target {
+                            push_once(&mut served, &s.name);
+                        }
                     }
                     None if s.builtin || resolver.is_builtin(&s.name).unwrap_or(false) => {
                         self.builtin.insert(s.name.to_string());
+                        if s.is_target {
+                            push_once(&mut builtin, &s.name);
+                        }
                     }
                     None if s.install.is_some() => {}
                     None => self
@@ -164,6 +293,19 @@ impl Closure {
                 }
             }
         }
+        match failed {
+            Some(e) if served.is_empty() && builtin.is_empty() => Outcome::Failed(e),
+            _ if !served.is_empty() => Outcome::Modules(served),
+            _ if !builtin.is_empty() => Outcome::Builtin(builtin),
+            _ if !blacklisted.is_empty() => Outcome::Blacklisted(blacklisted),
+            _ => Outcome::NoDriver,
+        }
+    }
+}
+
+fn push_once(list: &mut Vec<String>, name: &str) {
+    if !list.iter().any(|n| n == name) {
+        list.push(name.to_string());
     }
 }
 

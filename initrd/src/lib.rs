@@ -14,6 +14,7 @@ pub mod image;
 pub mod index_write;
 pub mod pack;
 pub mod packconf;
+pub mod report;
 pub mod subset;
 #[cfg(test)]
 mod testutil;

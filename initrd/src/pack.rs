@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::arch::{self, Machine};
-use crate::closure::{Closure, parse_config};
+use crate::closure::{Answer, Closure, Outcome, Why, parse_config};
 use crate::compress::Compression;
 use crate::firmware::{self, Search};
 use crate::hostonly::host_requests;
@@ -67,6 +67,8 @@ pub struct PackOptions {
     /// Pack modules the target checks refuse (another machine, another
     /// kernel's vermagic), with a warning each.
     pub force: bool,
+    /// Write the pack report ([`crate::report`]) here.
+    pub report: Option<PathBuf>,
 }
 
 /// What a run did.
@@ -102,6 +104,12 @@ pub struct Report {
     pub firmware_bytes: u64,
     /// Modules left out by the target checks (name, reason).
     pub refused: Vec<(String, String)>,
+    /// Packed modules: name, path in the image's module directory, why.
+    pub packed: Vec<(String, String, Why)>,
+    /// Needed modules the target has built in.
+    pub builtins: Vec<String>,
+    /// What each request resolved to.
+    pub answers: Vec<Answer>,
 }
 
 fn progress(quiet: bool) -> impl Fn(usize, usize) + Sync {
@@ -185,6 +193,17 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
         keep
     });
     r.builtin = closure.builtin.len();
+    r.builtins = closure.builtin.iter().cloned().collect();
+    r.answers = std::mem::take(&mut closure.answers);
+    for a in &mut r.answers {
+        // served by a module the target has built in: say so
+        if let Outcome::Modules(m) = &a.outcome {
+            if !m.is_empty() && m.iter().all(|n| builtin.contains(n)) {
+                a.outcome = Outcome::Builtin(m.clone());
+            }
+        }
+    }
+    let mut why = std::mem::take(&mut closure.why);
 
     // The kernel's module decompression, from its config.
     let kconfig = o.kernel_config.clone().or_else(|| {
@@ -273,6 +292,10 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
         })
         .collect();
     let files = subset_files(&tree, &members)?;
+    r.packed = stored
+        .iter()
+        .filter_map(|s| Some((s.name.clone(), s.rel.clone(), why.remove(&s.name)?)))
+        .collect();
 
     let mut img = Image::new();
     if !o.no_firmware {
@@ -395,6 +418,10 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
     r.image_len = bytes.len() as u64;
     write_atomic(&o.output, &bytes)?;
     r.elapsed = start.elapsed();
+    if let Some(path) = &o.report {
+        let text = crate::report::render(&r, &o.kver, &o.output.display().to_string());
+        write_atomic(path, text.as_bytes())?;
+    }
     Ok(r)
 }
 

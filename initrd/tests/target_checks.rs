@@ -121,6 +121,7 @@ fn options(f: &Fixture, force: bool) -> PackOptions {
         no_firmware: false,
         strict: false,
         force,
+        report: Some(f.dir.join("report.txt")),
     }
 }
 

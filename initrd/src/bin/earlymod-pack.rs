@@ -24,6 +24,7 @@ const OPTS: &[Opt] = &[
     Opt::new(None, &["no-firmware"], false, "no-firmware"),
     Opt::new(None, &["strict"], false, "strict"),
     Opt::new(None, &["force"], false, "force"),
+    Opt::new(None, &["report"], true, "report"),
     Opt::new(Some('j'), &["jobs"], true, "jobs"),
     Opt::new(Some('q'), &["quiet"], false, "quiet"),
     Opt::new(Some('h'), &["help"], false, "help"),
@@ -56,6 +57,9 @@ reads, modules stored in a form the target kernel loads, a reproducible cpio.
       --strict            missing firmware is an error (default: a warning)
       --force             pack modules the target checks refuse (another
                           machine, another kernel's vermagic), with a warning
+      --report FILE       write the pack report: why each module is in, what
+                          each request (and host device) resolved to, where
+                          each firmware file went (config/pack/README.md)
   -j, --jobs N            threads for transcoding and compression (default: CPUs)
   -q, --quiet             no progress line, no summary
   -h, --help, -V, --version
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         no_firmware: false,
         strict: false,
         force: false,
+        report: None,
     };
     for h in p.hits.iter() {
         let v = h.value.unwrap_or("");
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
             "no-firmware" => o.no_firmware = true,
             "strict" => o.strict = true,
             "force" => o.force = true,
+            "report" => o.report = Some(PathBuf::from(v)),
             "help" => {
                 print!("{HELP}");
                 return ExitCode::SUCCESS;

@@ -117,6 +117,8 @@ fn run_case(c: &Case, pack: &Path, earlymod: &Path, work: &Path) -> Result<Count
     if let Some(fw) = &c.firmware {
         cmd.arg("-f").arg(fw);
     }
+    let report = dir.join("report.txt");
+    cmd.arg("--report").arg(&report);
     let o = cmd
         .output()
         .map_err(|e| format!("{}: {e}", pack.display()))?;
@@ -190,6 +192,8 @@ fn run_case(c: &Case, pack: &Path, earlymod: &Path, work: &Path) -> Result<Count
         let said = String::from_utf8_lossy(&o.stderr);
         check_firmware(c, fw, &root, &said, &load, &mut n);
     }
+    let text = fs::read_to_string(&report).map_err(|e| format!("{}: {e}", report.display()))?;
+    check_report(c, &text, &got_set, &conf, &kmod, &mut n);
 
     // Queries: -D every packed module; -R aliases, symbols, builtins.
     let mut queries: Vec<Vec<String>> = got.iter().map(|m| vec!["-D".into(), m.clone()]).collect();
@@ -268,6 +272,104 @@ fn run_case(c: &Case, pack: &Path, earlymod: &Path, work: &Path) -> Result<Count
     Ok(n)
 }
 
+/// The pack report against the image and kmod: one `module` line for each
+/// packed module and no other; one `request` line per request (the load
+/// set, and for `--host-only` every device modalias and `fs-TYPE`), whose
+/// modules are among kmod's `-D` plan for it and whose "no driver" kmod
+/// agrees with; one `firmware` line per request, "missing" exactly when the
+/// image lacks the file.
+fn check_report(
+    c: &Case,
+    text: &str,
+    packed: &BTreeSet<String>,
+    conf: &[String],
+    kmod: &Tool,
+    n: &mut Counts,
+) {
+    let mut lines = 0;
+    let modules: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("module "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let listed: BTreeSet<String> = modules.iter().map(|m| m.to_string()).collect();
+    n.checked += 1;
+    lines += modules.len();
+    if listed == *packed && modules.len() == packed.len() {
+        n.identical += 1;
+    } else {
+        n.fail(format!(
+            "report: module lines differ from the image: report only {:?}, image only {:?}",
+            listed.difference(packed).collect::<Vec<_>>(),
+            packed.difference(&listed).collect::<Vec<_>>()
+        ));
+    }
+    let requests: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("request "))
+        .filter_map(|l| l.split_once(' ')?.1.split_once(": "))
+        .collect();
+    lines += requests.len();
+    let asked: BTreeSet<&str> = requests.iter().map(|(r, _)| *r).collect();
+    for h in &c.host {
+        n.checked += 1;
+        if asked.contains(h.as_str()) {
+            n.identical += 1;
+        } else {
+            n.fail(format!("report: no request line for host request {h}"));
+        }
+    }
+    for (req, outcome) in &requests {
+        let mut a = conf.to_vec();
+        a.extend(["-D".to_string(), req.to_string()]);
+        let plan = run(&kmod.argv(&c.tree, &a), None);
+        let out = String::from_utf8_lossy(&plan.stdout);
+        let insmods: BTreeSet<String> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("insmod "))
+            .map(|l| module_name_from_path(l.split_whitespace().next().unwrap_or("")))
+            .collect();
+        n.checked += 1;
+        let ok = if *outcome == "no driver" {
+            insmods.is_empty() && !out.contains("builtin ")
+        } else if let Some(b) = outcome.strip_prefix("built in: ") {
+            b.split(' ')
+                .all(|m| out.contains(&format!("builtin {m}")) || !insmods.contains(m))
+        } else if outcome.starts_with("blacklisted: ") || outcome.starts_with("failed: ") {
+            true
+        } else {
+            outcome
+                .split(' ')
+                .all(|m| insmods.contains(m) && packed.contains(m))
+        };
+        if ok {
+            n.identical += 1;
+        } else {
+            n.fail(format!(
+                "report: request {req}: {outcome}, but kmod -D says {out:?}"
+            ));
+        }
+    }
+    let fw_lines = text.lines().filter(|l| l.starts_with("firmware ")).count();
+    lines += fw_lines;
+    lines += text
+        .lines()
+        .filter(|l| l.starts_with("builtin ") || l.starts_with("refused "))
+        .count();
+    n.checked += 1;
+    if lines + 1 == text.lines().count() {
+        n.identical += 1;
+    } else {
+        n.fail("report: lines of unknown kinds".to_string());
+    }
+    println!(
+        "packdiff {}: report: {} module, {} request, {fw_lines} firmware lines checked",
+        c.label,
+        modules.len(),
+        requests.len()
+    );
+}
+
 /// Files and links below `dir` (relative paths): a link as `-> TARGET`, a
 /// file as its size.
 fn listing(dir: &Path) -> BTreeSet<(String, String)> {
@@ -309,6 +411,7 @@ fn listing(dir: &Path) -> BTreeSet<(String, String)> {
 /// same drivers (`--fwdir` the same tree), when dracut is installed.
 fn check_firmware(c: &Case, fw: &Path, root: &Path, said: &str, load: &[String], n: &mut Counts) {
     let img_fw = root.join("lib/firmware");
+    let report = fs::read_to_string(root.with_file_name("report.txt")).unwrap_or_default();
     let deps = fs::read_to_string(c.tree.moddir().join("modules.dep")).unwrap_or_default();
     let packed = fs::read_to_string(root.join(format!("lib/modules/{}/modules.dep", c.tree.kver)))
         .unwrap_or_default();
@@ -373,8 +476,11 @@ fn check_firmware(c: &Case, fw: &Path, root: &Path, said: &str, load: &[String],
                     }
                 }
                 fs::read(&dst).ok() == fs::read(&src).ok()
+                    && report.contains(&format!("firmware {name} {want}: lib/firmware/{want}"))
             } else {
-                !dst.exists() && said.contains(&format!("{name}: firmware {want} not found"))
+                !dst.exists()
+                    && said.contains(&format!("{name}: firmware {want} not found"))
+                    && report.contains(&format!("firmware {name} {want}: missing\n"))
             };
             if ok {
                 n.identical += 1;
