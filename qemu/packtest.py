@@ -16,6 +16,15 @@ Cases:
             only xz): earlymod-pack stores plain .ko
   k61-xz64  the set's closure recompressed to .ko.xz with CRC64 checks (6.1
             has no module decompression): stored as plain .ko
+  k612-microcode  as k612, with `--microcode amd` from the cache's firmware
+            tree (Debian's amd64-microcode): unmkinitramfs must show the
+            early member first holding exactly kernel/x86/microcode/
+            AuthenticAMD.bin (the package's files concatenated), and the
+            kernel's early loader must read it when booted as an AMD EPYC
+            (family 17h, `-cpu EPYC,-hypervisor`: without the hypervisor
+            bit the loader runs): it finds the patch for CPUID 0x800f12 and
+            says so ("microcode: CPUID(1).EAX: 0x800f12" — TCG cannot apply
+            it, so the kernel reports the unchanged revision)
 After the check of the live modules, the init runs `earlymod coldplug` (the
 helper mode for script-based initramfs) and `earlymod report`: exit 0 and a
 report with at least one pass are required. Also checks that packing twice
@@ -91,8 +100,35 @@ def pack(args, k, root, out, extra=()):
     return p.stderr.strip()
 
 
-def boot(k, img, log, timeout=120):
-    return V.run_qemu(V.qemu_argv(k, img, log, "quiet loglevel=1"), log, timeout)
+def boot(k, img, log, timeout=120, cpu=None):
+    argv = V.qemu_argv(k, img, log, "quiet loglevel=1" if cpu is None else "loglevel=7")
+    if cpu:
+        argv[argv.index("max")] = cpu
+    return V.run_qemu(argv, log, timeout)
+
+
+FIRMWARE = os.path.join(V.CACHE, "firmware/root/lib/firmware")
+
+
+def microcode_member(img):
+    """Problems with the image's early member (unmkinitramfs's view)."""
+    d = img + ".unpacked"
+    shutil.rmtree(d, ignore_errors=True)
+    p = subprocess.run(["unmkinitramfs", img, d], capture_output=True, text=True)
+    if p.returncode != 0:
+        return [f"unmkinitramfs exit {p.returncode}: {p.stderr.strip()}"]
+    early = os.path.join(d, "early")
+    files = sorted(os.path.relpath(os.path.join(r, f), early)
+                   for r, _, fs in os.walk(early) for f in fs)
+    if files != ["kernel/x86/microcode/AuthenticAMD.bin"]:
+        return [f"early member holds {files}, want kernel/x86/microcode/AuthenticAMD.bin"]
+    src = os.path.join(FIRMWARE, "amd-ucode")
+    want = b"".join(open(os.path.join(src, f), "rb").read() for f in sorted(os.listdir(src))
+                    if f.startswith("microcode_amd") and f.endswith(".bin"))
+    with open(os.path.join(early, files[0]), "rb") as f:
+        if f.read() != want:
+            return ["AuthenticAMD.bin is not the amd-ucode files concatenated"]
+    return []
 
 
 CASES = {
@@ -100,6 +136,7 @@ CASES = {
     "k61": ("k61", None),
     "k612-zst": ("k612", "zst"),
     "k61-xz64": ("k61", "xz64"),
+    "k612-microcode": ("k612", None),
 }
 
 
@@ -112,10 +149,12 @@ def run_case(args, name):
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     img = os.path.join(d, "initrd.img")
-    summary = pack(args, k, root, img)
+    micro = name == "k612-microcode"
+    summary = pack(args, k, root, img, ["-f", FIRMWARE, "--microcode", "amd"] if micro else [])
     with open(img, "rb") as f:
         data = f.read()
-    text, dt, note = boot(k, img, os.path.join(d, "serial.log"))
+    text, dt, note = boot(k, img, os.path.join(d, "serial.log"),
+                          cpu="EPYC,-hypervisor" if micro else None)
     kv = {}
     for line in text.splitlines():
         m = re.match(r".*@@PACK (\w+)=(.*)$", line.rstrip())
@@ -126,6 +165,10 @@ def run_case(args, name):
     problems = []
     if note:
         problems.append(note)
+    if micro:
+        problems += microcode_member(img)
+        if "microcode: CPUID(1).EAX: 0x800f12" not in text:
+            problems.append("the kernel's early loader did not find the EPYC patch")
     if V.CRASH.search(text):
         problems.append("kernel crash in the log")
     if kv.get("kver") != k.kver:

@@ -6,7 +6,9 @@ set -euo pipefail
 
 CACHE=${EARLYMOD_CACHE:-/var/cache/earlymod}
 # dracut-core: packdiff compares the firmware earlymod-pack packs with dracut's.
-PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time qemu-user-static dracut-core)
+# initramfs-tools-core: its unmkinitramfs reads earlymod-pack's microcode member back.
+PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time qemu-user-static dracut-core
+    initramfs-tools-core)
 # The image ships qemu-utils from bookworm-backports; qemu-system-x86 must match it.
 BPO_PKGS=(qemu-system-x86 qemu-system-arm qemu-system-riscv opensbi)
 # `setup.sh bench`: the other peers of the packing benchmark (the -core packages
@@ -14,7 +16,7 @@ BPO_PKGS=(qemu-system-x86 qemu-system-arm qemu-system-riscv opensbi)
 # init (the size peer of earlymod-tiny; -core is the binary alone) and
 # callgrind for the resolution figures.
 if [ "${1:-}" = bench ]; then
-    PKGS+=(initramfs-tools-core tiny-initramfs-core valgrind)
+    PKGS+=(tiny-initramfs-core valgrind)
 fi
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -158,12 +160,12 @@ fetch_kmod34() {
     touch "$dir/.done"
 }
 
-# fetch_firmware: Debian's firmware packages of FIRMWARE_PKGS (component
+# fetch_firmware: Debian's firmware and CPU microcode packages of FIRMWARE_PKGS (component
 # non-free-firmware, bookworm-backports where it has them (the 6.12
 # kernel's drivers ask for newer files), else bookworm) unpacked into $CACHE/firmware/root/lib/firmware,
 # the firmware tree earlymod-pack's tests pack from. Re-fetched when the
 # versions apt resolves change.
-FIRMWARE_PKGS=(firmware-realtek firmware-misc-nonfree firmware-amd-graphics)
+FIRMWARE_PKGS=(firmware-realtek firmware-misc-nonfree firmware-amd-graphics intel-microcode amd64-microcode)
 fetch_firmware() {
     local dir="$CACHE/firmware" apt="$CACHE/apt-firmware" want
     private_apt "$apt" amd64
@@ -190,8 +192,10 @@ fetch_firmware() {
     (cd "$dir/deb" && apt-get "${APT_OPTS[@]}" download -qq $want >&2)
     local d
     for d in "$dir"/deb/*.deb; do dpkg-deb -x "$d" "$dir/x"; done
-    if [ -d "$dir/x/usr/lib/firmware" ]; then mv "$dir/x/usr/lib/firmware" "$dir/root/lib/firmware"
-    else mv "$dir/x/lib/firmware" "$dir/root/lib/firmware"; fi
+    mkdir -p "$dir/root/lib/firmware"
+    for d in "$dir/x/lib/firmware" "$dir/x/usr/lib/firmware"; do   # before and after usr-merge
+        if [ -d "$d" ]; then cp -a "$d/." "$dir/root/lib/firmware/"; fi
+    done
     rm -rf "$dir/x" "$dir/deb" "$apt/cache/archives/"*.deb
     echo "$want" > "$dir/pkgs"
     touch "$dir/.done"

@@ -30,6 +30,8 @@ enum Node {
 #[derive(Debug, Default, Clone)]
 pub struct Image {
     nodes: BTreeMap<String, Node>,
+    /// Files of the early member (CPU microcode): path → contents.
+    early: BTreeMap<String, Vec<u8>>,
 }
 
 /// Sizes of a written image.
@@ -45,6 +47,8 @@ pub struct ImageStats {
     pub main_written: usize,
     /// Members (each a whole newc archive).
     pub members: usize,
+    /// Bytes of the early member (0 if there is none).
+    pub early_member: usize,
 }
 
 /// `p` as an image path: without leading `/`, not empty, no empty, `.`
@@ -115,6 +119,18 @@ impl Image {
                 precompressed,
             },
         )
+    }
+
+    /// Adds a file to the early member: an uncompressed archive of its own
+    /// written first, where the kernel's early loaders look (CPU microcode
+    /// at `kernel/x86/microcode/`).
+    pub fn early_file(&mut self, path: &str, data: Vec<u8>) -> Result<(), String> {
+        let path = image_path(path)?;
+        if self.early.contains_key(path) {
+            return Err(format!("/{path}: already in the early member"));
+        }
+        self.early.insert(path.to_string(), data);
+        Ok(())
     }
 
     /// Adds a symbolic link.
@@ -208,10 +224,39 @@ impl Image {
             entries: raw.len() + main.len(),
             ..ImageStats::default()
         };
-        if !raw.is_empty() {
-            ino = write_newc(&raw, mtime, ino, &mut out).map_err(|e| e.to_string())?;
-            stats.raw_member = out.len();
+        if !self.early.is_empty() {
+            let mut dirs = std::collections::BTreeSet::new();
+            for path in self.early.keys() {
+                let mut p = path.as_str();
+                while let Some(i) = p.rfind('/') {
+                    p = &p[..i];
+                    dirs.insert(p.to_string());
+                }
+            }
+            let mut early: Vec<Entry> = dirs
+                .into_iter()
+                .map(|path| Entry {
+                    path,
+                    mode: 0o755,
+                    kind: EntryKind::Dir,
+                })
+                .collect();
+            early.extend(self.early.into_iter().map(|(path, data)| Entry {
+                path,
+                mode: 0o644,
+                kind: EntryKind::File(data),
+            }));
+            early.sort_by(|a, b| a.path.cmp(&b.path));
+            stats.entries += early.len();
+            ino = write_newc(&early, mtime, ino, &mut out).map_err(|e| e.to_string())?;
+            stats.early_member = out.len();
             stats.members = 1;
+        }
+        if !raw.is_empty() {
+            let start = out.len();
+            ino = write_newc(&raw, mtime, ino, &mut out).map_err(|e| e.to_string())?;
+            stats.raw_member = out.len() - start;
+            stats.members += 1;
         }
         let mut plain = Vec::new();
         write_newc(&main, mtime, ino, &mut plain).map_err(|e| e.to_string())?;
@@ -228,6 +273,37 @@ impl Image {
 mod tests {
     use super::*;
     use crate::cpio::read_image;
+
+    #[test]
+    fn the_early_member_comes_first_and_alone() {
+        let mut img = Image::new();
+        img.file("etc/x.conf", b"x\n".to_vec(), 0o644, false)
+            .unwrap();
+        img.early_file("kernel/x86/microcode/AuthenticAMD.bin", b"ucode".to_vec())
+            .unwrap();
+        assert!(
+            img.early_file("kernel/x86/microcode/AuthenticAMD.bin", vec![])
+                .is_err()
+        );
+        let (bytes, stats) = img.write(Compression::Gzip, 0, 1).unwrap();
+        assert_eq!(stats.members, 2);
+        // An uncompressed archive of its own at offset 0.
+        assert_eq!(&bytes[..6], b"070701");
+        let early = read_image(&bytes[..stats.early_member]).unwrap();
+        let names: Vec<&str> = early.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "kernel",
+                "kernel/x86",
+                "kernel/x86/microcode",
+                "kernel/x86/microcode/AuthenticAMD.bin"
+            ]
+        );
+        assert_eq!(early[3].data, b"ucode");
+        let all = read_image(&bytes).unwrap();
+        assert_eq!(all.last().unwrap().path, "etc/x.conf");
+    }
 
     #[test]
     fn parents_members_and_conflicts() {

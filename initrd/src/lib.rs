@@ -12,6 +12,7 @@ pub mod firmware;
 pub mod hostonly;
 pub mod image;
 pub mod index_write;
+pub mod microcode;
 pub mod pack;
 pub mod packconf;
 pub mod report;

@@ -12,6 +12,7 @@ use crate::compress::Compression;
 use crate::firmware::{self, Search};
 use crate::hostonly::host_requests;
 use crate::image::{Image, ImageStats};
+use crate::microcode::{self, Choice, Cpu, Vendor};
 use crate::packconf::{Extra, PackConfig};
 use crate::subset::{Member, subset_files};
 use crate::transcode::{Facts, kernel_decompression, transcode_all};
@@ -69,6 +70,10 @@ pub struct PackOptions {
     pub force: bool,
     /// Write the pack report ([`crate::report`]) here.
     pub report: Option<PathBuf>,
+    /// CPU microcode for the early loader (x86 targets).
+    pub microcode: Choice,
+    /// The host's `/proc/cpuinfo` (`--host-only` microcode).
+    pub cpuinfo: PathBuf,
 }
 
 /// What a run did.
@@ -110,6 +115,8 @@ pub struct Report {
     pub builtins: Vec<String>,
     /// What each request resolved to.
     pub answers: Vec<Answer>,
+    /// Microcode bundles: image path, the files concatenated, bytes.
+    pub microcode: Vec<(String, Vec<PathBuf>, usize)>,
 }
 
 fn progress(quiet: bool) -> impl Fn(usize, usize) + Sync {
@@ -372,6 +379,7 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
             ),
         );
     }
+    add_microcode(o, target, &mut img, &mut r);
     let bin = std::fs::read(&o.earlymod).map_err(|e| format!("{}: {e}", o.earlymod.display()))?;
     if let Some(t) = target {
         let what = format!("--earlymod {}", o.earlymod.display());
@@ -423,6 +431,71 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
         write_atomic(path, text.as_bytes())?;
     }
     Ok(r)
+}
+
+/// The early member's microcode bundles (x86 targets only): see
+/// [`microcode`]. An explicit vendor with no files is an error; `auto`
+/// packs what it finds.
+fn add_microcode(o: &PackOptions, target: Option<Machine>, img: &mut Image, r: &mut Report) {
+    let x86 = target.is_none_or(|t| matches!(t.em, 3 | 62));
+    let vendors: &[Vendor] = match o.microcode {
+        Choice::None => &[],
+        _ if !x86 => {
+            if o.microcode != Choice::Auto {
+                r.errors.push(format!(
+                    "--microcode: kernel {} is not x86: no early microcode loader",
+                    o.kver
+                ));
+            }
+            &[]
+        }
+        Choice::Intel => &[Vendor::Intel],
+        Choice::Amd => &[Vendor::Amd],
+        Choice::Auto => &[Vendor::Intel, Vendor::Amd],
+    };
+    let host = if o.host_only {
+        std::fs::read_to_string(&o.cpuinfo)
+            .ok()
+            .and_then(|t| Cpu::from_cpuinfo(&t))
+    } else {
+        None
+    };
+    let dirs = firmware_dirs(o);
+    for &v in vendors {
+        let only = host
+            .filter(|c| c.vendor == Some(v))
+            .and_then(|c| c.file_name());
+        if o.microcode == Choice::Auto && o.host_only && only.is_none() {
+            continue; // auto for one host: its own vendor only
+        }
+        match microcode::bundle(v, &dirs, only.as_deref()) {
+            Ok(Some((data, files))) => {
+                let path = v.image_path();
+                r.microcode.push((path.clone(), files, data.len()));
+                note(&mut r.errors, img.early_file(&path, data));
+            }
+            Ok(None) if o.microcode != Choice::Auto => r.errors.push(format!(
+                "--microcode {}: no {} microcode{} in {} (Debian: {})",
+                match v {
+                    Vendor::Intel => "intel",
+                    Vendor::Amd => "amd",
+                },
+                v.id(),
+                only.map(|f| format!(" for this CPU ({f})"))
+                    .unwrap_or_default(),
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match v {
+                    Vendor::Intel => "intel-microcode",
+                    Vendor::Amd => "amd64-microcode",
+                }
+            )),
+            Ok(None) => {}
+            Err(e) => r.errors.push(format!("microcode: {e}")),
+        }
+    }
 }
 
 /// Names (normalized) of the modules the target kernel has built in.

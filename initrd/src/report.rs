@@ -13,6 +13,7 @@
 //!                                no driver | blacklisted: M | failed: WHY
 //! firmware MODULE NAME: PATH...  stored at these image paths (links first)
 //! firmware MODULE NAME: missing  in no firmware tree
+//! microcode PATH: FILE...        an early-member bundle and its source files
 //! ```
 
 use std::fmt::Write;
@@ -49,6 +50,10 @@ pub fn render(r: &Report, kver: &str, image: &str) -> String {
             Origin::RootFs => "rootfs",
         };
         let _ = writeln!(out, "request {origin} {}: {}", a.request, a.outcome);
+    }
+    for (path, files, _) in &r.microcode {
+        let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        let _ = writeln!(out, "microcode {path}: {}", list.join(" "));
     }
     for q in &r.firmware {
         let at = if q.stored.is_empty() {

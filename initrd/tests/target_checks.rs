@@ -122,6 +122,8 @@ fn options(f: &Fixture, force: bool) -> PackOptions {
         strict: false,
         force,
         report: Some(f.dir.join("report.txt")),
+        microcode: Default::default(),
+        cpuinfo: PathBuf::from("/proc/cpuinfo"),
     }
 }
 

@@ -25,6 +25,7 @@ const OPTS: &[Opt] = &[
     Opt::new(None, &["strict"], false, "strict"),
     Opt::new(None, &["force"], false, "force"),
     Opt::new(None, &["report"], true, "report"),
+    Opt::new(None, &["microcode"], true, "microcode"),
     Opt::new(Some('j'), &["jobs"], true, "jobs"),
     Opt::new(Some('q'), &["quiet"], false, "quiet"),
     Opt::new(Some('h'), &["help"], false, "help"),
@@ -57,6 +58,10 @@ reads, modules stored in a form the target kernel loads, a reproducible cpio.
       --strict            missing firmware is an error (default: a warning)
       --force             pack modules the target checks refuse (another
                           machine, another kernel's vermagic), with a warning
+      --microcode WHICH   CPU microcode first in the image, for the kernel's early
+                          loader: auto (default: the host CPU's own with
+                          --host-only, else all that the firmware trees have),
+                          intel, amd (an error when there is none), none
       --report FILE       write the pack report: why each module is in, what
                           each request (and host device) resolved to, where
                           each firmware file went (config/pack/README.md)
@@ -112,6 +117,8 @@ fn main() -> ExitCode {
         strict: false,
         force: false,
         report: None,
+        microcode: Default::default(),
+        cpuinfo: PathBuf::from("/proc/cpuinfo"),
     };
     for h in p.hits.iter() {
         let v = h.value.unwrap_or("");
@@ -140,6 +147,10 @@ fn main() -> ExitCode {
             "strict" => o.strict = true,
             "force" => o.force = true,
             "report" => o.report = Some(PathBuf::from(v)),
+            "microcode" => match v.parse() {
+                Ok(c) => o.microcode = c,
+                Err(e) => return fail(&format!("--microcode: {e}")),
+            },
             "help" => {
                 print!("{HELP}");
                 return ExitCode::SUCCESS;
@@ -188,9 +199,14 @@ fn main() -> ExitCode {
         );
     } else if !o.quiet {
         let missing = r.firmware.iter().filter(|q| q.stored.is_empty()).count();
+        let ucode: String = r
+            .microcode
+            .iter()
+            .map(|(p, f, n)| format!(", microcode {p} ({} files, {})", f.len(), mb(*n as u64)))
+            .collect();
         eprintln!(
             "{PROG}: {} modules ({} builtin needed none, {} decompressed for a kernel that {}), \
-             modules {} -> {}, firmware {} files {} ({} of {} requests missing), \
+             modules {} -> {}, firmware {} files {} ({} of {} requests missing){ucode}, \
              image {} ({} entries) in {:.2} s: {}",
             r.modules,
             r.builtin,
