@@ -101,6 +101,7 @@ pub mod blkid;
 pub mod cmdline;
 pub mod config;
 pub mod db;
+pub mod devices;
 pub mod fake;
 pub mod modules_load;
 pub mod name;

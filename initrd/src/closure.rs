@@ -51,6 +51,24 @@ pub enum Origin {
     Device,
     /// The mounted root's filesystem (`--host-only`).
     RootFs,
+    /// The chain of the root's (or `/usr`'s, or swap's) block device
+    /// (`--host-only`).
+    RootChain,
+    /// A keyboard's chain (`--host-only`).
+    Keyboard,
+}
+
+impl Origin {
+    /// The word the pack report uses.
+    pub fn word(self) -> &'static str {
+        match self {
+            Origin::Config => "config",
+            Origin::Device => "device",
+            Origin::RootFs => "rootfs",
+            Origin::RootChain => "rootchain",
+            Origin::Keyboard => "keyboard",
+        }
+    }
 }
 
 /// What one request resolved to.
@@ -85,6 +103,8 @@ impl std::fmt::Display for Why {
             Why::Requested(r, Origin::Config) => write!(f, "requested ({r})"),
             Why::Requested(r, Origin::Device) => write!(f, "device {r}"),
             Why::Requested(r, Origin::RootFs) => write!(f, "root filesystem ({r})"),
+            Why::Requested(r, Origin::RootChain) => write!(f, "root device chain ({r})"),
+            Why::Requested(r, Origin::Keyboard) => write!(f, "keyboard ({r})"),
             Why::Dependency(m) => write!(f, "dependency of {m}"),
             Why::Softdep(m) => write!(f, "softdep of {m}"),
             Why::Weakdep(m) => write!(f, "weakdep of {m}"),
@@ -133,8 +153,8 @@ pub fn parse_config<'a>(
 impl Closure {
     /// Adds the closure of every request (module names or aliases). An
     /// `optional` request that resolves to nothing is not an error (a
-    /// device's modalias that no module serves); optional requests are
-    /// devices of the host, `fs-TYPE` its root filesystem.
+    /// device's modalias that no module serves); optional requests count as
+    /// devices of the host, `fs-TYPE` as its root filesystem.
     pub fn add(
         &mut self,
         db: &ModuleDb<'_>,
@@ -142,24 +162,37 @@ impl Closure {
         requests: &[String],
         optional: bool,
     ) {
-        let resolver = Resolver { db, cfg };
-        let mut pending: Vec<(String, Option<String>)> =
-            requests.iter().map(|r| (r.clone(), None)).collect();
-        let mut seen_weak: BTreeSet<String> = BTreeSet::new();
-        let mut weak_pending: Vec<(String, Option<String>)> = Vec::new();
-        let mut optional = optional;
-        while !pending.is_empty() {
-            let before: BTreeSet<String> = self.modules.keys().cloned().collect();
-            for (req, weak_of) in std::mem::take(&mut pending) {
-                let origin = match (optional, req.starts_with("fs-")) {
+        let with: Vec<(String, Origin)> = requests
+            .iter()
+            .map(|r| {
+                let o = match (optional, r.starts_with("fs-")) {
                     (false, _) => Origin::Config,
                     (true, true) => Origin::RootFs,
                     (true, false) => Origin::Device,
                 };
+                (r.clone(), o)
+            })
+            .collect();
+        self.add_from(db, cfg, &with);
+    }
+
+    /// [`Closure::add`] with each request's origin: anything but
+    /// [`Origin::Config`] is optional (the host's needs).
+    pub fn add_from(&mut self, db: &ModuleDb<'_>, cfg: &Config<'_>, requests: &[(String, Origin)]) {
+        let resolver = Resolver { db, cfg };
+        let mut pending: Vec<(String, Origin, Option<String>)> = requests
+            .iter()
+            .map(|(r, o)| (r.clone(), *o, None))
+            .collect();
+        let mut seen_weak: BTreeSet<String> = BTreeSet::new();
+        let mut weak_pending: Vec<(String, Origin, Option<String>)> = Vec::new();
+        while !pending.is_empty() {
+            let before: BTreeSet<String> = self.modules.keys().cloned().collect();
+            for (req, origin, weak_of) in std::mem::take(&mut pending) {
+                // A weakdep that is missing from the tree is not an error.
+                let optional = origin != Origin::Config || weak_of.is_some();
                 self.add_one(&resolver, &req, optional, origin, weak_of);
             }
-            // A weakdep that is missing from the tree is not an error.
-            optional = true;
             // Weakdeps of every newly included module (initramfs tools
             // include them; modprobe never loads them by itself).
             for name in self.modules.keys() {
@@ -170,7 +203,11 @@ impl Closure {
                     if *module == name.as_str() {
                         for w in weak.split_ascii_whitespace() {
                             if seen_weak.insert(w.to_string()) {
-                                weak_pending.push((w.to_string(), Some(name.clone())));
+                                weak_pending.push((
+                                    w.to_string(),
+                                    Origin::Config,
+                                    Some(name.clone()),
+                                ));
                             }
                         }
                     }

@@ -10,7 +10,7 @@ use crate::arch::{self, Machine};
 use crate::closure::{Answer, Closure, Outcome, Why, parse_config};
 use crate::compress::Compression;
 use crate::firmware::{self, Search};
-use crate::hostonly::host_requests;
+use crate::hostonly::{Host, host_requests};
 use crate::image::{Image, ImageStats};
 use crate::microcode::{self, Choice, Cpu, Vendor};
 use crate::packconf::{Extra, PackConfig};
@@ -44,10 +44,19 @@ pub struct PackOptions {
     pub kernel_config: Option<PathBuf>,
     /// The earlymod binary installed as `/sbin/earlymod`.
     pub earlymod: PathBuf,
-    /// sysfs and mounts table read by `--host-only`.
+    /// sysfs read by `--host-only`.
     pub sysfs: PathBuf,
     /// The mounts table read by `--host-only`.
     pub mounts: PathBuf,
+    /// `/dev`, `/proc/self/mountinfo`, `/etc/fstab` read by `--host-only`
+    /// ([`crate::hostonly`]).
+    pub dev: PathBuf,
+    /// See [`PackOptions::dev`].
+    pub mountinfo: PathBuf,
+    /// See [`PackOptions::dev`].
+    pub fstab: PathBuf,
+    /// `--host-only` without the keyboards' chains.
+    pub no_keyboard: bool,
     /// mtime of every entry (`SOURCE_DATE_EPOCH`, default 0).
     pub mtime: u32,
     /// Threads for transcoding.
@@ -182,8 +191,17 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
     closure.add(&db, &modcfg, &load, false);
     closure.add(&db, &modcfg, &cfg.include, false);
     if o.host_only {
-        let mounts = std::fs::read_to_string(&o.mounts).unwrap_or_default();
-        closure.add(&db, &modcfg, &host_requests(&o.sysfs, &mounts), true);
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let (mounts, mountinfo, fstab) = (read(&o.mounts), read(&o.mountinfo), read(&o.fstab));
+        let host = Host {
+            sysfs: &o.sysfs,
+            dev: &o.dev,
+            mounts: &mounts,
+            mountinfo: &mountinfo,
+            fstab: &fstab,
+            keyboard: !o.no_keyboard,
+        };
+        closure.add_from(&db, &modcfg, &host_requests(&host));
     }
     r.errors.append(&mut closure.errors);
     r.warnings.append(&mut closure.warnings);

@@ -4,11 +4,13 @@
 //! ```text
 //! module NAME PATH: WHY          in the image (PATH under lib/modules/KVER);
 //!                                WHY: requested (REQ) | device MODALIAS |
-//!                                root filesystem (fs-TYPE) | dependency of M |
+//!                                root filesystem (fs-TYPE) | root device
+//!                                chain (REQ) | keyboard (REQ) | dependency of M |
 //!                                softdep of M | weakdep of M
 //! builtin NAME                   needed, built into the kernel: not packed
 //! refused NAME: REASON           left out by the target checks
-//! request ORIGIN REQ: OUTCOME    ORIGIN: config | device | rootfs; OUTCOME:
+//! request ORIGIN REQ: OUTCOME    ORIGIN: config | rootchain | rootfs |
+//!                                keyboard | device; OUTCOME:
 //!                                the modules serving it | built in: M |
 //!                                no driver | blacklisted: M | failed: WHY
 //! firmware MODULE NAME: PATH...  stored at these image paths (links first)
@@ -18,7 +20,6 @@
 
 use std::fmt::Write;
 
-use crate::closure::Origin;
 use crate::pack::Report;
 
 /// The report of one packing run, for kernel `kver`.
@@ -44,12 +45,13 @@ pub fn render(r: &Report, kver: &str, image: &str) -> String {
         let _ = writeln!(out, "refused {name}: {why}");
     }
     for a in &r.answers {
-        let origin = match a.origin {
-            Origin::Config => "config",
-            Origin::Device => "device",
-            Origin::RootFs => "rootfs",
-        };
-        let _ = writeln!(out, "request {origin} {}: {}", a.request, a.outcome);
+        let _ = writeln!(
+            out,
+            "request {} {}: {}",
+            a.origin.word(),
+            a.request,
+            a.outcome
+        );
     }
     for (path, files, _) in &r.microcode {
         let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();

@@ -42,6 +42,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
+use earlymod_core::devices;
 use earlymod_core::load::Kernel;
 use earlymod_core::modules_load::{MODULES_LOAD_DIRS, modules_load_names};
 use earlymod_core::probe::{InitState, KernelState};
@@ -130,20 +131,29 @@ pub fn mount_api(log: &mut dyn Logger, mounted: &mut dyn FnMut(&str, &str)) {
     }
 }
 
-/// The `MODALIAS=` values of every device on every bus — the uevent files
-/// of `/sys/bus/*/devices/*` (links into `/sys/devices`) — and of the input
-/// class (the one class whose devices carry a modalias: `evdev`,
-/// `joydev`), sorted, each once. Far fewer reads than walking all of
-/// `/sys/devices`.
+/// The `MODALIAS=` values of every device that counts
+/// ([`earlymod_core::devices`]: every device on a bus, and the input
+/// class), sorted, each once.
 pub fn modaliases() -> Vec<String> {
     let mut out = Vec::new();
     let mut dirs: Vec<String> = Vec::new();
-    sys::list_dir(c"/sys/bus", &mut |n, _| {
-        if !n.starts_with('.') {
-            dirs.push(text(&[&"/sys/bus/", &n, &"/devices"]));
-        }
-    });
-    dirs.push("/sys/class/input".to_string());
+    let bus = text(&[&"/sys/", &devices::BUS_DIR]);
+    if let Some(b) = CPath::join(&[&bus]) {
+        sys::list_dir(b.as_cstr(), &mut |n, _| {
+            if !n.starts_with('.') {
+                dirs.push(text(&[
+                    &bus.as_str(),
+                    &"/",
+                    &n,
+                    &"/",
+                    &devices::BUS_DEVICES,
+                ]));
+            }
+        });
+    }
+    for c in devices::CLASS_DIRS {
+        dirs.push(text(&[&"/sys/", &c]));
+    }
     let mut buf = [0u8; 4096];
     for dir in dirs {
         let Some(dir) = CPath::join(&[&dir]) else {
@@ -162,9 +172,8 @@ pub fn modaliases() -> Vec<String> {
             let Some(text) = sys::read_small(p.as_cstr(), &mut buf) else {
                 continue;
             };
-            for line in text.split(|&c| c == b'\n') {
-                let v = line.strip_prefix(b"MODALIAS=").map(core::str::from_utf8);
-                if let Some(Ok(v)) = v {
+            for v in devices::uevent_modaliases(text) {
+                if let Ok(v) = core::str::from_utf8(v) {
                     out.push(v.to_string());
                 }
             }

@@ -15,6 +15,7 @@ const OPTS: &[Opt] = &[
     Opt::new(Some('o'), &["output"], true, "output"),
     Opt::new(Some('m'), &["module"], true, "module"),
     Opt::new(None, &["host-only"], false, "host-only"),
+    Opt::new(None, &["no-keyboard"], false, "no-keyboard"),
     Opt::new(None, &["keep-compression"], false, "keep"),
     Opt::new(None, &["compress"], true, "compress"),
     Opt::new(None, &["kernel-config"], true, "kconfig"),
@@ -42,8 +43,11 @@ reads, modules stored in a form the target kernel loads, a reproducible cpio.
   -c, --config FILE       pack config (see config/pack/README.md); repeatable
   -o, --output IMAGE      image to write
   -m, --module NAME       also include and load NAME (module or alias); repeatable
-      --host-only         also include what this machine's devices (MODALIAS=
-                          under /sys/devices) and root filesystem need
+      --host-only         also include what this machine needs: the block device
+                          chains of /, /usr and swap (drivers, dm, md), the root
+                          filesystem, the keyboards' chains, and every device
+                          on a bus or in the input class (its MODALIAS=)
+      --no-keyboard       with --host-only: no keyboard chains
       --keep-compression  keep modules compressed (earlymod decompresses them)
       --compress KIND     main member compression: none, gzip, zstd (default gzip)
       --kernel-config F   the target kernel's config (default ROOT/boot/config-KVER)
@@ -108,6 +112,10 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| PathBuf::from("earlymod")),
         sysfs: PathBuf::from("/sys"),
         mounts: PathBuf::from("/proc/mounts"),
+        dev: PathBuf::from("/dev"),
+        mountinfo: PathBuf::from("/proc/self/mountinfo"),
+        fstab: PathBuf::from("/etc/fstab"),
+        no_keyboard: false,
         mtime: 0,
         jobs,
         quiet: false,
@@ -129,6 +137,7 @@ fn main() -> ExitCode {
             "output" => o.output = PathBuf::from(v),
             "module" => o.load.push(v.to_string()),
             "host-only" => o.host_only = true,
+            "no-keyboard" => o.no_keyboard = true,
             "keep" => o.keep_compression = true,
             "compress" => match v.parse() {
                 Ok(c) => o.compress = Some(c),

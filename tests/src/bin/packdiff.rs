@@ -354,7 +354,7 @@ fn check_report(
     lines += fw_lines;
     lines += text
         .lines()
-        .filter(|l| l.starts_with("builtin ") || l.starts_with("refused "))
+        .filter(|l| ["builtin ", "refused ", "microcode "].iter().any(|k| l.starts_with(k)))
         .count();
     n.checked += 1;
     if lines + 1 == text.lines().count() {
@@ -667,8 +667,24 @@ fn main() -> ExitCode {
             firmware: None,
         });
         // --host-only: this machine's devices and root filesystem.
-        let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
-        let host = earlymod_initrd::hostonly::host_requests(Path::new("/sys"), &mounts);
+        let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
+        let (mounts, mountinfo, fstab) = (
+            read("/proc/mounts"),
+            read("/proc/self/mountinfo"),
+            read("/etc/fstab"),
+        );
+        let host: Vec<String> =
+            earlymod_initrd::hostonly::host_requests(&earlymod_initrd::hostonly::Host {
+                sysfs: Path::new("/sys"),
+                dev: Path::new("/dev"),
+                mounts: &mounts,
+                mountinfo: &mountinfo,
+                fstab: &fstab,
+                keyboard: true,
+            })
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
         cases.push(Case {
             label: format!("{}-host-only", new.label),
             tree: new.clone(),
