@@ -354,7 +354,11 @@ fn check_report(
     lines += fw_lines;
     lines += text
         .lines()
-        .filter(|l| ["builtin ", "refused ", "microcode "].iter().any(|k| l.starts_with(k)))
+        .filter(|l| {
+            ["builtin ", "refused ", "microcode "]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
         .count();
     n.checked += 1;
     if lines + 1 == text.lines().count() {
