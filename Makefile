@@ -107,10 +107,10 @@ crosstest: setup cross out/earlymod-pack out/earlymod-static
 	$(CARGO) run --locked --release -q -p earlymod-tests --bin difftest -- --earlymod target/cross/run-riscv64 \
 	  --tree riscv64=$(KRISCV64)/root:$$(cat $(KRISCV64)/kver) --sample 10
 	@echo "== earlymod-pack: the x86_64 build refused for the arm64 kernel, the aarch64 one packed"
-	@! out/earlymod-pack -b $(KARM64)/root -k $$(cat $(KARM64)/kver) -c config/pack/boot.conf \
+	@! out/earlymod-pack -b $(KARM64)/root -k $$(cat $(KARM64)/kver) -c tests/pack/boot.conf \
 	    -o target/cross/arm64.img --earlymod out/earlymod 2> target/cross/refused.err
 	@grep -q "built for x86_64, but kernel .* is aarch64" target/cross/refused.err && cat target/cross/refused.err
-	out/earlymod-pack -b $(KARM64)/root -k $$(cat $(KARM64)/kver) -c config/pack/boot.conf \
+	out/earlymod-pack -b $(KARM64)/root -k $$(cat $(KARM64)/kver) -c tests/pack/boot.conf \
 	    -o target/cross/arm64.img --earlymod out/aarch64/earlymod
 
 # The same applets on std (host build, for tests and comparison).
@@ -206,7 +206,7 @@ demo: setup all
 	mods=$$(grep -v '^#' config/default-modules.conf | tr '\n' ' '); \
 	echo "== earlymod modprobe -C config/modprobe.d -D -a <default set> on Linux $$kver"; \
 	out/earlymod-static modprobe -d $$root -S $$kver -C config/modprobe.d -D -a $$mods
-	@echo "== earlymod-pack the set with earlymod as /init, boot it (QEMU, tiny ext4 root), print the boot report"
+	@echo "== earlymod-pack config/pack/default.conf (the set, the boot drivers, earlymod as /init), boot it (QEMU, tiny ext4 root), print the boot report"
 	@python3 qemu/boottest.py --demo
 
 clean:

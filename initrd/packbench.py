@@ -37,7 +37,7 @@ Peers, as a Debian user would run them for "just these modules":
 
   earlymod-pack
       PACK -q -b ROOT -k KVER -c CONF -o OUT, CONF = "load NAME NAME ...",
-      config/pack/init-modprobe.sh as /init, and busybox.
+      tests/pack/init-modprobe.sh as /init, and busybox.
 
 One untimed warm-up run per tool comes first (page cache; its image is the
 one analysed), then the timed rounds, rotating the tool order each round.
@@ -298,7 +298,7 @@ class EarlymodPack(Tool):
         self.conf = os.path.join(self.work, "pack.conf")
         # Like the peers' images: the set, an /init (the minimal busybox
         # script; mkinitramfs ships busybox too) and busybox itself.
-        init = os.path.join(REPO, "config", "pack", "init-modprobe.sh")
+        init = os.path.join(REPO, "tests", "pack", "init-modprobe.sh")
         with open(self.conf, "w") as f:
             f.write("load " + " ".join(self.modules) + "\n")
             f.write(f"init {init}\nfile /bin/busybox bin/busybox 0755\n"

@@ -6,7 +6,7 @@ earlymod-pack image to an ext4 root by root=UUID= on virtio-blk.
 
     python3 qemu/archtest.py [--only NAME[,NAME]]
 
-The image packs config/pack/boot.conf for the machine's tree with the
+The image packs tests/pack/boot.conf for the machine's tree with the
 cross build as /sbin/earlymod (`make cross`); the root (mkfs.ext4 -d)
 holds Debian's busybox for that machine, whose /sbin/init prints the live
 modules, the root mount and the boot report, then powers off. Cases:
@@ -103,7 +103,7 @@ def run_case(args, name):
     root = make_root(d, mach)
     img = os.path.join(d, "initrd.img")
     p = subprocess.run([args.pack, "-b", kroot, "-k", kver, "-c",
-                        os.path.join(REPO, "config/pack/boot.conf"), "-o", img,
+                        os.path.join(REPO, "tests/pack/boot.conf"), "-o", img,
                         "--earlymod", os.path.join(REPO, build)],
                        capture_output=True, text=True)
     if p.returncode != 0:

@@ -3,7 +3,7 @@
 
     python3 qemu/boottest.py [--only NAME[,NAME]] [-j N]
 
-Each case packs config/pack/boot.conf (drivers only, `init earlymod`) for one
+Each case packs tests/pack/boot.conf (drivers only, `init earlymod`) for one
 kernel, makes an ext4 root filesystem with `mkfs.ext4 -d` from a tiny tree
 (busybox; /sbin/init prints a marker, /proc/modules and the boot report,
 then powers off), boots QEMU (TCG, -smp 2) with the root on virtio-blk and
@@ -42,7 +42,9 @@ sys.path.insert(0, HERE)
 import vmtest as V  # noqa: E402
 
 WORK = os.path.join(V.WORK, "boot")
-CONF = os.path.join(REPO, "config/pack/boot.conf")
+CONF = os.path.join(REPO, "tests/pack/boot.conf")
+# `make demo`: the default config a user starts from.
+DEFAULT_CONF = os.path.join(REPO, "config/pack/default.conf")
 UUID = "5e1f0c2a-7d4b-4c1e-9a8f-0b6d2e4f1a3c"
 LABEL = "emroot"
 
@@ -91,7 +93,7 @@ def pack(args, k, out, extra_conf=""):
     if extra_conf:
         conf = out + ".conf"
         with open(CONF) as f:
-            text = f.read().replace("../modprobe.d", os.path.join(REPO, "config/modprobe.d"))
+            text = f.read().replace("../../config/", os.path.join(REPO, "config") + "/")
         with open(conf, "w") as f:
             f.write(text + extra_conf)
     cmd = [args.pack, "-b", k.root, "-k", k.kver, "-c", conf, "-o", out,
@@ -293,8 +295,8 @@ def uptime_of(text):
 
 
 def demo(args):
-    """The main job: the default module set (config/default-modules.conf)
-    plus the boot drivers, packed for 6.12 with earlymod as PID 1, booted
+    """The main job: config/pack/default.conf (the default embedded set and
+    the boot drivers), packed for 6.12 with earlymod as PID 1, booted
     with a tiny ext4 root; prints what the root's init saw and the boot
     report."""
     k = V.Kernel("k612")
@@ -303,11 +305,8 @@ def demo(args):
     os.makedirs(d)
     root, disk2 = make_root(d, "k612")
     img = os.path.join(d, "initrd.img")
-    with open(os.path.join(REPO, "config/default-modules.conf")) as f:
-        load = [l.strip() for l in f if l.strip() and not l.startswith("#")]
-    extra = [a for m in load for a in ("-m", m)]
-    cmd = [args.pack, "-b", k.root, "-k", k.kver, "-c", CONF, "-o", img,
-           "--earlymod", args.earlymod] + extra
+    cmd = [args.pack, "-b", k.root, "-k", k.kver, "-c", DEFAULT_CONF, "-o", img,
+           "--earlymod", args.earlymod]
     p = subprocess.run(cmd, capture_output=True, text=True)
     print(p.stderr.strip())
     if p.returncode != 0:

@@ -4,8 +4,8 @@
     python3 qemu/packtest.py [--pack out/earlymod-pack] [--earlymod out/earlymod]
                              [--only NAME[,NAME]] [-j N]
 
-Each case packs config/pack/default.conf (the default embedded set, busybox
-and config/pack/init-modprobe.sh as /init) for one kernel, boots it under
+Each case packs tests/pack/script-init.conf (the default embedded set, busybox
+and tests/pack/init-modprobe.sh as /init) for one kernel, boots it under
 QEMU (TCG) and checks the serial log: the init's `earlymod modprobe -a` of
 the set exited 0, and the live modules in /proc/modules are exactly kmod's
 closure of the set (`modprobe -D -a` over the full tree, same modprobe.d).
@@ -47,7 +47,7 @@ sys.path.insert(0, HERE)
 import vmtest as V  # noqa: E402
 
 WORK = os.path.join(V.WORK, "pack")
-CONF = os.path.join(REPO, "config/pack/default.conf")
+CONF = os.path.join(REPO, "tests/pack/script-init.conf")
 EXAMPLE_D = os.path.join(REPO, "config/modprobe.d")
 
 

@@ -613,7 +613,7 @@ fn main() -> ExitCode {
         cases.push(Case {
             label: format!("{}-default", t.label),
             tree: t.clone(),
-            config: repo.join("config/pack/default.conf"),
+            config: repo.join("tests/pack/script-init.conf"),
             extra: vec![],
             transcoded: false,
             host: vec![],
@@ -635,7 +635,7 @@ fn main() -> ExitCode {
             format!(
                 "load {}\nsoftdep ext4 pre: crc32c_generic\nblacklist floppy\ninit {}\n",
                 big.join(" "),
-                repo.join("config/pack/init-modprobe.sh").display()
+                repo.join("tests/pack/init-modprobe.sh").display()
             ),
         )
         .expect("config");
@@ -658,7 +658,7 @@ fn main() -> ExitCode {
         cases.push(Case {
             label: format!("{}-transcoded", new.label),
             tree: new.clone(),
-            config: repo.join("config/pack/default.conf"),
+            config: repo.join("tests/pack/script-init.conf"),
             extra: vec![
                 "--kernel-config".into(),
                 old.root
@@ -692,7 +692,7 @@ fn main() -> ExitCode {
         cases.push(Case {
             label: format!("{}-host-only", new.label),
             tree: new.clone(),
-            config: repo.join("config/pack/default.conf"),
+            config: repo.join("tests/pack/script-init.conf"),
             extra: vec!["--host-only".into()],
             transcoded: false,
             host,
