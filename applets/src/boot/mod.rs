@@ -42,7 +42,6 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use earlymod_core::devices;
 use earlymod_core::load::Kernel;
 use earlymod_core::modules_load::{MODULES_LOAD_DIRS, modules_load_names};
 use earlymod_core::probe::{InitState, KernelState};
@@ -131,29 +130,23 @@ pub fn mount_api(log: &mut dyn Logger, mounted: &mut dyn FnMut(&str, &str)) {
     }
 }
 
+/// `/sys/` + `earlymod_core::devices::BUS_DIR` and `CLASS_DIRS`, spelled
+/// out (no run-time joins in PID 1; a test checks they agree).
+const SYS_BUS: &core::ffi::CStr = c"/sys/bus";
+const SYS_CLASSES: [&str; 1] = ["/sys/class/input"];
+
 /// The `MODALIAS=` values of every device that counts
 /// ([`earlymod_core::devices`]: every device on a bus, and the input
 /// class), sorted, each once.
 pub fn modaliases() -> Vec<String> {
     let mut out = Vec::new();
     let mut dirs: Vec<String> = Vec::new();
-    let bus = text(&[&"/sys/", &devices::BUS_DIR]);
-    if let Some(b) = CPath::join(&[&bus]) {
-        sys::list_dir(b.as_cstr(), &mut |n, _| {
-            if !n.starts_with('.') {
-                dirs.push(text(&[
-                    &bus.as_str(),
-                    &"/",
-                    &n,
-                    &"/",
-                    &devices::BUS_DEVICES,
-                ]));
-            }
-        });
-    }
-    for c in devices::CLASS_DIRS {
-        dirs.push(text(&[&"/sys/", &c]));
-    }
+    sys::list_dir(SYS_BUS, &mut |n, _| {
+        if !n.starts_with('.') {
+            dirs.push(text(&[&"/sys/bus/", &n, &"/devices"]));
+        }
+    });
+    dirs.extend(SYS_CLASSES.iter().map(|c| c.to_string()));
     let mut buf = [0u8; 4096];
     for dir in dirs {
         let Some(dir) = CPath::join(&[&dir]) else {
@@ -172,8 +165,9 @@ pub fn modaliases() -> Vec<String> {
             let Some(text) = sys::read_small(p.as_cstr(), &mut buf) else {
                 continue;
             };
-            for v in devices::uevent_modaliases(text) {
-                if let Ok(v) = core::str::from_utf8(v) {
+            for line in text.split(|&c| c == b'\n') {
+                let v = line.strip_prefix(b"MODALIAS=").map(core::str::from_utf8);
+                if let Some(Ok(v)) = v {
                     out.push(v.to_string());
                 }
             }
@@ -383,6 +377,22 @@ impl Context<'_> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_device_rule_is_cores() {
+        use earlymod_core::devices;
+        assert_eq!(
+            super::SYS_BUS.to_str().unwrap(),
+            alloc::format!("/sys/{}", devices::BUS_DIR)
+        );
+        let classes: alloc::vec::Vec<alloc::string::String> = devices::CLASS_DIRS
+            .iter()
+            .map(|c| alloc::format!("/sys/{c}"))
+            .collect();
+        assert_eq!(super::SYS_CLASSES.to_vec(), classes);
+        assert_eq!(devices::BUS_DEVICES, "devices");
+    }
+
     extern crate std;
     use super::*;
     use crate::context::{ConfigStore, Context};
