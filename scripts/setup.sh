@@ -59,6 +59,20 @@ private_apt() {
     for a in ${2//,/ }; do APT_OPTS+=(-o APT::Architectures::="$a"); done
 }
 
+# private_apt_sources DIR TEXT: DIR's sources.list says TEXT; its lists are
+# fetched when the sources changed or are a day old.
+private_apt_sources() {
+    local apt=$1 sources=$2
+    if [ "$(cat "$apt/sources.list" 2>/dev/null)" != "$sources" ]; then
+        echo "$sources" > "$apt/sources.list"
+        rm -f "$apt/.updated"
+    fi
+    if [ ! -f "$apt/.updated" ] || [ -n "$(find "$apt/.updated" -mtime +1)" ]; then
+        apt-get "${APT_OPTS[@]}" update -qq >&2
+        touch "$apt/.updated"
+    fi
+}
+
 apt_ready() {
     local missing=() missing_bpo=()
     for p in "${PKGS[@]}"; do is_installed "$p" || missing+=("$p"); done
@@ -172,14 +186,7 @@ fetch_firmware() {
     local sources
     sources=$(printf 'deb %s bookworm-backports non-free-firmware\ndeb %s bookworm non-free-firmware' \
         "$(debian_mirror)" "$(debian_mirror)")
-    if [ "$(cat "$apt/sources.list" 2>/dev/null)" != "$sources" ]; then
-        echo "$sources" > "$apt/sources.list"
-        rm -f "$apt/.updated"
-    fi
-    if [ ! -f "$apt/.updated" ] || [ -n "$(find "$apt/.updated" -mtime +1)" ]; then
-        apt-get "${APT_OPTS[@]}" update -qq >&2
-        touch "$apt/.updated"
-    fi
+    private_apt_sources "$apt" "$sources"
     want=$(for p in "${FIRMWARE_PKGS[@]}"; do
         printf '%s=%s\n' "$p" "$(apt-cache "${APT_OPTS[@]}" -o APT::Default-Release=bookworm-backports \
             policy "$p" | awk '/Candidate:/ {print $2}')"
@@ -215,15 +222,7 @@ fetch_kernel_foreign() {
     if [ "$base" != "$suite" ]; then
         sources+=$(printf '\ndeb [arch=%s] %s %s main' "$arch" "$(debian_mirror)" "$base")
     fi
-    # New sources (or a day old lists): update.
-    if [ "$(cat "$apt/sources.list" 2>/dev/null)" != "$sources" ]; then
-        echo "$sources" > "$apt/sources.list"
-        rm -f "$apt/.updated"
-    fi
-    if [ ! -f "$apt/.updated" ] || [ -n "$(find "$apt/.updated" -mtime +1)" ]; then
-        apt-get "${APT_OPTS[@]}" update -qq >&2
-        touch "$apt/.updated"
-    fi
+    private_apt_sources "$apt" "$sources"
     local pkg
     pkg=$(kernel_pkg "linux-image-$arch" "$suite" "${APT_OPTS[@]}")
     [ -n "$pkg" ] || { log "cannot resolve linux-image-$arch in $suite"; exit 1; }

@@ -85,6 +85,44 @@ pub struct PackOptions {
     pub cpuinfo: PathBuf,
 }
 
+impl PackOptions {
+    /// Options for packing the running system's tree (`/`) for kernel
+    /// `kver` into `output`: no configs, the real `/sys`, `/proc` and
+    /// `/etc` for `--host-only`, the binary `earlymod` (found by name), one job,
+    /// everything else off or at its default.
+    pub fn new(kver: String, output: PathBuf) -> Self {
+        PackOptions {
+            root: PathBuf::from("/"),
+            kver,
+            configs: Vec::new(),
+            load: Vec::new(),
+            output,
+            host_only: false,
+            keep_compression: false,
+            compress: None,
+            kernel_config: None,
+            earlymod: PathBuf::from("earlymod"),
+            sysfs: PathBuf::from("/sys"),
+            mounts: PathBuf::from("/proc/mounts"),
+            dev: PathBuf::from("/dev"),
+            mountinfo: PathBuf::from("/proc/self/mountinfo"),
+            fstab: PathBuf::from("/etc/fstab"),
+            no_keyboard: false,
+            mtime: 0,
+            jobs: 1,
+            quiet: false,
+            indexes_only: None,
+            firmware_dirs: Vec::new(),
+            no_firmware: false,
+            strict: false,
+            force: false,
+            report: None,
+            microcode: Choice::Auto,
+            cpuinfo: PathBuf::from("/proc/cpuinfo"),
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Default)]
 pub struct Report {

@@ -98,36 +98,18 @@ fn fixture(tag: &str) -> Option<Fixture> {
 fn options(f: &Fixture, force: bool) -> PackOptions {
     PackOptions {
         root: f.dir.clone(),
-        kver: f.kver.clone(),
-        configs: vec![],
         load: ["r8169", "oldmod", "armmod", &f.builtin]
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        output: f.dir.join("initrd.img"),
-        host_only: false,
-        keep_compression: false,
-        compress: None,
-        kernel_config: None,
         // any x86_64 executable passes the machine check: this test's own
         earlymod: std::env::current_exe().unwrap(),
-        sysfs: PathBuf::from("/sys"),
-        mounts: PathBuf::from("/proc/mounts"),
-        dev: PathBuf::from("/dev"),
-        mountinfo: PathBuf::from("/proc/self/mountinfo"),
-        fstab: PathBuf::from("/etc/fstab"),
-        no_keyboard: false,
-        mtime: 0,
         jobs: 2,
         quiet: true,
-        indexes_only: None,
         firmware_dirs: vec![f.dir.join("lib/firmware")],
-        no_firmware: false,
-        strict: false,
         force,
         report: Some(f.dir.join("report.txt")),
-        microcode: Default::default(),
-        cpuinfo: PathBuf::from("/proc/cpuinfo"),
+        ..PackOptions::new(f.kver.clone(), f.dir.join("initrd.img"))
     }
 }
 

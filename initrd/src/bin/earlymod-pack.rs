@@ -98,35 +98,12 @@ fn main() -> ExitCode {
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut o = PackOptions {
         root: PathBuf::from("/"),
-        kver: String::new(),
-        configs: Vec::new(),
-        load: Vec::new(),
-        output: PathBuf::new(),
-        host_only: false,
-        keep_compression: false,
-        compress: None,
-        kernel_config: None,
         earlymod: std::env::current_exe()
             .ok()
             .and_then(|e| Some(e.parent()?.join("earlymod")))
             .unwrap_or_else(|| PathBuf::from("earlymod")),
-        sysfs: PathBuf::from("/sys"),
-        mounts: PathBuf::from("/proc/mounts"),
-        dev: PathBuf::from("/dev"),
-        mountinfo: PathBuf::from("/proc/self/mountinfo"),
-        fstab: PathBuf::from("/etc/fstab"),
-        no_keyboard: false,
-        mtime: 0,
         jobs,
-        quiet: false,
-        indexes_only: None,
-        firmware_dirs: Vec::new(),
-        no_firmware: false,
-        strict: false,
-        force: false,
-        report: None,
-        microcode: Default::default(),
-        cpuinfo: PathBuf::from("/proc/cpuinfo"),
+        ..PackOptions::new(String::new(), PathBuf::new())
     };
     for h in p.hits.iter() {
         let v = h.value.unwrap_or("");
