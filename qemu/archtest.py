@@ -78,19 +78,9 @@ sleep 10
 
 
 def make_root(d, m):
-    tree = os.path.join(d, "rootfs")
-    shutil.rmtree(tree, ignore_errors=True)
-    for sub in ("bin", "sbin", "dev", "proc", "sys", "run", "tmp"):
-        os.makedirs(os.path.join(tree, sub))
-    shutil.copy(os.path.join(m.dir, "busybox"), os.path.join(tree, "bin/busybox"))
-    for app in ("sh", "cat", "awk", "sort", "tr", "sed", "sync", "poweroff", "sleep", "uname"):
-        os.symlink("busybox", os.path.join(tree, "bin", app))
-    V.write(os.path.join(tree, "sbin/init"), ROOT_INIT.encode(), 0o755)
-    img = os.path.join(d, "root.img")
-    if os.path.exists(img):
-        os.unlink(img)
-    V.sh(["mkfs.ext4", "-q", "-F", "-d", tree, "-U", UUID, img, "32M"])
-    return img
+    apps = ("sh", "cat", "awk", "sort", "tr", "sed", "sync", "poweroff", "sleep", "uname")
+    return V.busybox_root(d, os.path.join(m.dir, "busybox"), apps,
+                          {"sbin/init": ROOT_INIT}, ["-U", UUID])
 
 
 def run_case(args, name):

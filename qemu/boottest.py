@@ -68,20 +68,10 @@ sleep 10
 
 def make_root(d, kname):
     """An ext4 image whose /sbin/init (and /sbin/init2) print the markers."""
-    tree = os.path.join(d, "rootfs")
-    shutil.rmtree(tree, ignore_errors=True)
-    for sub in ("bin", "sbin", "dev", "proc", "sys", "run", "tmp"):
-        os.makedirs(os.path.join(tree, sub))
-    shutil.copy(shutil.which("busybox"), os.path.join(tree, "bin/busybox"))
-    for app in ("sh", "cat", "cut", "awk", "sort", "tr", "ls", "sed", "sync", "poweroff", "sleep"):
-        os.symlink("busybox", os.path.join(tree, "bin", app))
-    for name in ("init", "init2"):
-        V.write(os.path.join(tree, "sbin", name),
-                ROOT_INIT.replace("@@ROOT marker", f"@@ROOT marker {name}").encode(), 0o755)
-    img = os.path.join(d, "root.img")
-    if os.path.exists(img):
-        os.unlink(img)
-    V.sh(["mkfs.ext4", "-q", "-F", "-d", tree, "-L", LABEL, "-U", UUID, img, "32M"])
+    apps = ("sh", "cat", "cut", "awk", "sort", "tr", "ls", "sed", "sync", "poweroff", "sleep")
+    inits = {f"sbin/{n}": ROOT_INIT.replace("@@ROOT marker", f"@@ROOT marker {n}")
+             for n in ("init", "init2")}
+    img = V.busybox_root(d, shutil.which("busybox"), apps, inits, ["-L", LABEL, "-U", UUID])
     disk2 = os.path.join(d, "disk2.img")
     with open(disk2, "wb") as f:
         f.truncate(8 << 20)

@@ -341,6 +341,26 @@ def stage_base(stage, arch="x86_64"):
     write(os.path.join(stage, "etc/modprobe.d/vmtest.conf"), S.MODPROBE_D.encode())
 
 
+def busybox_root(d, busybox, apps, inits, mkfs_args):
+    """D/root.img: a 32 MB ext4 (`mkfs.ext4 -d`, with mkfs_args such as -U
+    UUID) holding busybox with links for apps and the scripts of inits
+    (image path -> text) — the root filesystem the boot tests switch to."""
+    tree = os.path.join(d, "rootfs")
+    shutil.rmtree(tree, ignore_errors=True)
+    for sub in ("bin", "sbin", "dev", "proc", "sys", "run", "tmp"):
+        os.makedirs(os.path.join(tree, sub))
+    shutil.copy(busybox, os.path.join(tree, "bin/busybox"))
+    for app in apps:
+        os.symlink("busybox", os.path.join(tree, "bin", app))
+    for path, text in inits.items():
+        write(os.path.join(tree, path.lstrip("/")), text.encode(), 0o755)
+    img = os.path.join(d, "root.img")
+    if os.path.exists(img):
+        os.unlink(img)
+    sh(["mkfs.ext4", "-q", "-F", "-d", tree] + list(mkfs_args) + [img, "32M"])
+    return img
+
+
 def pack(stage, img):
     """newc cpio of the stage dir (issue 4 replaces this with our writer)."""
     names = subprocess.run("find . -mindepth 1 | sort", shell=True, cwd=stage,
