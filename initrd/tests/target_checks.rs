@@ -185,3 +185,65 @@ fn foreign_modules_are_refused_and_builtins_never_packed() {
         vec!["armmod", "libphy", "mdio_devres", "oldmod", "r8169"]
     );
 }
+
+#[test]
+fn missing_firmware_is_a_warning_or_with_strict_an_error() {
+    let Some(f) = fixture("strict") else {
+        assert!(std::env::var_os("CI").is_none(), "no cached trees");
+        return;
+    };
+    let mut o = options(&f, true);
+    o.load = vec!["r8169".into()];
+    let r = pack(&o).unwrap();
+    let missing: Vec<&String> = r
+        .warnings
+        .iter()
+        .filter(|w| {
+            w.starts_with("r8169: firmware rtl_nic/") && w.contains(" not found (searched ")
+        })
+        .collect();
+    assert!(!missing.is_empty(), "{:?}", r.warnings);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let report = fs::read_to_string(f.dir.join("report.txt")).unwrap();
+    assert_eq!(
+        report
+            .lines()
+            .filter(|l| l.starts_with("firmware r8169 ") && l.ends_with(": missing"))
+            .count(),
+        missing.len()
+    );
+    o.strict = true;
+    let r = pack(&o).unwrap();
+    assert_eq!(
+        r.errors
+            .iter()
+            .filter(|e| e.starts_with("r8169: firmware rtl_nic/"))
+            .count(),
+        missing.len(),
+        "{:?}",
+        r.errors
+    );
+    // A firmware tree with one of the files: that one is packed, as is.
+    let name = missing[0]
+        .split("firmware ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let fw = f.dir.join("lib/firmware").join(&name);
+    fs::create_dir_all(fw.parent().unwrap()).unwrap();
+    fs::write(&fw, b"blob").unwrap();
+    o.strict = false;
+    let r = pack(&o).unwrap();
+    let q = r.firmware.iter().find(|q| q.name == name).unwrap();
+    assert_eq!(q.stored, vec![format!("lib/firmware/{name}")]);
+    let data = fs::read(f.dir.join("initrd.img")).unwrap();
+    let entry = read_image(&data)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.path == q.stored[0])
+        .unwrap();
+    assert_eq!(entry.data, b"blob");
+}
