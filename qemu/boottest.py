@@ -18,7 +18,11 @@ a second disk on AHCI, and checks the serial log. Cases:
   k61-label     6.1, root=LABEL=... rootfstype=ext4 (virtio_pci is a module
                 there: coldplug must iterate), earlymod.jobs=1, a module
                 option from the command line, init= override
-  k612-noroot   root=UUID of no disk: a clear message, no kernel panic
+  k612-noroot   root=UUID of no disk: a clear message, no kernel panic;
+                the rescue shell starts (the image's /bin/sh: a busybox
+                script that reports its /proc/self/stat and powers off) in
+                a session of its own with the console as its controlling
+                terminal, in the foreground (job control and Ctrl-C work)
   k612-broken   a broken module (garbage .ko.xz for sd_mod) in the image:
                 the boot still reaches the root
   k612-example  examples/pid1.rs (a custom PID 1 on the public API, built
@@ -145,6 +149,11 @@ def run_case(args, name):
         image_conf = "options virtio_blk queue_depth=64\nblacklist e1000\n"
     if name == "k612-example":
         image_conf = f"init {args.example}\n"
+    if name == "k612-noroot":
+        sh = os.path.join(d, "rescue-sh")
+        V.write(sh, RESCUE_SH.encode(), 0o755)
+        image_conf = (f"file {shutil.which('busybox')} bin/busybox 0755\n"
+                      f"file {sh} bin/sh 0755\n")
     summary = pack(args, k, img, image_conf)
     if name == "k612-broken":
         # Replace sd_mod in the image's tree with garbage: repack from a
@@ -183,7 +192,7 @@ def run_case(args, name):
         mods = ["virtio_blk", "ext4", "ahci"]
     elif name == "k612-example":
         append = f"root=UUID={UUID}"
-    stop = "boot failed" if name == "k612-noroot" else None
+    stop = "@@RESCUE done" if name == "k612-noroot" else None
     text, dt, note = boot(k, img, root, disk2, append, log, stop=stop, devices=devices)
     probs = []
     if V.CRASH.search(text):
@@ -193,6 +202,7 @@ def run_case(args, name):
             probs.append("no clear 'root device ... not found' message")
         if "@@ROOT" in text:
             probs.append("reached a root it should not have")
+        probs += rescue_problems(text)
         kv = {}
     else:
         if note:
@@ -222,6 +232,33 @@ def run_case(args, name):
             if "sd_mod" not in text or "FAILED" not in text:
                 probs.append("the broken sd_mod was not reported")
     return name, probs, dt, kv.get("uptime"), summary
+
+
+# The image's /bin/sh for k612-noroot: reports the rescue shell's
+# /proc/self/stat (read by the shell itself) and powers off.
+RESCUE_SH = """#!/bin/busybox sh
+read -r stat < /proc/self/stat
+echo "@@RESCUE pid=$$ stat=$stat"
+echo "@@RESCUE done"
+/bin/busybox poweroff -f
+"""
+
+
+def rescue_problems(text):
+    """The rescue shell leads its own session, the console is its
+    controlling terminal and it is that terminal's foreground group."""
+    m = re.search(r"@@RESCUE pid=(\d+) stat=\d+ \(.*?\) \S+ \d+ (\d+) (\d+) (-?\d+) (-?\d+)", text)
+    if not m:
+        return ["the rescue shell did not start (or did not report)"]
+    pid, pgrp, session, tty_nr, tpgid = (int(x) for x in m.groups())
+    probs = []
+    if session != pid:
+        probs.append(f"rescue shell: session {session}, not its own ({pid})")
+    if tty_nr == 0:
+        probs.append("rescue shell: no controlling terminal")
+    if tpgid != pgrp:
+        probs.append(f"rescue shell: not the terminal's foreground group ({tpgid} vs {pgrp})")
+    return probs
 
 
 CASES = ["k612-uuid", "k61-label", "k612-noroot", "k612-broken", "k612-example"]

@@ -271,6 +271,7 @@ fn rescue(log: &mut Klog, why: &str) -> ! {
             // SAFETY: single-threaded; the child only execs or exits.
             match unsafe { rustix::runtime::kernel_fork() } {
                 Ok(rustix::runtime::Fork::Child(_)) => {
+                    console_session();
                     let _ = switch::exec(c"/bin/sh", &[c"sh"]);
                     rustix::runtime::exit_group(127)
                 }
@@ -291,6 +292,30 @@ fn rescue(log: &mut Klog, why: &str) -> ! {
                 boot::sleep_ms(10_000);
             }
         }
+    }
+}
+
+/// Makes the calling process (the rescue shell, before its exec) the leader
+/// of a new session whose controlling terminal is the console, with the
+/// console as its stdin, stdout and stderr: the shell then owns the
+/// terminal's foreground, so job control and Ctrl-C work. Failures leave
+/// the shell as it was (still usable, without job control).
+fn console_session() {
+    use rustix::fs::{Mode, OFlags};
+    if rustix::process::setsid().is_err() {
+        return;
+    }
+    let Ok(fd) = rustix::fs::open(
+        c"/dev/console",
+        OFlags::RDWR | OFlags::NOCTTY,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    if rustix::process::ioctl_tiocsctty(&fd).is_ok() {
+        let _ = rustix::stdio::dup2_stdin(&fd);
+        let _ = rustix::stdio::dup2_stdout(&fd);
+        let _ = rustix::stdio::dup2_stderr(&fd);
     }
 }
 
