@@ -272,6 +272,8 @@ pub struct BootParams<'a> {
     pub driver_pre: heapless::Vec<&'a str, MAX_ITEMS>,
     /// `modules_load=` and `rd.modules_load=` modules.
     pub modules_load: heapless::Vec<&'a str, MAX_ITEMS>,
+    /// `rd.driver.post=` modules, loaded after coldplug settled.
+    pub driver_post: heapless::Vec<&'a str, MAX_ITEMS>,
     /// `rd.driver.blacklist=` and `modprobe.blacklist=` modules.
     pub blacklist: heapless::Vec<&'a str, MAX_ITEMS>,
 }
@@ -289,6 +291,7 @@ impl<'a> BootParams<'a> {
             let (k, Some(v)) = key_value(w) else { continue };
             let (list, what) = match k {
                 "rd.driver.pre" => (&mut bp.driver_pre, "rd.driver.pre modules"),
+                "rd.driver.post" => (&mut bp.driver_post, "rd.driver.post modules"),
                 "modules_load" | "rd.modules_load" | "modules-load" | "rd.modules-load" => {
                     (&mut bp.modules_load, "modules_load modules")
                 }
@@ -379,9 +382,10 @@ mod tests {
     #[test]
     fn boot_params() {
         let (bp, full) = BootParams::parse(
-            "rd.driver.pre=a,b modules_load=c rd.modules_load=\"d,e\" rd.driver.blacklist=f",
+            "rd.driver.pre=a,b modules_load=c rd.modules_load=\"d,e\" rd.driver.blacklist=f rd.driver.post=g,h",
         );
         assert_eq!(full, Ok(()));
+        assert_eq!(&bp.driver_post[..], &["g", "h"]);
         assert_eq!(&bp.driver_pre[..], &["a", "b"]);
         assert_eq!(&bp.modules_load[..], &["c", "d", "e"]);
         assert_eq!(&bp.blacklist[..], &["f"]);

@@ -109,3 +109,4 @@ pub mod probe;
 pub mod remove;
 pub mod sched;
 pub mod text;
+pub mod uevent;

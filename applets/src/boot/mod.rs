@@ -37,6 +37,7 @@ mod jobs;
 pub mod klog;
 pub mod root;
 pub mod switch;
+pub mod uevent;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -282,28 +283,89 @@ impl Batch {
     }
 }
 
-/// The modaliases coldplug has handled: each pass asks only for the new
-/// ones.
-#[derive(Debug, Default)]
+/// The modaliases coldplug has handled, and where new ones come from: the
+/// first pass scans sysfs ([`modaliases`]); with a uevent socket
+/// ([`Coldplug::with_uevents`]) later passes take the added devices from
+/// it, and a socket that lost events brings one more scan.
+#[derive(Default)]
 pub struct Coldplug {
     seen: Vec<String>,
+    events: Option<uevent::Uevents>,
+    scanned: bool,
+    block: bool,
+    /// Sysfs scans made (the first, and one per overflow).
+    pub scans: usize,
+    /// Uevents read.
+    pub events_read: usize,
 }
 
 impl Coldplug {
-    /// Nothing handled yet.
+    /// Nothing handled yet; every pass scans sysfs.
     pub fn new() -> Coldplug {
         Coldplug::default()
     }
 
-    /// The modaliases of the devices present now that no pass has asked
-    /// for yet (now counted as handled).
+    /// Nothing handled yet; after the first scan, new devices come from
+    /// `events` (opened before the scan, so nothing added after it is
+    /// missed).
+    pub fn with_uevents(events: Option<uevent::Uevents>) -> Coldplug {
+        Coldplug {
+            events,
+            ..Coldplug::default()
+        }
+    }
+
+    /// Whether a uevent socket feeds this coldplug.
+    pub fn has_uevents(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// The modaliases of the devices added since the last call (all
+    /// present devices the first time) that no pass has asked for yet
+    /// (now counted as handled).
     pub fn new_modaliases(&mut self) -> Vec<String> {
-        let new: Vec<String> = modaliases()
-            .into_iter()
-            .filter(|a| !self.seen.contains(a))
-            .collect();
+        let mut fresh = Vec::new();
+        let mut scan = !self.scanned;
+        if let Some(ev) = &mut self.events {
+            let d = ev.drain();
+            self.block |= d.block;
+            self.events_read += d.events;
+            scan |= d.overflow;
+            fresh = d.modaliases;
+        }
+        if scan || self.events.is_none() {
+            self.scanned = true;
+            self.scans += 1;
+            // The scan covers every queued event.
+            fresh = modaliases();
+            self.block = true;
+        }
+        let mut new: Vec<String> = Vec::new();
+        for a in fresh {
+            if !self.seen.contains(&a) && !new.contains(&a) {
+                new.push(a);
+            }
+        }
         self.seen.extend(new.iter().cloned());
         new
+    }
+
+    /// Waits up to `ms` milliseconds for a device event (sleeps that long
+    /// without a socket); true if one came.
+    pub fn wait(&mut self, ms: u64) -> bool {
+        match &self.events {
+            Some(ev) => ev.wait(ms),
+            None => {
+                sleep_ms(ms);
+                true
+            }
+        }
+    }
+
+    /// Whether a block device came or changed since the last call (always
+    /// true after a sysfs scan, and without a socket).
+    pub fn take_block_change(&mut self) -> bool {
+        core::mem::take(&mut self.block) || self.events.is_none()
     }
 }
 

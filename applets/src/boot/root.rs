@@ -103,16 +103,37 @@ pub fn find(
     log: &mut dyn super::Logger,
     between: &mut dyn FnMut(&mut dyn super::Logger),
 ) -> Result<Found, String> {
+    wait_for(spec, wait, log, &mut |log| {
+        between(log);
+        super::sleep_ms(50);
+        true
+    })
+}
+
+/// [`find`] with the waiting left to `step`: it waits for something to
+/// happen (a uevent, a timer) and says whether block devices may have
+/// changed. The devices are looked at again when they may have, and at
+/// least once a second.
+pub fn wait_for(
+    spec: &str,
+    wait: Wait,
+    log: &mut dyn super::Logger,
+    step: &mut dyn FnMut(&mut dyn super::Logger) -> bool,
+) -> Result<Found, String> {
     let Some(parsed) = RootSpec::parse(spec) else {
         return Err(text(&[&"root=", &spec, &": unknown form"]));
     };
     let start = super::now_us();
     let mut last_note = start;
+    let mut last_look = start;
+    let mut look = true;
     loop {
-        if let Some(f) = find_now(&parsed) {
-            return Ok(f);
+        if look || super::now_us() - last_look > 1_000_000 {
+            if let Some(f) = find_now(&parsed) {
+                return Ok(f);
+            }
+            last_look = super::now_us();
         }
-        between(log);
         let waited = super::now_us() - start;
         if let Wait::Micros(limit) = wait {
             if waited > limit {
@@ -129,7 +150,7 @@ pub fn find(
             log.line(&[&"waiting for root device ", &spec]);
             last_note = super::now_us();
         }
-        super::sleep_ms(50);
+        look = step(log);
     }
 }
 

@@ -25,9 +25,13 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use earlymod_core::cmdline::{BootParams, key_value, words};
+use earlymod_core::devices;
 use earlymod_core::put;
 use earlymod_core::text::{Pad, Piece};
 use rustix::fs::Mode;
+
+#[cfg(feature = "hooks")]
+mod hooks;
 
 use crate::boot::klog::Klog;
 use crate::boot::root::{self, Wait};
@@ -84,12 +88,17 @@ struct Report {
     modules: Vec<boot::Job>,
     passes: Vec<Pass>,
     root: Option<(String, u64)>,
+    /// When coldplug settled (the default), or when the root chain was
+    /// loaded (`earlymod.handoff=root`).
+    settled: Option<(&'static str, u64)>,
+    /// Modaliases left to the real system (`earlymod.handoff=root`).
+    left: usize,
     jobs: usize,
     events: Vec<(u64, String)>,
 }
 
 impl Report {
-    fn event(&mut self, log: &mut Klog, msg: &[&dyn Piece]) {
+    fn event(&mut self, log: &mut dyn boot::Logger, msg: &[&dyn Piece]) {
         let msg = text(msg);
         log.debug(&[&msg.as_str()]);
         self.events.push((now_us(), msg));
@@ -123,9 +132,15 @@ impl Report {
                 }
             }
         }
+        if let Some((what, us)) = self.settled {
+            put!(&mut s; what, " at ", us, " us\n");
+        }
         match &self.root {
             Some((dev, us)) => put!(&mut s; "root ", dev.as_str(), " mounted at ", us, " us\n"),
             None => put!(&mut s; "root not mounted\n"),
+        }
+        if self.left > 0 {
+            put!(&mut s; "handoff=root: ", self.left, " device modaliases left to the real system\n");
         }
         s.0
     }
@@ -166,6 +181,20 @@ struct Loading<'c, 's> {
     /// `rd.driver.blacklist=` / `modprobe.blacklist=` names (normalized):
     /// like a modprobe.d blacklist, they stop loads through aliases.
     blacklist: Vec<String>,
+    /// `earlymod.handoff=root`: only the root's chain loads before the
+    /// switch; other devices' modaliases wait here.
+    handoff: bool,
+    deferred: Vec<String>,
+}
+
+/// Orders a batch's device modaliases root first: storage controllers,
+/// disks and the buses that carry them ([`devices::is_storage_path`])
+/// before the other devices (a plan starts ready jobs in the order they
+/// were asked for).
+fn root_first(modaliases: Vec<String>) -> (Vec<String>, Vec<String>) {
+    modaliases
+        .into_iter()
+        .partition(|m| devices::is_storage_path(m))
 }
 
 impl Loading<'_, '_> {
@@ -175,7 +204,7 @@ impl Loading<'_, '_> {
         what: &'static str,
         coldplug: usize,
         requests: &[String],
-        log: &mut Klog,
+        log: &mut dyn boot::Logger,
         report: &mut Report,
     ) {
         let how = Batching {
@@ -186,18 +215,51 @@ impl Loading<'_, '_> {
         record(report, what, coldplug, done);
     }
 
+    /// The devices' new modaliases, root chain first; with
+    /// `earlymod.handoff=root` only the root chain (the rest is deferred).
+    fn new_modaliases(&mut self) -> Vec<String> {
+        let (mut chain, other) = root_first(self.seen.new_modaliases());
+        if self.handoff {
+            self.deferred.extend(other);
+        } else {
+            chain.extend(other);
+        }
+        chain
+    }
+
     /// Coldplug passes until one finds no new modalias.
     fn coldplug(&mut self, log: &mut dyn boot::Logger, report: &mut Report) {
-        let how = Batching {
-            jobs: self.jobs,
-            blacklist: &self.blacklist,
-        };
         let mut n = report.passes.iter().map(|p| p.coldplug).max().unwrap_or(0);
-        self.ctx
-            .coldplug(&mut self.seen, &mut self.kernel, &how, log, &mut |p| {
-                n += 1;
-                record(report, "coldplug", n, p);
-            });
+        loop {
+            let new = self.new_modaliases();
+            if new.is_empty() {
+                return;
+            }
+            n += 1;
+            self.batch("coldplug", n, &new, log, report);
+        }
+    }
+
+    /// `earlymod.handoff=root` gives up on the root chain alone: the
+    /// deferred devices load too, and from now on every device does.
+    fn undefer(&mut self, log: &mut dyn boot::Logger, report: &mut Report) {
+        if !self.handoff {
+            return;
+        }
+        self.handoff = false;
+        let rest = core::mem::take(&mut self.deferred);
+        report.event(
+            log,
+            &[
+                &"handoff=root: root not there yet, loading the other ",
+                &rest.len(),
+                &" devices' drivers",
+            ],
+        );
+        if !rest.is_empty() {
+            let n = report.passes.iter().map(|p| p.coldplug).max().unwrap_or(0) + 1;
+            self.batch("coldplug", n, &rest, log, report);
+        }
     }
 
     /// Steps 2–4 of the boot: command line + modules-load.d, then coldplug
@@ -220,28 +282,42 @@ impl Loading<'_, '_> {
             self.batch("rd.driver.pre", 0, &[m.to_string()], log, report);
         }
         self.jobs = jobs;
-        let mut first: Vec<String> = bp.modules_load.iter().map(|s| s.to_string()).collect();
-        boot::modules_load_d(&mut first);
-        // A known root filesystem type loads with the first batch, in parallel
-        // with everything else, instead of after the root device appears.
+        // The root's chain first: a known root filesystem type and the
+        // storage devices' drivers, then what was asked for by name, then
+        // the other devices (a plan starts ready jobs in this order).
+        let mut first: Vec<String> = Vec::new();
         if let Some(t) = cmd.get("rootfstype").filter(|t| !t.is_empty()) {
             first.push(text(&[&"fs-", &t]));
         }
+        let mut named: Vec<String> = bp.modules_load.iter().map(|s| s.to_string()).collect();
+        boot::modules_load_d(&mut named);
         // The first coldplug pass joins this batch: no ordering is owed between
         // them, and one plan keeps every CPU busy.
         let (mut what, mut pass) = ("modules-load", 0);
         if coldplug {
-            let new = self.seen.new_modaliases();
-            if !new.is_empty() {
+            let (chain, other) = root_first(self.seen.new_modaliases());
+            if !chain.is_empty() || !other.is_empty() {
                 (what, pass) = ("modules-load + coldplug", 1);
             }
-            first.extend(new);
+            first.extend(chain);
+            first.extend(named);
+            if self.handoff {
+                self.deferred.extend(other);
+            } else {
+                first.extend(other);
+            }
+        } else {
+            first.extend(named);
         }
         if !first.is_empty() {
             self.batch(what, pass, &first, log, report);
         }
         if coldplug {
             self.coldplug(log, report);
+        }
+        if !bp.driver_post.is_empty() {
+            let post: Vec<String> = bp.driver_post.iter().map(|s| s.to_string()).collect();
+            self.batch("rd.driver.post", 0, &post, log, report);
         }
     }
 }
@@ -300,7 +376,7 @@ fn rescue(log: &mut Klog, why: &str) -> ! {
 /// console as its stdin, stdout and stderr: the shell then owns the
 /// terminal's foreground, so job control and Ctrl-C work. Failures leave
 /// the shell as it was (still usable, without job control).
-fn console_session() {
+pub(crate) fn console_session() {
     use rustix::fs::{Mode, OFlags};
     if rustix::process::setsid().is_err() {
         return;
@@ -328,6 +404,81 @@ fn jobs_of(arg: Option<&str>, cmd: &Cmdline) -> Jobs {
         .map_or(Jobs::Cpus, Jobs::Count)
 }
 
+/// How long PID 1 waits for the root device: `rootwait` (for ever),
+/// `earlymod.root_timeout=` or dracut's `rd.timeout=` (seconds, 0: for
+/// ever), else 10 s.
+fn root_wait(cmd: &Cmdline) -> Wait {
+    if cmd.has("rootwait") {
+        return Wait::Forever;
+    }
+    let secs = |k| cmd.get(k).and_then(|d: &str| d.parse::<u64>().ok());
+    match secs("earlymod.root_timeout").or_else(|| secs("rd.timeout")) {
+        Some(0) => Wait::Forever,
+        Some(s) => Wait::secs(s),
+        None => Wait::secs(10),
+    }
+}
+
+/// The boot's stages with hooks and breakpoints (`hooks` feature).
+struct Stages<'a> {
+    cmd: &'a Cmdline,
+    root: &'a str,
+}
+
+impl Stages<'_> {
+    /// `rd.break=stage` first, then the stage's hooks; every line to the
+    /// log and the report.
+    fn run(&self, stage: &str, log: &mut dyn boot::Logger, report: &mut Report) {
+        let _ = (stage, &log, &report, self.cmd, self.root);
+        #[cfg(feature = "hooks")]
+        {
+            let mut say = |l: &[&dyn Piece]| report.event(log, l);
+            let breaks = words(&self.cmd.text)
+                .map(key_value)
+                .any(|(k, v)| k == "rd.break" && v == Some(stage));
+            if breaks {
+                hooks::break_shell(stage, &mut say);
+            }
+            let secs = self
+                .cmd
+                .get("earlymod.hook_timeout")
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(30);
+            let env = hooks::Env {
+                root: self.root,
+                timeout_ms: secs.saturating_mul(1000),
+            };
+            hooks::run_stage(stage, &env, &mut say);
+        }
+    }
+
+    /// `rd.break` alone: a shell just before switch_root.
+    fn last_break(&self, log: &mut dyn boot::Logger, report: &mut Report) {
+        let _ = (&log, &report);
+        #[cfg(feature = "hooks")]
+        if words(&self.cmd.text).any(|w| w == "rd.break") {
+            hooks::break_shell("switch_root", &mut |l| report.event(log, l));
+        }
+    }
+
+    /// Says so for an `rd.break=` naming no stage (it would never stop).
+    fn check_breaks(&self, log: &mut dyn boot::Logger) {
+        let _ = &log;
+        #[cfg(feature = "hooks")]
+        for (k, v) in words(&self.cmd.text).map(key_value) {
+            if let ("rd.break", Some(v)) = (k, v) {
+                if !hooks::STAGES.contains(&v) {
+                    log.line(&[
+                        &"rd.break=",
+                        &v,
+                        &": no such stage (pre-coldplug, pre-mount, pre-switch)",
+                    ]);
+                }
+            }
+        }
+    }
+}
+
 /// PID 1.
 #[cfg(feature = "init")]
 pub fn init_main() -> i32 {
@@ -345,43 +496,91 @@ pub fn init_main() -> i32 {
     boot::mount_api(&mut log, &mut |fs, dir| {
         events.push((now_us(), text(&[&"mounted ", &fs, &" on ", &dir])))
     });
+    // Before any scan: every device added after it is heard of.
+    let uevents = boot::uevent::Uevents::open();
+    if uevents.is_none() {
+        log.line(&[&"no uevent socket: coldplug rescans sysfs instead"]);
+    }
     let cmd = Cmdline::read();
     log.debug = cmd.has("earlymod.debug");
     // Without the `parallel` feature every load runs in this process.
     let jobs = jobs_of(None, &cmd);
     report.jobs = jobs.count();
     let spec = cmd.get("root").map(str::to_string);
-    let wait = match cmd.has("rootwait") {
-        true => Wait::Forever,
-        false => Wait::secs(
-            cmd.get("earlymod.root_timeout")
-                .and_then(|d| d.parse::<u64>().ok())
-                .unwrap_or(10),
-        ),
+    let stages = Stages {
+        cmd: &cmd,
+        root: spec.as_deref().unwrap_or(""),
     };
+    let wait = root_wait(&cmd);
+    let handoff = cmd.get("earlymod.handoff") == Some("root");
+    // dracut's rd.retry=: the pre-mount hooks run again this often while
+    // the root is missing.
+    let retry_us = cmd
+        .get("rd.retry")
+        .and_then(|d| d.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(180)
+        .saturating_mul(1_000_000);
     let delay = cmd
         .get("rootdelay")
         .and_then(|d| d.parse::<u64>().ok())
         .unwrap_or(0);
+    stages.check_breaks(&mut log);
+    stages.run("pre-coldplug", &mut log, &mut report);
     let mut found = Err("no root= on the kernel command line".to_string());
+    let mut uevents = Some(uevents);
     with_context(&mut |ctx| {
         let mut l = Loading {
             ctx,
             kernel: Live::new(),
             jobs,
-            seen: Coldplug::new(),
+            seen: Coldplug::with_uevents(uevents.take().flatten()),
             blacklist: Vec::new(),
+            handoff,
+            deferred: Vec::new(),
         };
         l.load_all(&cmd, true, &mut log, &mut report);
-        report.event(&mut log, &[&"coldplug settled"]);
+        let settled = if handoff {
+            "root chain loaded (earlymod.handoff=root)"
+        } else {
+            "coldplug settled"
+        };
+        report.settled = Some((settled, now_us()));
+        report.event(&mut log, &[&settled]);
+        stages.run("pre-mount", &mut log, &mut report);
         let Some(spec) = &spec else { return };
         if delay > 0 {
             boot::sleep_ms(delay * 1000);
         }
-        // Devices appear asynchronously (SCSI scans): keep coldplugging.
-        found = root::find(spec, wait, &mut log, &mut |log| {
-            l.coldplug(log, &mut report)
+        // Devices appear asynchronously (SCSI scans, USB): load drivers
+        // for what the uevents (or rescans) bring while waiting.
+        let t0 = now_us();
+        let mut retried = t0;
+        let mut first = true;
+        found = root::wait_for(spec, wait, &mut log, &mut |log| {
+            // handoff=root: the root chain alone did not bring the root.
+            if !first || !l.seen.has_uevents() {
+                l.undefer(log, &mut report);
+            }
+            first = false;
+            l.seen.wait(250);
+            l.coldplug(log, &mut report);
+            if now_us() - retried >= retry_us {
+                retried = now_us();
+                stages.run("pre-mount", log, &mut report);
+                return true;
+            }
+            l.seen.take_block_change()
         });
+        report.event(
+            &mut log,
+            &[
+                &"uevents: ",
+                &l.seen.events_read,
+                &" read, sysfs scans: ",
+                &l.seen.scans,
+            ],
+        );
         // The filesystem's module, if it is one.
         if let Ok(f) = &found {
             if let Some(t) = cmd.get("rootfstype").or(f.fstype) {
@@ -395,6 +594,7 @@ pub fn init_main() -> i32 {
                 );
             }
         }
+        report.left = l.deferred.len();
     });
     report.write();
     let f = match found {
@@ -425,6 +625,8 @@ pub fn init_main() -> i32 {
             &root::SYSROOT,
         ],
     );
+    stages.run("pre-switch", &mut log, &mut report);
+    stages.last_break(&mut log, &mut report);
     let init = cmd.get("init").unwrap_or("/sbin/init").to_string();
     if let Err(e) = switch::check_init(&init) {
         report.write();
@@ -462,6 +664,8 @@ pub fn helper_main(prog: &str, args: &[&str]) -> i32 {
             jobs,
             seen: Coldplug::new(),
             blacklist: Vec::new(),
+            handoff: false,
+            deferred: Vec::new(),
         };
         l.load_all(&cmd, prog == "coldplug", &mut log, &mut report);
     });
