@@ -240,6 +240,7 @@ impl Plan {
     /// Runs the plan with up to `jobs` loads at a time through `runner`
     /// (one at a time in this process without the `parallel` feature);
     /// `state` is the kernel's module state the policy consults.
+    #[cfg(test)]
     pub fn run(
         &mut self,
         r: &Resolver<'_, '_>,
@@ -247,6 +248,21 @@ impl Plan {
         jobs: usize,
         runner: &mut dyn Runner,
         log: &mut dyn Logger,
+    ) {
+        self.run_with(r, state, jobs, runner, log, &mut |_| Vec::new())
+    }
+
+    /// [`Plan::run`], asking `more` after every finished job for requests
+    /// to add to the running plan (PID 1: the root's filesystem, as soon
+    /// as the root device shows up).
+    pub fn run_with(
+        &mut self,
+        r: &Resolver<'_, '_>,
+        state: &dyn KernelState,
+        jobs: usize,
+        runner: &mut dyn Runner,
+        log: &mut dyn Logger,
+        more: &mut dyn FnMut(&mut dyn Logger) -> Vec<String>,
     ) {
         #[cfg(feature = "parallel")]
         {
@@ -266,7 +282,7 @@ impl Plan {
                 if running.is_empty() {
                     break;
                 }
-                let Some((token, r)) = runner.wait() else {
+                let Some((token, res)) = runner.wait() else {
                     // The runner lost its children: count them as failed.
                     for (_, i, t0) in core::mem::take(&mut running) {
                         self.finish(i, Err(Some("lost".to_string())), t0, log);
@@ -275,7 +291,10 @@ impl Plan {
                 };
                 if let Some(k) = running.iter().position(|(t, _, _)| *t == token) {
                     let (_, i, t0) = running.swap_remove(k);
-                    self.finish(i, r, t0, log);
+                    self.finish(i, res, t0, log);
+                }
+                for q in more(log) {
+                    self.add(r, state, &q, log);
                 }
             }
         }
@@ -287,6 +306,9 @@ impl Plan {
             while let Some(i) = self.sched.next_ready() {
                 let t0 = super::now_us();
                 self.start(r, state, i, t0, runner, false, log);
+                for q in more(log) {
+                    self.add(r, state, &q, log);
+                }
             }
         }
         // Jobs the schedule kept back (a hard dependency failed): the

@@ -293,6 +293,9 @@ pub struct Coldplug {
     events: Option<uevent::Uevents>,
     scanned: bool,
     block: bool,
+    /// Modaliases drained by [`Coldplug::poll_block`], for the next pass.
+    pending: Vec<String>,
+    rescan: bool,
     /// Sysfs scans made (the first, and one per overflow).
     pub scans: usize,
     /// Uevents read.
@@ -324,14 +327,14 @@ impl Coldplug {
     /// present devices the first time) that no pass has asked for yet
     /// (now counted as handled).
     pub fn new_modaliases(&mut self) -> Vec<String> {
-        let mut fresh = Vec::new();
-        let mut scan = !self.scanned;
+        let mut fresh = core::mem::take(&mut self.pending);
+        let mut scan = !self.scanned || core::mem::take(&mut self.rescan);
         if let Some(ev) = &mut self.events {
             let d = ev.drain();
             self.block |= d.block;
             self.events_read += d.events;
             scan |= d.overflow;
-            fresh = d.modaliases;
+            fresh.extend(d.modaliases);
         }
         if scan || self.events.is_none() {
             self.scanned = true;
@@ -348,6 +351,25 @@ impl Coldplug {
         }
         self.seen.extend(new.iter().cloned());
         new
+    }
+
+    /// Reads the queued uevents (their modaliases wait for the next pass)
+    /// and says whether a block device came or changed among them (false
+    /// without a socket).
+    pub fn poll_block(&mut self) -> bool {
+        let Some(ev) = &mut self.events else {
+            return false;
+        };
+        let d = ev.drain();
+        self.events_read += d.events;
+        self.rescan |= d.overflow;
+        if self.pending.len() + d.modaliases.len() > uevent::MAX_PENDING {
+            self.rescan = true;
+        } else {
+            self.pending.extend(d.modaliases);
+        }
+        self.block |= d.block;
+        d.block
     }
 
     /// Waits up to `ms` milliseconds for a device event (sleeps that long
@@ -394,6 +416,21 @@ impl Context<'_> {
         how: &Batching<'_>,
         log: &mut dyn Logger,
     ) -> Batch {
+        self.load_batch_with(requests, kernel, how, log, &mut |_| Vec::new())
+    }
+
+    /// [`Context::load_batch`], asking `more` after every finished load
+    /// for requests to add to the running plan (PID 1 adds the root's
+    /// filesystem as soon as the root device shows up, so it loads beside
+    /// the other devices' drivers instead of after them).
+    pub fn load_batch_with<K: Kernel, S: AsRef<str>>(
+        &self,
+        requests: &[S],
+        kernel: &mut K,
+        how: &Batching<'_>,
+        log: &mut dyn Logger,
+        more: &mut dyn FnMut(&mut dyn Logger) -> Vec<String>,
+    ) -> Batch {
         let t0 = now_us();
         let r = self.resolver();
         let mut plan = Plan::default();
@@ -405,9 +442,14 @@ impl Context<'_> {
             plan.add(&r, &state, q.as_ref(), log);
         }
         let mut runner = jobs::KernelRunner::new(&cell, &self.dir().dirname);
-        plan.run(&r, &state, how.jobs.count(), &mut runner, log);
+        let mut added = 0;
+        plan.run_with(&r, &state, how.jobs.count(), &mut runner, log, &mut |log| {
+            let m = more(log);
+            added += m.len();
+            m
+        });
         Batch {
-            requests: requests.len(),
+            requests: requests.len() + added,
             modules: plan.jobs,
             micros: now_us() - t0,
         }

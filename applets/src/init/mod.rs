@@ -107,7 +107,9 @@ impl Report {
     fn render(&self) -> String {
         let mut s = Text(String::new());
         put!(&mut s; "earlymod boot report (times in microseconds since boot)\njobs: ", self.jobs, "\n");
-        for (t, e) in &self.events {
+        let mut events: Vec<&(u64, String)> = self.events.iter().collect();
+        events.sort_by_key(|e| e.0);
+        for (t, e) in events {
             put!(&mut s; Pad::right(t, 10), " ", e.as_str(), "\n");
         }
         for p in &self.passes {
@@ -185,6 +187,44 @@ struct Loading<'c, 's> {
     /// switch; other devices' modaliases wait here.
     handoff: bool,
     deferred: Vec<String>,
+    /// `root=`, to load its filesystem's module as soon as the device
+    /// shows up (a block uevent during a batch).
+    root: Option<String>,
+    /// When the root device was seen during a batch and its filesystem
+    /// asked for (or `rootfstype=` asked for it up front: 0).
+    root_fs_asked: Option<u64>,
+}
+
+/// During a batch, after each load: if a block device came and it is the
+/// root, its filesystem's module (`fs-TYPE`) joins the running plan.
+fn root_fs_early(
+    spec: Option<&str>,
+    seen: &mut Coldplug,
+    asked: &mut Option<u64>,
+    log: &mut dyn boot::Logger,
+) -> Vec<String> {
+    let Some(spec) = spec.filter(|_| asked.is_none()) else {
+        return Vec::new();
+    };
+    if !seen.poll_block() {
+        return Vec::new();
+    }
+    let Some(f) = earlymod_core::blkid::RootSpec::parse(spec).and_then(|p| root::find_now(&p))
+    else {
+        return Vec::new();
+    };
+    *asked = Some(now_us());
+    let Some(t) = f.fstype else {
+        return Vec::new();
+    };
+    log.debug(&[
+        &"root ",
+        &f.dev.as_str(),
+        &" is there: fs-",
+        &t,
+        &" joins the batch",
+    ]);
+    alloc::vec![text(&[&"fs-", &t])]
 }
 
 /// Orders a batch's device modaliases root first: storage controllers,
@@ -207,11 +247,24 @@ impl Loading<'_, '_> {
         log: &mut dyn boot::Logger,
         report: &mut Report,
     ) {
+        let Loading {
+            ctx,
+            kernel,
+            jobs,
+            seen,
+            blacklist,
+            root,
+            root_fs_asked,
+            ..
+        } = self;
         let how = Batching {
-            jobs: self.jobs,
-            blacklist: &self.blacklist,
+            jobs: *jobs,
+            blacklist,
         };
-        let done = self.ctx.load_batch(requests, &mut self.kernel, &how, log);
+        let spec = root.as_deref();
+        let done = ctx.load_batch_with(requests, kernel, &how, log, &mut |log| {
+            root_fs_early(spec, seen, root_fs_asked, log)
+        });
         record(report, what, coldplug, done);
     }
 
@@ -288,6 +341,7 @@ impl Loading<'_, '_> {
         let mut first: Vec<String> = Vec::new();
         if let Some(t) = cmd.get("rootfstype").filter(|t| !t.is_empty()) {
             first.push(text(&[&"fs-", &t]));
+            self.root_fs_asked = Some(0);
         }
         let mut named: Vec<String> = bp.modules_load.iter().map(|s| s.to_string()).collect();
         boot::modules_load_d(&mut named);
@@ -538,8 +592,17 @@ pub fn init_main() -> i32 {
             blacklist: Vec::new(),
             handoff,
             deferred: Vec::new(),
+            root: spec.clone(),
+            root_fs_asked: None,
         };
         l.load_all(&cmd, true, &mut log, &mut report);
+        if let Some(t) = l.root_fs_asked.filter(|&t| t > 0) {
+            report.events.push((
+                t,
+                "root device seen during coldplug: its filesystem loaded with the batch"
+                    .to_string(),
+            ));
+        }
         let settled = if handoff {
             "root chain loaded (earlymod.handoff=root)"
         } else {
@@ -666,6 +729,8 @@ pub fn helper_main(prog: &str, args: &[&str]) -> i32 {
             blacklist: Vec::new(),
             handoff: false,
             deferred: Vec::new(),
+            root: None,
+            root_fs_asked: None,
         };
         l.load_all(&cmd, prog == "coldplug", &mut log, &mut report);
     });
