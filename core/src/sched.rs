@@ -95,10 +95,16 @@ impl Schedule {
     /// Ordering cycles (softdep loops) are broken by starting the lowest
     /// waiting job once nothing is running.
     pub fn next_ready(&mut self) -> Option<usize> {
+        self.next_ready_among(&|_| true)
+    }
+
+    /// [`Schedule::next_ready`] among the jobs `allow` accepts (the others
+    /// stay waiting: a caller that stops early leaves them unstarted).
+    pub fn next_ready_among(&mut self, allow: &dyn Fn(usize) -> bool) -> Option<usize> {
         loop {
             let mut progress = false;
             for i in self.cursor..self.state.len() {
-                if self.state[i] != JobState::Waiting {
+                if self.state[i] != JobState::Waiting || !allow(i) {
                     continue;
                 }
                 match self.readiness(i) {
@@ -124,7 +130,7 @@ impl Schedule {
             // Only a cycle can leave waiting jobs with nothing running:
             // break it at a job whose hard dependencies are done (so only
             // a soft ordering is dropped), else at the lowest waiting job.
-            let waiting = |i: &usize| self.state[*i] == JobState::Waiting;
+            let waiting = |i: &usize| self.state[*i] == JobState::Waiting && allow(*i);
             let pick = (self.cursor..self.state.len())
                 .filter(waiting)
                 .find(|&i| self.hard_done(i))
@@ -256,6 +262,30 @@ mod tests {
         assert_eq!(s.state(4), JobState::Done);
         assert_eq!(s.blocker(2), Some(1));
         assert_eq!(s.blocker(1), Some(0));
+    }
+
+    /// Only the allowed jobs start (an early stop): the rest stay
+    /// waiting, a soft cycle among allowed ones is still broken.
+    #[test]
+    fn only_allowed_jobs_start() {
+        let mut s = chain();
+        let allow = |i: usize| i == 1 || i == 0 || i == 3;
+        let mut order: heapless::Vec<usize, 8> = heapless::Vec::new();
+        while let Some(i) = s.next_ready_among(&allow) {
+            order.push(i).unwrap();
+            s.finish(i, true);
+        }
+        assert_eq!(&order[..], &[0, 1, 3]);
+        assert_eq!(s.state(2), JobState::Waiting);
+        assert_eq!(s.state(4), JobState::Waiting);
+        let mut c = Schedule::new();
+        for _ in 0..3 {
+            c.add_job().unwrap();
+        }
+        c.add_edge(0, 1, false).unwrap();
+        c.add_edge(1, 0, false).unwrap();
+        let first = c.next_ready_among(&|i| i == 1);
+        assert_eq!(first, Some(1));
     }
 
     #[test]

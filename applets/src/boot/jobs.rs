@@ -40,6 +40,9 @@ pub struct Job {
     pub micros: u64,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// Must load before a handoff ([`Steer::handoff`]): asked for by a
+    /// must request, or a dependency of one.
+    pub must: bool,
     /// Why it cannot load, known when it was planned (its options do not
     /// fit the kernel's bound).
     refused: Option<LoadError>,
@@ -68,6 +71,20 @@ pub struct Plan {
     /// Module names not loaded when reached through an alias
     /// (`rd.driver.blacklist=`).
     pub blacklist: Vec<String>,
+    /// Jobs never started because the caller handed off
+    /// ([`Steer::handoff`]).
+    pub left: Vec<String>,
+}
+
+/// What the caller of a running batch wants after each finished load.
+#[derive(Debug, Clone, Default)]
+pub struct Steer {
+    /// Requests to add to the plan; they must load before a handoff.
+    pub add: Vec<String>,
+    /// Start only the jobs that must load from now on: the others are
+    /// left unstarted (PID 1 with `earlymod.handoff=root`, once the root
+    /// device is there).
+    pub handoff: bool,
 }
 
 impl Plan {
@@ -77,11 +94,25 @@ impl Plan {
 
     /// Adds what `modprobe REQUEST` would load. `alias` requests are
     /// subject to the blacklist, as modprobe applies it to aliases.
+    #[cfg(test)]
     pub fn add(
         &mut self,
         r: &Resolver<'_, '_>,
         state: &dyn KernelState,
         request: &str,
+        log: &mut dyn Logger,
+    ) {
+        self.add_with(r, state, request, false, log)
+    }
+
+    /// [`Plan::add`]; with `must`, the request's modules (dependencies
+    /// included) load before a handoff.
+    pub fn add_with(
+        &mut self,
+        r: &Resolver<'_, '_>,
+        state: &dyn KernelState,
+        request: &str,
+        must: bool,
         log: &mut dyn Logger,
     ) {
         let mut key = AliasBuf::new();
@@ -156,11 +187,13 @@ impl Plan {
                             install: s.install.map(str::to_string),
                             micros: 0,
                             error: None,
+                            must: false,
                             refused,
                         });
                         id
                     }
                 };
+                self.jobs[id].must |= must;
                 ids.push(id);
             }
             // Edges: a dependency (modules.dep) is hard; a softdep orders.
@@ -249,12 +282,13 @@ impl Plan {
         runner: &mut dyn Runner,
         log: &mut dyn Logger,
     ) {
-        self.run_with(r, state, jobs, runner, log, &mut |_| Vec::new())
+        self.run_with(r, state, jobs, runner, log, &mut |_| Steer::default())
     }
 
     /// [`Plan::run`], asking `more` after every finished job for requests
     /// to add to the running plan (PID 1: the root's filesystem, as soon
-    /// as the root device shows up).
+    /// as the root device shows up) and whether to hand off (start only
+    /// what must load; the rest goes to [`Plan::left`]).
     pub fn run_with(
         &mut self,
         r: &Resolver<'_, '_>,
@@ -262,19 +296,22 @@ impl Plan {
         jobs: usize,
         runner: &mut dyn Runner,
         log: &mut dyn Logger,
-        more: &mut dyn FnMut(&mut dyn Logger) -> Vec<String>,
+        more: &mut dyn FnMut(&mut dyn Logger) -> Steer,
     ) {
+        let mut handoff = false;
         #[cfg(feature = "parallel")]
         {
             let mut running: Vec<(u32, usize, u64)> = Vec::new();
             loop {
                 while running.len() < jobs.max(1) {
-                    let Some(i) = self.sched.next_ready() else {
+                    let Some(i) = self.next_ready(handoff) else {
                         break;
                     };
                     let t0 = super::now_us();
-                    if let Some(token) = self.start(r, state, i, t0, runner, jobs > 1, log) {
-                        running.push((token, i, t0));
+                    match self.start(r, state, i, t0, runner, jobs > 1, log) {
+                        Some(token) => running.push((token, i, t0)),
+                        // Finished here (one at a time, or nothing to load).
+                        None => handoff |= self.steer(r, state, more, log),
                     }
                 }
                 // Nothing running and nothing ready: all done (next_ready
@@ -293,9 +330,7 @@ impl Plan {
                     let (_, i, t0) = running.swap_remove(k);
                     self.finish(i, res, t0, log);
                 }
-                for q in more(log) {
-                    self.add(r, state, &q, log);
-                }
+                handoff |= self.steer(r, state, more, log);
             }
         }
         // One at a time: nothing is ever running when the next is picked
@@ -303,11 +338,17 @@ impl Plan {
         #[cfg(not(feature = "parallel"))]
         {
             let _ = jobs;
-            while let Some(i) = self.sched.next_ready() {
+            while let Some(i) = self.next_ready(handoff) {
                 let t0 = super::now_us();
                 self.start(r, state, i, t0, runner, false, log);
-                for q in more(log) {
-                    self.add(r, state, &q, log);
+                handoff |= self.steer(r, state, more, log);
+            }
+        }
+        // Handed off: what never started is the real system's.
+        if handoff {
+            for i in 0..self.jobs.len() {
+                if self.sched.state(i) == JobState::Waiting {
+                    self.left.push(self.jobs[i].name.clone());
                 }
             }
         }
@@ -334,6 +375,32 @@ impl Plan {
             log.line(&[&self.jobs[i].name.as_str(), &": ", &why.as_str()]);
             self.jobs[i].error = Some(why);
         }
+    }
+
+    /// The next job to start: any ready one, or after a handoff only
+    /// one that must load.
+    fn next_ready(&mut self, handoff: bool) -> Option<usize> {
+        if !handoff {
+            return self.sched.next_ready();
+        }
+        let jobs = &self.jobs;
+        self.sched.next_ready_among(&|i| jobs[i].must)
+    }
+
+    /// Asks the caller what it wants now: adds its requests (they must
+    /// load); true when it hands off.
+    fn steer(
+        &mut self,
+        r: &Resolver<'_, '_>,
+        state: &dyn KernelState,
+        more: &mut dyn FnMut(&mut dyn Logger) -> Steer,
+        log: &mut dyn Logger,
+    ) -> bool {
+        let s = more(log);
+        for q in &s.add {
+            self.add_with(r, state, q, true, log);
+        }
+        s.handoff
     }
 
     /// Job `i` as the policy decides it now: loaded through `runner` or

@@ -53,8 +53,8 @@ use rustix::fs::Mode;
 use crate::context::Context;
 use crate::log::text;
 use crate::sys::{self, CPath, Kind};
-pub use jobs::Job;
 use jobs::Plan;
+pub use jobs::{Job, Steer};
 
 /// A rustix error as its `Display` prints it without std.
 pub(crate) struct OsError(pub(crate) rustix::io::Errno);
@@ -256,6 +256,9 @@ pub struct Batching<'a> {
     /// reaches them through an alias (`rd.driver.blacklist=`,
     /// `modprobe.blacklist=`), on top of modprobe.d's blacklist.
     pub blacklist: &'a [String],
+    /// Requests whose modules must load even after a handoff
+    /// ([`Steer::handoff`]): the ones asked for by name.
+    pub must: &'a [String],
 }
 
 /// What one batch did: each module it had to load (dependencies
@@ -269,6 +272,8 @@ pub struct Batch {
     pub modules: Vec<Job>,
     /// The whole batch, in microseconds.
     pub micros: u64,
+    /// Modules never started because the caller handed off.
+    pub left: Vec<String>,
 }
 
 impl Batch {
@@ -416,20 +421,22 @@ impl Context<'_> {
         how: &Batching<'_>,
         log: &mut dyn Logger,
     ) -> Batch {
-        self.load_batch_with(requests, kernel, how, log, &mut |_| Vec::new())
+        self.load_batch_with(requests, kernel, how, log, &mut |_| Steer::default())
     }
 
     /// [`Context::load_batch`], asking `more` after every finished load
     /// for requests to add to the running plan (PID 1 adds the root's
     /// filesystem as soon as the root device shows up, so it loads beside
-    /// the other devices' drivers instead of after them).
+    /// the other devices' drivers instead of after them) and whether to
+    /// hand off: then only the modules of `how.must` and of added requests
+    /// still start, the others are [`Batch::left`].
     pub fn load_batch_with<K: Kernel, S: AsRef<str>>(
         &self,
         requests: &[S],
         kernel: &mut K,
         how: &Batching<'_>,
         log: &mut dyn Logger,
-        more: &mut dyn FnMut(&mut dyn Logger) -> Vec<String>,
+        more: &mut dyn FnMut(&mut dyn Logger) -> Steer,
     ) -> Batch {
         let t0 = now_us();
         let r = self.resolver();
@@ -439,19 +446,21 @@ impl Context<'_> {
         let cell = RefCell::new(kernel);
         let state = Shared(&cell);
         for q in requests {
-            plan.add(&r, &state, q.as_ref(), log);
+            let must = how.must.iter().any(|m| m == q.as_ref());
+            plan.add_with(&r, &state, q.as_ref(), must, log);
         }
         let mut runner = jobs::KernelRunner::new(&cell, &self.dir().dirname);
         let mut added = 0;
         plan.run_with(&r, &state, how.jobs.count(), &mut runner, log, &mut |log| {
-            let m = more(log);
-            added += m.len();
-            m
+            let s = more(log);
+            added += s.add.len();
+            s
         });
         Batch {
             requests: requests.len() + added,
             modules: plan.jobs,
             micros: now_us() - t0,
+            left: plan.left,
         }
     }
 
@@ -568,6 +577,32 @@ mod tests {
                 .iter()
                 .any(|l| l.starts_with("b: Invalid module format"))
         );
+
+        // A handoff after the first load: only what must load (e and its
+        // dependency d) still starts; the rest is left, in the plan's order.
+        let mut kernel = FakeKernel::new(&files);
+        let must = ["e".to_string()];
+        let how = Batching {
+            jobs: Jobs::One,
+            must: &must,
+            ..Batching::default()
+        };
+        let mut steers = 0;
+        let batch = ctx.load_batch_with(&["c", "a", "e"], &mut kernel, &how, &mut log, &mut |_| {
+            steers += 1;
+            Steer {
+                add: if steers == 1 {
+                    alloc::vec!["x".to_string()]
+                } else {
+                    Vec::new()
+                },
+                handoff: true,
+            }
+        });
+        assert_eq!(kernel.live(), ["c", "d", "e"]);
+        assert_eq!(batch.left, ["b", "a"]);
+        assert_eq!(batch.requests, 4);
+        assert_eq!(batch.failed(), 0);
 
         // Loaded modules are not planned again.
         let again = ctx.load_batch(&["e", "c"], &mut kernel, &how, &mut log);

@@ -35,7 +35,7 @@ mod hooks;
 
 use crate::boot::klog::Klog;
 use crate::boot::root::{self, Wait};
-use crate::boot::{self, Batch, Batching, Coldplug, Jobs, now_us, switch};
+use crate::boot::{self, Batch, Batching, Coldplug, Jobs, Steer, now_us, switch};
 use crate::context::Context;
 use crate::kernel::Live;
 use crate::log::{Text, text};
@@ -93,6 +93,8 @@ struct Report {
     settled: Option<(&'static str, u64)>,
     /// Modaliases left to the real system (`earlymod.handoff=root`).
     left: usize,
+    /// Modules of a batch never started (`earlymod.handoff=root`).
+    left_modules: Vec<String>,
     jobs: usize,
     events: Vec<(u64, String)>,
 }
@@ -141,8 +143,9 @@ impl Report {
             Some((dev, us)) => put!(&mut s; "root ", dev.as_str(), " mounted at ", us, " us\n"),
             None => put!(&mut s; "root not mounted\n"),
         }
-        if self.left > 0 {
-            put!(&mut s; "handoff=root: ", self.left, " device modaliases left to the real system\n");
+        if self.left > 0 || !self.left_modules.is_empty() {
+            put!(&mut s; "handoff=root: ", self.left, " device modaliases and ",
+                self.left_modules.len(), " planned modules left to the real system\n");
         }
         s.0
     }
@@ -171,6 +174,7 @@ fn record(report: &mut Report, what: &'static str, coldplug: usize, mut batch: B
         micros: batch.micros,
     });
     report.modules.append(&mut batch.modules);
+    report.left_modules.append(&mut batch.left);
 }
 
 /// The boot's loading state: the context, the kernel, how batches load,
@@ -190,41 +194,47 @@ struct Loading<'c, 's> {
     /// `root=`, to load its filesystem's module as soon as the device
     /// shows up (a block uevent during a batch).
     root: Option<String>,
-    /// When the root device was seen during a batch and its filesystem
-    /// asked for (or `rootfstype=` asked for it up front: 0).
-    root_fs_asked: Option<u64>,
+    /// When the root device was seen during a batch.
+    root_seen: Option<u64>,
+    /// `rootfstype=` asked for the filesystem up front.
+    fs_asked: bool,
+    /// The requests asked for by name: they load before a handoff.
+    named: Vec<String>,
 }
 
 /// During a batch, after each load: if a block device came and it is the
-/// root, its filesystem's module (`fs-TYPE`) joins the running plan.
-fn root_fs_early(
+/// root, its filesystem's module (`fs-TYPE`, unless `rootfstype=` asked
+/// for it already) joins the running plan; with `earlymod.handoff=root`
+/// the batch then starts only what must load.
+fn root_early(
     spec: Option<&str>,
     seen: &mut Coldplug,
-    asked: &mut Option<u64>,
+    when: &mut Option<u64>,
+    fs_asked: bool,
+    handoff: bool,
     log: &mut dyn boot::Logger,
-) -> Vec<String> {
-    let Some(spec) = spec.filter(|_| asked.is_none()) else {
-        return Vec::new();
+) -> Steer {
+    let mut steer = Steer {
+        add: Vec::new(),
+        handoff: handoff && when.is_some(),
+    };
+    let Some(spec) = spec.filter(|_| when.is_none()) else {
+        return steer;
     };
     if !seen.poll_block() {
-        return Vec::new();
+        return steer;
     }
     let Some(f) = earlymod_core::blkid::RootSpec::parse(spec).and_then(|p| root::find_now(&p))
     else {
-        return Vec::new();
+        return steer;
     };
-    *asked = Some(now_us());
-    let Some(t) = f.fstype else {
-        return Vec::new();
-    };
-    log.debug(&[
-        &"root ",
-        &f.dev.as_str(),
-        &" is there: fs-",
-        &t,
-        &" joins the batch",
-    ]);
-    alloc::vec![text(&[&"fs-", &t])]
+    *when = Some(now_us());
+    steer.handoff = handoff;
+    log.debug(&[&"root ", &f.dev.as_str(), &" is there"]);
+    if let (Some(t), false) = (f.fstype, fs_asked) {
+        steer.add.push(text(&[&"fs-", &t]));
+    }
+    steer
 }
 
 /// Orders a batch's device modaliases root first: storage controllers,
@@ -254,16 +264,20 @@ impl Loading<'_, '_> {
             seen,
             blacklist,
             root,
-            root_fs_asked,
+            root_seen,
+            fs_asked,
+            named,
+            handoff,
             ..
         } = self;
         let how = Batching {
             jobs: *jobs,
             blacklist,
+            must: named,
         };
         let spec = root.as_deref();
         let done = ctx.load_batch_with(requests, kernel, &how, log, &mut |log| {
-            root_fs_early(spec, seen, root_fs_asked, log)
+            root_early(spec, seen, root_seen, *fs_asked, *handoff, log)
         });
         record(report, what, coldplug, done);
     }
@@ -272,7 +286,11 @@ impl Loading<'_, '_> {
     /// `earlymod.handoff=root` only the root chain (the rest is deferred).
     fn new_modaliases(&mut self) -> Vec<String> {
         let (mut chain, other) = root_first(self.seen.new_modaliases());
-        if self.handoff {
+        if self.handoff && self.root_seen.is_some() {
+            // The root is there: every device is the real system's.
+            self.deferred.append(&mut chain);
+            self.deferred.extend(other);
+        } else if self.handoff {
             self.deferred.extend(other);
         } else {
             chain.extend(other);
@@ -339,12 +357,15 @@ impl Loading<'_, '_> {
         // storage devices' drivers, then what was asked for by name, then
         // the other devices (a plan starts ready jobs in this order).
         let mut first: Vec<String> = Vec::new();
-        if let Some(t) = cmd.get("rootfstype").filter(|t| !t.is_empty()) {
-            first.push(text(&[&"fs-", &t]));
-            self.root_fs_asked = Some(0);
-        }
         let mut named: Vec<String> = bp.modules_load.iter().map(|s| s.to_string()).collect();
         boot::modules_load_d(&mut named);
+        if let Some(t) = cmd.get("rootfstype").filter(|t| !t.is_empty()) {
+            let fs = text(&[&"fs-", &t]);
+            first.push(fs.clone());
+            self.named.push(fs);
+            self.fs_asked = true;
+        }
+        self.named.extend(named.iter().cloned());
         // The first coldplug pass joins this batch: no ordering is owed between
         // them, and one plan keeps every CPU busy.
         let (mut what, mut pass) = ("modules-load", 0);
@@ -371,6 +392,7 @@ impl Loading<'_, '_> {
         }
         if !bp.driver_post.is_empty() {
             let post: Vec<String> = bp.driver_post.iter().map(|s| s.to_string()).collect();
+            self.named.extend(post.iter().cloned());
             self.batch("rd.driver.post", 0, &post, log, report);
         }
     }
@@ -593,15 +615,19 @@ pub fn init_main() -> i32 {
             handoff,
             deferred: Vec::new(),
             root: spec.clone(),
-            root_fs_asked: None,
+            root_seen: None,
+            fs_asked: false,
+            named: Vec::new(),
         };
         l.load_all(&cmd, true, &mut log, &mut report);
-        if let Some(t) = l.root_fs_asked.filter(|&t| t > 0) {
-            report.events.push((
-                t,
-                "root device seen during coldplug: its filesystem loaded with the batch"
-                    .to_string(),
-            ));
+        if let Some(t) = l.root_seen {
+            let what = match handoff {
+                true => {
+                    "root device seen during loading: its filesystem joined the batch, the rest is left (handoff=root)"
+                }
+                false => "root device seen during loading: its filesystem joined the batch",
+            };
+            report.events.push((t, what.to_string()));
         }
         let settled = if handoff {
             "root chain loaded (earlymod.handoff=root)"
@@ -730,7 +756,9 @@ pub fn helper_main(prog: &str, args: &[&str]) -> i32 {
             handoff: false,
             deferred: Vec::new(),
             root: None,
-            root_fs_asked: None,
+            root_seen: None,
+            fs_asked: false,
+            named: Vec::new(),
         };
         l.load_all(&cmd, prog == "coldplug", &mut log, &mut report);
     });
