@@ -109,3 +109,43 @@ impl Uevents {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    /// The drain over a datagram socket fed by hand (a socketpair stands
+    /// in for the kernel's): added devices' modaliases in order, a block
+    /// device's arrival, removals and udev's messages ignored.
+    #[test]
+    fn drain_reads_what_is_queued() {
+        let (tx, rx) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let mut ev = Uevents { fd: rx };
+        assert!(!ev.wait(0));
+        assert_eq!(ev.drain(), Drained::default());
+        let msgs: [&[u8]; 5] = [
+            b"add@/devices/a\0ACTION=add\0DEVPATH=/devices/a\0SUBSYSTEM=pci\0MODALIAS=pci:v1\0",
+            b"remove@/devices/b\0ACTION=remove\0DEVPATH=/devices/b\0MODALIAS=pci:v2\0",
+            b"libudev\0\xfe\xed\xca\xfeMODALIAS=pci:v3\0",
+            b"add@/devices/c/block/vda\0ACTION=add\0DEVPATH=/devices/c/block/vda\0SUBSYSTEM=block\0DEVTYPE=disk\0",
+            b"add@/devices/d\0ACTION=add\0DEVPATH=/devices/d\0SUBSYSTEM=usb\0MODALIAS=usb:v1p2\0",
+        ];
+        for m in msgs {
+            rustix::net::send(&tx, m, rustix::net::SendFlags::empty()).unwrap();
+        }
+        assert!(ev.wait(100));
+        let d = ev.drain();
+        assert_eq!(d.modaliases, ["pci:v1", "usb:v1p2"]);
+        assert!(d.block);
+        assert!(!d.overflow);
+        assert_eq!(d.events, 5);
+        assert_eq!(ev.drain(), Drained::default());
+    }
+}
