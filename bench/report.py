@@ -12,7 +12,9 @@ Runs, in order and one at a time (no two timings overlap):
   4. initrd/packbench.py      earlymod-pack vs mkinitramfs (and dracut):
                               packing time and image size; indexes vs depmod
   5. qemu/boottest.py --bench time to root: earlymod as PID 1 vs the
-                              busybox + kmod reference image
+                              busybox + kmod reference image and the peers'
+                              images (dracut, initramfs-tools, tiny-initramfs;
+                              qemu/peers.py); earlymod's own overhead
   6. (here) binary sizes: out/earlymod vs busybox-static and kmod + its
                               shared libraries
 Each piece writes JSON (--json FILE); this script turns the figures into one
@@ -53,6 +55,12 @@ RSS_RUNS = 5
 GOAL_RESOLVE = 0.5
 # Issue 5: "earlymod's parallel boot <= 0.6 x the reference's time to root".
 GOAL_ROOT = 0.6
+# Issue 16, item 6: time to root against the real peers (qemu/peers.py).
+# (earlymod variant, peer, the peer's label, goal)
+GOAL_PEERS = (("earlymod", "dracut", "dracut (no host-only, no systemd)", 0.5),
+              ("earlymod", "initramfs-tools", "initramfs-tools (mkinitramfs)", 0.5),
+              ("earlymod", "tiny-initramfs", "tiny-initramfs (mktirfs)", 1.0),
+              ("earlymod handoff=root", "busybox+kmod", "busybox /init + kmod", 0.6))
 # Issue 4: ">= 10x faster than mkinitramfs and a smaller image".
 GOAL_PACK_TIME = 0.1
 GOAL_PACK_SIZE = 1.0      # strict: ratio < 1
@@ -363,6 +371,48 @@ class Table:
         return "\n".join(out) + "\n"
 
 
+# Issue 16, item 5: no more syscalls per module than kmod 34 on any path.
+GOAL_SYSCALLS = 1.0
+
+
+def syscalls_table(j):
+    """Syscalls per module in the guest, from qemu/syscalls.py's JSON."""
+    t = Table(
+        "Syscalls per module in the guest",
+        "`qemu/syscalls.py`: one leaf module (`dummy`) loaded by `insmod PATH` and by "
+        "`modprobe NAME` under `strace -f` in a QEMU guest (Debian's 6.12 kernel, which "
+        "decompresses xz only), the module unloaded before each run. **Per module**: "
+        "the syscalls from the open of the module file to its close, both included; "
+        "**process**: every syscall from execve to exit. kmod 34 is Debian trixie's "
+        "(run in a chroot of its own files), kmod 30 the host's. Goal (issue 16, item 5): "
+        "no more per-module syscalls than kmod 34 on any path.")
+    if not j or not j.get("rows"):
+        t.row("syscalls per module", "kmod 34", None, None, why="no qemu/syscalls.py JSON")
+        return t
+    by = {(r["tree"], r["tool"], r["command"]): r for r in j["rows"]}
+    calls = []
+    for tree, what in j.get("trees", {}).items():
+        for command in ("insmod", "modprobe"):
+            em = by.get((tree, "earlymod", command), {})
+            for peer, label, goal in (("kmod34", "kmod 34", GOAL_SYSCALLS), ("kmod30", "kmod 30", None)):
+                p = by.get((tree, peer, command), {})
+                why = None
+                if not em.get("ok"):
+                    why = "earlymod: " + em.get("why", "not run")[:100]
+                elif not p.get("ok"):
+                    why = f"{label}: " + p.get("why", "not run")[:100]
+                t.row(f"{what}, `{command}`: per module (process: "
+                      f"{em.get('process', '-')} vs {p.get('process', '-')})", label,
+                      em.get("module") if em.get("ok") else None,
+                      p.get("module") if p.get("ok") else None, goal=goal, why=why)
+            for tool in ("earlymod", "kmod34", "kmod30"):
+                r = by.get((tree, tool, command), {})
+                if r.get("ok") and command == "insmod":
+                    calls.append(f"- {tree}, {tool}: " + " ".join(r["module_calls"]))
+    t.note += "\n\nThe per-module calls (`insmod`; `modprobe` makes the same):\n\n" + "\n".join(calls)
+    return t
+
+
 def cell_ok(v):
     return "yes" if v else "**no**"
 
@@ -380,6 +430,9 @@ def main():
     ap.add_argument("--input", action="append", default=[], metavar="PIECE=FILE",
                     help="use this JSON (a piece's --json output) instead of running it")
     ap.add_argument("--keep", metavar="DIR", help="keep the pieces' JSON and logs here")
+    ap.add_argument("--syscalls", metavar="FILE",
+                    help="qemu/syscalls.py's --json output (make bench writes it first); "
+                         "its table is left out when the file is absent")
     args = ap.parse_args()
     if args.rounds is not None and args.rounds < 1:
         ap.error("--rounds must be >= 1")
@@ -571,6 +624,10 @@ def main():
                   + (f" ({b['note']})" if b.get("note") else ""))
     tables.append(t)
 
+    # 3b. syscalls per module (qemu/syscalls.py --json, run by make bench before this)
+    if args.syscalls and os.path.exists(args.syscalls):
+        tables.append(syscalls_table(load_json(args.syscalls)))
+
     # 4. time to root
     j, why = data["root"]
     nr = next(iter(j.values()), {}).get("rounds") if j else rounds["root"]
@@ -595,6 +652,71 @@ def main():
                   + (f" ({bad})" if bad else ""),
                   "busybox /init + kmod", m.get(name), ref, goal=goal,
                   why=why or "no boot reached the root")
+    tables.append(t)
+
+    # 4b. time to root against the peers
+    t = Table(
+        "Time to root against the peers",
+        "The same boots as above (same kernel, root disk, QEMU command line and "
+        "`root=UUID=`, rounds interleaved with the earlymod and reference images, median), "
+        "with images made by the peers' own Debian tools for the same drivers "
+        "(`qemu/peers.py`): **dracut** 059 (`--no-hostonly`, `-m \"base rootfs-block "
+        "kernel-modules\"`: the shell init with udev, no systemd; `--drivers` = the "
+        "`include` list of `tests/pack/boot.conf`, loaded on demand by udev), "
+        "**initramfs-tools** (`mkinitramfs -d CONFDIR`: `MODULES=list`, `BUSYBOX=y`, a hook "
+        "`manual_add_modules` of the same list; udev coldplug; the host's hooks add lvm/md "
+        "modules), **tiny-initramfs** (`mktirfs -m no`, plus kmod's `modprobe -D` plan of "
+        "the drivers of the VM's devices and root filesystem, decompressed: it has no "
+        "coldplug and loads every module it is given, in order). All gzip. "
+        "`earlymod handoff=root` is earlymod with `earlymod.handoff=root`. A peer that did "
+        "not build or boot says why. Goals from issue 16 (item 6).")
+    own_notes = []
+    for kname in ("k612", "k61"):
+        k = (j or {}).get(kname) or {}
+        kver = k.get("kver", kvers[kname])
+        m = k.get("median_s", {})
+        fails = {n: v for n, v in (k.get("failed") or {}).items() if v}
+        if k and not k.get("peers"):
+            t.row(f"Linux {kver}: s", "the peers", None, None,
+                  why="peers not booted on this kernel (--peers)")
+            continue
+        for ours, peer, peer_label, goal in GOAL_PEERS:
+            pwhy = why
+            for n in (peer, ours):
+                if not pwhy and m.get(n) is None:
+                    pwhy = f"{n} FAILED: " + ((fails.get(n) or ["not in the JSON"])[0][:120])
+            bad = ", ".join(f"{n} failed {len(v)} of {nr}" for n, v in fails.items()
+                            if n in (ours, peer) and m.get(n) is not None)
+            label = "earlymod" if ours == "earlymod" else "`earlymod.handoff=root`"
+            t.row(f"Linux {kver}: s, {label}" + (f" ({bad})" if bad else ""), peer_label,
+                  None if pwhy else m.get(ours), None if pwhy else m.get(peer),
+                  goal=goal, why=pwhy)
+        for n, o in (k.get("overhead") or {}).items():
+            if o.get("own_s") is None:
+                continue
+            own_notes.append(
+                f"- Linux {kver}, {n}: {o['root_s']:.3f} s to root − {o['kernel_to_init_s']:.3f} s "
+                f"kernel to /init − {o['critical_modules_s']:.3f} s module init on the critical "
+                f"path = **{o['own_s']:.3f} s**"
+                + (f" (outside the loading passes: {o['outside_passes_s']:.3f} s)"
+                   if o.get("outside_passes_s") is not None else ""))
+    t.note += (
+        "\n\n**earlymod's own overhead** = time to root − the kernel's time to `/init` − "
+        "module init on the critical path (medians of the rounds). The kernel's time to "
+        "`/init`: the printk timestamp of \"Run /init as init process\" (`CONFIG_PRINTK_TIME=y`), "
+        "printed from `dmesg` by the root's init (the line is KERN_INFO, below the console "
+        "loglevel); it includes unpacking the image. The critical path: the root disk's "
+        "driver chain (6.1: `virtio_pci`, whose load makes the disk's virtio device appear, "
+        "then `virtio_blk`), then the root filesystem's (`ext4`), each the longest chain "
+        "through what `modprobe -D` loads before a module (dependencies and softdeps), "
+        "weighted by the per-module load times of earlymod's boot report (which include "
+        "the kernel's xz decompression and the driver's probe; under TCG, loads running in "
+        "parallel slow each other down, so this part is an upper bound and the overhead a "
+        "lower one). The rest (mounting the API filesystems, coldplug scans, waiting for "
+        "the other modules of a batch such as `ahci`, root discovery, switch_root, exec) "
+        "is earlymod's. In brackets: time to root − kernel to `/init` − the wall time of "
+        "the boot report's loading passes, i.e. PID 1's time outside module loading.\n\n"
+        + ("\n".join(own_notes) if own_notes else "- not measured"))
     tables.append(t)
 
     # 5. packing

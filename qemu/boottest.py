@@ -98,9 +98,15 @@ def pack(args, k, out, extra_conf=""):
     return p.stderr.strip()
 
 
-def boot(k, img, root, disk2, append, log, timeout=90, stop=None, devices=()):
-    cmd = V.qemu_argv(k, img, log, "loglevel=4 " + append, [
-        "-drive", f"file={root},if=virtio,format=raw",
+def boot(k, img, root, disk2, append, log, timeout=90, stop=None, devices=(), usb_root=False):
+    """usb_root: the root disk is a USB stick on an xHCI controller
+    (found through uevents: enumeration is asynchronous), not virtio."""
+    if usb_root:
+        disk = ["-device", "qemu-xhci,id=xhci", "-drive", f"id=usbroot,file={root},if=none,format=raw",
+                "-device", "usb-storage,bus=xhci.0,drive=usbroot"]
+    else:
+        disk = ["-drive", f"file={root},if=virtio,format=raw"]
+    cmd = V.qemu_argv(k, img, log, "loglevel=4 " + append, disk + [
         "-device", "ahci,id=ahci",
         "-drive", f"id=d2,file={disk2},if=none,format=raw",
         "-device", "ide-hd,drive=d2,bus=ahci.0"] + list(devices))
@@ -154,7 +160,18 @@ def run_case(args, name):
         V.write(sh, RESCUE_SH.encode(), 0o755)
         image_conf = (f"file {shutil.which('busybox')} bin/busybox 0755\n"
                       f"file {sh} bin/sh 0755\n")
-    summary = pack(args, k, img, image_conf)
+    if name == "k612-usb":
+        image_conf = "include xhci_pci usb_storage\n"
+    if name == "k612-hooks":
+        image_conf = hook_conf(d)
+    if name == "k612-cryptroot":
+        # The root in LUKS2 inside LVM (qemu/cryptroot.py builds the disk
+        # in a setup VM); tests/pack/cryptroot.conf's pre-mount hook opens it.
+        import cryptroot as C
+        root, crypt_append = C.boot_args(d, k)
+        summary = C.pack_image(k, img, args.pack, args.earlymod)
+    else:
+        summary = pack(args, k, img, image_conf)
     if name == "k612-broken":
         # Replace sd_mod in the image's tree with garbage: repack from a
         # copy of the tree whose sd_mod file is broken.
@@ -192,8 +209,23 @@ def run_case(args, name):
         mods = ["virtio_blk", "ext4", "ahci"]
     elif name == "k612-example":
         append = f"root=UUID={UUID}"
+    elif name == "k612-usb":
+        append = f"root=UUID={UUID}"
+        mods = ["xhci_pci", "usb_storage", "sd_mod", "ext4"]
+    elif name == "k612-handoff":
+        append = f"root=UUID={UUID} earlymod.handoff=root"
+        mods, unwanted = ["virtio_blk", "ext4"], ["e1000"]
+        devices = ["-device", "e1000"]
+    elif name == "k612-cryptroot":
+        append = crypt_append
+        mods = ["virtio_blk", "ext4", "dm_mod", "dm_crypt"]
+    elif name == "k612-hooks":
+        append = (f"root=UUID={UUID} rd.break=pre-mount earlymod.hook_timeout=2 "
+                  "rd.driver.post=e1000")
+        mods = ["virtio_blk", "ext4", "e1000"]
     stop = "@@RESCUE done" if name == "k612-noroot" else None
-    text, dt, note = boot(k, img, root, disk2, append, log, stop=stop, devices=devices)
+    text, dt, note = boot(k, img, root, disk2, append, log, stop=stop, devices=devices,
+                          usb_root=name == "k612-usb")
     probs = []
     if V.CRASH.search(text):
         probs.append("kernel crash or panic in the log")
@@ -231,7 +263,104 @@ def run_case(args, name):
         if name == "k612-broken":
             if "sd_mod" not in text or "FAILED" not in text:
                 probs.append("the broken sd_mod was not reported")
+        probs += case_problems(name, text, kv)
     return name, probs, dt, kv.get("uptime"), summary
+
+
+def report_lines(text):
+    return [l.split("@@REPORT ", 1)[1].rstrip() for l in text.splitlines() if "@@REPORT " in l]
+
+
+def case_problems(name, text, kv):
+    """The checks of the uevent, handoff and hooks cases (issue 16)."""
+    probs = []
+    rep = "\n".join(report_lines(text))
+    m = re.search(r"uevents: (\d+) read, sysfs scans: (\d+)", rep)
+    if name in ("k612-usb", "k612-handoff", "k612-hooks"):
+        if not m:
+            probs.append("no uevent line in the boot report")
+        elif int(m.group(1)) == 0 or m.group(2) != "1":
+            probs.append(f"uevents {m.group(1)} read and {m.group(2)} sysfs scans "
+                         "(expected events, and the first scan only)")
+    if name == "k612-cryptroot":
+        if not kv.get("mounts", "").startswith("/dev/dm-"):
+            probs.append(f"root mounts {kv.get('mounts')!r}, not the device-mapper volume")
+        h = "hook /lib/earlymod/hooks/pre-mount/cryptroot-premount.sh"
+        for w in [f"{h}: cryptroot: /dev/mapper/cryptroot is open", f"{h}: done in "]:
+            if w not in rep:
+                probs.append(f"the report lacks {w!r}")
+    if name == "k612-usb":
+        if not re.search(r"/dev/sd[a-z]:ext4", kv.get("mounts", "")):
+            probs.append(f"root mounts {kv.get('mounts')!r}, expected the USB disk")
+        if not re.search(r"root /dev/sd[a-z] mounted at", rep):
+            probs.append("the report does not say the USB disk was mounted")
+    if name == "k612-handoff":
+        if "root chain loaded (earlymod.handoff=root)" not in rep:
+            probs.append("the report has no handoff=root time")
+        if "root device seen during loading" not in rep:
+            probs.append("the root device was not seen during the first batch (block uevent)")
+        if not re.search(r"handoff=root: [1-9]\d* device modaliases and \d+ planned modules "
+                         r"left to the real system", rep):
+            probs.append("the report does not say which devices were left to the real system")
+    if name == "k612-hooks":
+        h = "/lib/earlymod/hooks"
+        want = [f"hook {h}/pre-coldplug/10-env: stage pre-coldplug root UUID={UUID} sysroot /sysroot",
+                f"hook {h}/pre-mount/10-env: stage pre-mount root UUID={UUID} sysroot /sysroot",
+                f"hook {h}/pre-mount/20-fail: exit status 3 after ",
+                f"hook {h}/pre-mount/30-slow: started",
+                f"hook {h}/pre-mount/30-slow: killed after 2 s (earlymod.hook_timeout=)",
+                f"hook {h}/pre-switch/10-env: stage pre-switch root UUID={UUID} sysroot /sysroot",
+                f"hook {h}/pre-switch/20-init: /sysroot/sbin/init is there",
+                "rd.break=pre-mount: shell exited, booting on",
+                "pass rd.driver.post: 1 requests, 1 modules loaded"]
+        for w in want:
+            if w not in rep:
+                probs.append(f"the report lacks {w!r}")
+        if "never" in rep:
+            probs.append("the slow hook was not killed in time")
+        # The break shell ran between coldplug and the pre-mount hooks.
+        order = [text.find("@@BREAK pre-mount"), text.find(f"{h}/pre-mount/10-env: stage")]
+        if order[0] < 0:
+            probs.append("the rd.break=pre-mount shell did not run")
+        elif order[1] >= 0 and order[0] > order[1]:
+            probs.append("the rd.break shell ran after the stage's hooks")
+    return probs
+
+
+# k612-hooks: hooks at every stage (their environment, a failing one, one
+# killed by earlymod.hook_timeout=), and /bin/sh for rd.break=pre-mount: it
+# says so on the console and exits, and the boot goes on.
+HOOK_ENV = """#!/bin/busybox sh
+echo "stage $EARLYMOD_STAGE root $ROOT sysroot $SYSROOT"
+"""
+HOOK_FAIL = """#!/bin/busybox sh
+echo "failing on purpose" >&2
+exit 3
+"""
+HOOK_SLOW = """#!/bin/busybox sh
+echo started
+/bin/busybox sleep 20
+echo never
+"""
+HOOK_INIT = """#!/bin/busybox sh
+[ -x "$SYSROOT/sbin/init" ] && echo "$SYSROOT/sbin/init is there"
+"""
+BREAK_SH = """#!/bin/busybox sh
+echo "@@BREAK pre-mount pid=$$"
+"""
+
+
+def hook_conf(d):
+    lines = [f"file {shutil.which('busybox')} bin/busybox 0755"]
+    files = {"bin/sh": BREAK_SH, "h/pre-coldplug/10-env": HOOK_ENV, "h/pre-mount/10-env": HOOK_ENV,
+             "h/pre-mount/20-fail": HOOK_FAIL, "h/pre-mount/30-slow": HOOK_SLOW,
+             "h/pre-switch/10-env": HOOK_ENV, "h/pre-switch/20-init": HOOK_INIT}
+    for dest, body in files.items():
+        src = os.path.join(d, dest.replace("/", "_"))
+        V.write(src, body.encode(), 0o755)
+        dest = "lib/earlymod/hooks/" + dest[2:] if dest.startswith("h/") else dest
+        lines.append(f"file {src} {dest} 0755")
+    return "\n".join(lines) + "\n"
 
 
 # The image's /bin/sh for k612-noroot: reports the rescue shell's
@@ -261,7 +390,8 @@ def rescue_problems(text):
     return probs
 
 
-CASES = ["k612-uuid", "k61-label", "k612-noroot", "k612-broken", "k612-example"]
+CASES = ["k612-uuid", "k61-label", "k612-noroot", "k612-broken", "k612-example",
+         "k612-usb", "k612-handoff", "k612-hooks", "k612-cryptroot"]
 
 REF_INIT = r"""#!/bin/sh
 # Reference initramfs: busybox + kmod's modprobe, coldplug by a shell loop
@@ -353,50 +483,90 @@ def demo(args):
 
 def bench(args):
     """Time from kernel start to the root's init (its /proc/uptime), earlymod
-    as PID 1 (parallel and earlymod.jobs=1) vs the reference image, rounds
-    interleaved, one VM at a time."""
+    as PID 1 (parallel, earlymod.jobs=1, earlymod.handoff=root) vs the
+    reference image and the peers (qemu/peers.py: dracut, initramfs-tools,
+    tiny-initramfs; on the kernels of --peers), rounds interleaved (the
+    order rotates), one VM at a time, the same root disk and command line."""
+    import json
     import statistics
+    import peers as P
     with open(CONF) as f:
         mods = [w for l in f if l.startswith("include ") for w in l.split()[1:]]
-    rows = []
+    # tiny-initramfs has no coldplug and loads every module it is given: the
+    # drivers of the VM's devices (virtio disk, AHCI) and root filesystem.
+    tiny_mods = [m for m in ("virtio_pci", "virtio_blk", "ahci", "sd_mod", "ext4") if m in mods]
+    peer_kernels = [x for x in args.peers.split(",") if x and x != "none"]
+    root_init = ROOT_INIT.replace("@@ROOT marker", "@@ROOT marker init")
     results = {}
     for kname in ("k612", "k61"):
         k = V.Kernel(kname)
         d = os.path.join(WORK, f"bench-{kname}")
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
-        root, disk2 = make_root(d, kname)
+        root, disk2 = P.bench_root(d, root_init, LABEL, UUID)
         em = os.path.join(d, "earlymod.img")
         pack(args, k, em)
-        ref = reference_image(k, d, mods)
         variants = [("earlymod", em, ""), ("earlymod jobs=1", em, " earlymod.jobs=1"),
-                    ("busybox+kmod", ref, "")]
-        times = {v[0]: [] for v in variants}
-        failed = {v[0]: [] for v in variants}
+                    ("earlymod handoff=root", em, " earlymod.handoff=root"),
+                    ("busybox+kmod", reference_image(k, d, mods), "")]
+        broken = {}
+        if kname in peer_kernels:
+            for name in P.PEERS:
+                try:
+                    img = P.BUILDERS[name](k, d, tiny_mods if name == "tiny-initramfs" else mods)
+                    variants.append((name, img, ""))
+                except Exception as e:  # noqa: BLE001
+                    broken[name] = f"image not built: {e}"
+                    print(f"bootbench: {kname} {name}: FAILED, {broken[name]}", flush=True)
+        names = [v[0] for v in variants] + list(broken)
+        times = {n: [] for n in names}
+        failed = {n: ([broken[n]] if n in broken else []) for n in names}
+        parts = {n: [] for n in names}
+        live = {}
+        path = P.CriticalPath(k)
         for rnd in range(args.rounds):
-            for name, img, extra in variants[rnd % 3:] + variants[:rnd % 3]:
+            r = rnd % len(variants)
+            for name, img, extra in variants[r:] + variants[:r]:
                 log = os.path.join(d, f"{name.replace(' ', '_')}-{rnd}.log")
                 text, _, note = boot(k, img, root, disk2, f"root=UUID={UUID}{extra}", log)
+                probs, kv = check_root(text, "init", ["virtio_blk", "ext4"], report=False)
+                if V.CRASH.search(text):
+                    probs.append("kernel crash or panic in the log")
                 t = uptime_of(text)
-                print(f"bootbench: {kname} round {rnd + 1} {name}: "
-                      f"{t if t is not None else 'FAILED ' + note} s", flush=True)
-                if t is not None:
-                    times[name].append(t)
-                else:
-                    failed[name].append(f"round {rnd + 1}: {note or 'no root marker'} ({log})")
+                if t is None or probs:
+                    why = "; ".join(([note] if note else []) + probs) or "no uptime"
+                    failed[name].append(f"round {rnd + 1}: {why} ({log})")
+                    print(f"bootbench: {kname} round {rnd + 1} {name}: FAILED {why}", flush=True)
+                    continue
+                times[name].append(t)
+                live.setdefault(name, P.live_modules(text))
+                o = P.overhead(text, path)
+                parts[name].append(o)
+                print(f"bootbench: {kname} round {rnd + 1} {name}: {t} s "
+                      f"(kernel to /init {o['kernel_to_init_s']})", flush=True)
         med = {n: statistics.median(v) if v else None for n, v in times.items()}
-        rows.append((k.kver, med))
-        results[kname] = {"kver": k.kver, "rounds": args.rounds, "median_s": med,
-                          "all_s": times, "failed": failed}
+
+        def med_part(n, key):
+            xs = [o[key] for o in parts[n] if o[key] is not None]
+            return round(statistics.median(xs), 4) if xs else None
+        results[kname] = {
+            "kver": k.kver, "rounds": args.rounds, "median_s": med, "all_s": times,
+            "failed": failed, "live": live,
+            "image_bytes": {v[0]: os.path.getsize(v[1]) for v in variants},
+            "kernel_to_init_s": {n: med_part(n, "kernel_to_init_s") for n in names},
+            "overhead": {n: {key: med_part(n, key) for key in P.OVERHEAD_KEYS}
+                         for n in names if n.startswith("earlymod")},
+            "tiny_modules": tiny_mods, "peers": kname in peer_kernels}
     print("\n### Time from kernel start to the root's init (median uptime, s)\n")
     print("| kernel | earlymod | earlymod jobs=1 | busybox+kmod | ratio parallel/ref | ratio jobs=1/ref | goal |")
     print("|---|---:|---:|---:|---:|---:|---|")
-    for kver, m in rows:
-        e, e1, r = m["earlymod"], m["earlymod jobs=1"], m["busybox+kmod"]
-        ratio = lambda a: f"{a / r:.2f}" if a and r else "n/a"  # noqa: E731
-        print(f"| {kver} | {e} | {e1} | {r} | {ratio(e)} | {ratio(e1)} | <= 0.60 |")
+    for r in results.values():
+        m = r["median_s"]
+        e, e1, ref = m["earlymod"], m["earlymod jobs=1"], m["busybox+kmod"]
+        ratio = lambda a: f"{a / ref:.2f}" if a and ref else "n/a"  # noqa: E731
+        print(f"| {r['kver']} | {e} | {e1} | {ref} | {ratio(e)} | {ratio(e1)} | <= 0.60 |")
+    P.print_tables(results)
     if args.json:
-        import json
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
 
@@ -412,6 +582,9 @@ def main():
     ap.add_argument("--bench", action="store_true",
                     help="time to root vs a busybox+kmod reference image")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--peers", default="k612,k61", metavar="KERNELS",
+                    help="--bench: the kernels (k612,k61) booting the dracut, "
+                    "initramfs-tools and tiny-initramfs images too; none: no peers")
     ap.add_argument("--json", metavar="FILE", help="--bench: also write the figures as JSON")
     ap.add_argument("--demo", action="store_true",
                     help="boot the default set on 6.12 and print the boot report")
@@ -432,6 +605,10 @@ def main():
     # default binary's run.
     if not args.only and os.path.basename(args.earlymod) != "earlymod":
         names = [n for n in names if n != "k612-example"]
+    # The tiny build has no hooks (the `hooks` feature), and boots the
+    # uevent cases the same way as the full build: those run once.
+    if not args.only and "tiny" in os.path.basename(args.earlymod):
+        names = [n for n in names if n not in ("k612-hooks", "k612-handoff", "k612-cryptroot")]
     os.makedirs(WORK, exist_ok=True)
     failed = 0
     with concurrent.futures.ThreadPoolExecutor(args.j) as ex:

@@ -7,16 +7,22 @@ set -euo pipefail
 CACHE=${EARLYMOD_CACHE:-/var/cache/earlymod}
 # dracut-core: packdiff compares the firmware earlymod-pack packs with dracut's.
 # initramfs-tools-core: its unmkinitramfs reads earlymod-pack's microcode member back.
+# strace: qemu/syscalls.py counts the loaders' syscalls with it in the guest.
+# lvm2 and cryptsetup-bin: qemu/cryptroot.py's setup VM builds an LVM + LUKS2
+# disk with them, and tests/pack/cryptroot.conf packs them (`program`).
 PKGS=(kmod xz-utils zstd cpio busybox-static e2fsprogs hyperfine time qemu-user-static dracut-core
-    initramfs-tools-core)
+    initramfs-tools-core lvm2 cryptsetup-bin strace)
 # The image ships qemu-utils from bookworm-backports; qemu-system-x86 must match it.
 BPO_PKGS=(qemu-system-x86 qemu-system-arm qemu-system-riscv opensbi)
 # `setup.sh bench`: the other peers of the packing benchmark (the -core packages
 # install side by side and bring no kernel hooks), tiny-initramfs's static
 # init (the size peer of earlymod-tiny; -core is the binary alone) and
-# callgrind for the resolution figures.
+# callgrind for the resolution figures. The time-to-root peers
+# (qemu/peers.py) boot images of dracut-core, initramfs-tools-core and
+# tiny-initramfs-core: dracut's udev-rules module and mkinitramfs's udev hook
+# copy the host's systemd-udevd and rules, so udev too (systemd is not needed).
 if [ "${1:-}" = bench ]; then
-    PKGS+=(tiny-initramfs-core valgrind)
+    PKGS+=(tiny-initramfs-core valgrind udev)
 fi
 
 log() { printf 'setup: %s\n' "$*" >&2; }

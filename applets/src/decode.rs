@@ -98,11 +98,65 @@ fn init_module(image: &[u8], params: &CStr) -> Result<(), LoadError> {
     .map_err(LoadError::Kernel)
 }
 
+/// Modules that decompress to at most this many bytes are decoded into a
+/// static buffer (zero-initialised: in `.bss`, no bytes in the binary): no
+/// mapping to make and unmap for them, as kmod decodes into its heap.
+#[cfg(userspace_decoders)]
+const SMALL: usize = 128 << 10;
+
+/// The buffer for small modules, and whether it is in use.
+#[cfg(userspace_decoders)]
+struct Small(
+    core::cell::UnsafeCell<[u8; SMALL]>,
+    core::sync::atomic::AtomicBool,
+);
+
+// SAFETY: the buffer is reached only through a `Lease`, and the flag lets
+// one lease exist at a time.
+#[cfg(userspace_decoders)]
+unsafe impl Sync for Small {}
+
+#[cfg(userspace_decoders)]
+static SMALL_BUF: Small = Small(
+    core::cell::UnsafeCell::new([0; SMALL]),
+    core::sync::atomic::AtomicBool::new(false),
+);
+
+/// The use of [`SMALL_BUF`] (its first `.0` bytes hold the image); the
+/// buffer is free again when it drops.
+#[cfg(userspace_decoders)]
+pub struct Lease(usize);
+
+#[cfg(userspace_decoders)]
+impl Lease {
+    fn take() -> Option<Lease> {
+        use core::sync::atomic::Ordering;
+        (!SMALL_BUF.1.swap(true, Ordering::Acquire)).then_some(Lease(0))
+    }
+
+    fn buf(&mut self) -> &mut [u8; SMALL] {
+        // SAFETY: this lease holds the flag, so no other reference to the
+        // buffer exists; `&mut self` makes this the only one of this lease.
+        unsafe { &mut *SMALL_BUF.0.get() }
+    }
+}
+
+#[cfg(userspace_decoders)]
+impl Drop for Lease {
+    fn drop(&mut self) {
+        SMALL_BUF
+            .1
+            .store(false, core::sync::atomic::Ordering::Release);
+    }
+}
+
 /// A decompressed module image.
 #[cfg(userspace_decoders)]
 pub enum Decoded {
     /// In an anonymous mapping, `.1` bytes of it used.
     Mapped(Anon, usize),
+    /// In the static buffer for small modules.
+    Small(Lease),
 }
 
 #[cfg(userspace_decoders)]
@@ -111,6 +165,10 @@ impl Decoded {
     pub fn bytes(&mut self) -> &[u8] {
         match self {
             Decoded::Mapped(a, n) => &a.bytes_mut()[..*n],
+            Decoded::Small(l) => {
+                let n = l.0;
+                &l.buf()[..n]
+            }
         }
     }
 }
@@ -128,19 +186,20 @@ pub fn decode(data: &[u8]) -> Result<Decoded, LoadError> {
         Err(d::Error::UnknownSize(_)) => d::measure(data, d::MAX_OUTPUT),
         r => r,
     };
-    match len {
-        Ok(len) => {
-            let mut out = Anon::new(len)?;
-            let n = d::decompress_into(data, out.bytes_mut()).map_err(|e| {
-                match (e, d::detect(data)) {
-                    (d::Error::OutputTooSmall, Some(f)) => reason(&Overfull(f, len)),
-                    (e, _) => reason(&e),
-                }
-            })?;
-            Ok(Decoded::Mapped(out, n))
+    let len = len.map_err(|e| reason(&e))?;
+    let fail = |e| match (e, d::detect(data)) {
+        (d::Error::OutputTooSmall, Some(f)) => reason(&Overfull(f, len)),
+        (e, _) => reason(&e),
+    };
+    if len <= SMALL {
+        if let Some(mut lease) = Lease::take() {
+            lease.0 = d::decompress_into(data, &mut lease.buf()[..len]).map_err(fail)?;
+            return Ok(Decoded::Small(lease));
         }
-        Err(e) => Err(reason(&e)),
     }
+    let mut out = Anon::new(len)?;
+    let n = d::decompress_into(data, out.bytes_mut()).map_err(fail)?;
+    Ok(Decoded::Mapped(out, n))
 }
 
 /// Decompresses `data` (a whole module file) and loads it.

@@ -150,12 +150,18 @@ impl Mapped {
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(0);
         }
-        Self::from_fd(&fd, writable).ok_or(0)
+        // The size from the fstat above: one fstat per mapped file.
+        Self::map(&fd, usize::try_from(st.st_size).map_err(|_| 0)?, writable).ok_or(0)
     }
 
     /// Maps an open file.
     pub fn from_fd<Fd: AsFd>(fd: Fd, writable: bool) -> Option<Mapped> {
         let len = usize::try_from(rustix::fs::fstat(&fd).ok()?.st_size).ok()?;
+        Self::map(fd, len, writable)
+    }
+
+    /// Maps the first `len` bytes of an open file (its size).
+    fn map<Fd: AsFd>(fd: Fd, len: usize, writable: bool) -> Option<Mapped> {
         if len == 0 {
             return Some(Mapped {
                 ptr: core::ptr::null_mut(),

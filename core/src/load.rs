@@ -333,9 +333,43 @@ fn read_head<K: Kernel>(kernel: &mut K, file: &K::File, buf: &mut [u8]) -> Resul
     Ok(n)
 }
 
+/// The format a module file's name says (kbuild's suffixes): `.ko` plain,
+/// `.ko.gz`, `.ko.xz`, `.ko.zst`; `None` for any other name.
+fn named_format(path: &[u8]) -> Option<Compression> {
+    [
+        (&b".ko"[..], Compression::None),
+        (b".ko.xz", Compression::Xz),
+        (b".ko.zst", Compression::Zstd),
+        (b".ko.gz", Compression::Gzip),
+    ]
+    .into_iter()
+    .find(|(suffix, _)| path.ends_with(suffix))
+    .map(|(_, format)| format)
+}
+
+/// Whether a load that took the file for its name's format may have failed
+/// because the file is in another one (a misnamed file): the kernel found
+/// no ELF header, or the userspace decoder found no stream of that format.
+fn maybe_misnamed(e: &LoadError) -> bool {
+    matches!(
+        e,
+        LoadError::Kernel(Errno(errno::ENOEXEC))
+            | LoadError::Decompress(_)
+            | LoadError::NoDecoder(_)
+    )
+}
+
 /// Inserts one module file the way kmod does, with earlymod's fallback.
 /// `compression` is the kernel's own format, if any. Transient errors
 /// (`EINTR`, `EAGAIN`) of every call are retried a bounded number of times.
+///
+/// kmod reads every file's magic first. Here a file whose name says its
+/// format (kbuild's suffixes) goes to the kernel, or to the decoder, as
+/// that format straight away: `open`, `finit_module`, `close` for a plain
+/// or kernel-decompressed module. Only when that fails in a way a misnamed
+/// file would is the magic read; a file in another format than its name
+/// says then takes its magic's path (as in kmod), otherwise the first error
+/// stands.
 pub fn insert_file<K: Kernel>(
     kernel: &mut K,
     path: &CStr,
@@ -344,29 +378,54 @@ pub fn insert_file<K: Kernel>(
     compression: Option<Compression>,
 ) -> Result<Method, LoadError> {
     let file = retry_transient(|| kernel.open(path)).map_err(LoadError::Open)?;
+    let named = named_format(path.to_bytes());
+    let mut first = None;
+    if let Some(format) = named {
+        match insert_as(kernel, &file, format, params, flags, compression) {
+            Err(e) if maybe_misnamed(&e) => first = Some(e),
+            r => return r,
+        }
+    }
     let mut head = [0u8; 6];
     let n = read_head(kernel, &file, &mut head).map_err(LoadError::Open)?;
     let format = Compression::detect(&head[..n]);
+    match first {
+        Some(e) if named == Some(format) => Err(e),
+        _ => insert_as(kernel, &file, format, params, flags, compression),
+    }
+}
+
+/// Inserts `file` as `format`: `finit_module` when it is plain or the
+/// kernel's own format (falling back to userspace when the kernel's
+/// decoder refuses the data), else decompressed here.
+fn insert_as<K: Kernel>(
+    kernel: &mut K,
+    file: &K::File,
+    format: Compression,
+    params: &CStr,
+    flags: InsertFlags,
+    compression: Option<Compression>,
+) -> Result<Method, LoadError> {
     let bits = flags.bits();
     if format == Compression::None {
-        retry_transient(|| kernel.finit_module(&file, params, bits)).map_err(LoadError::Kernel)?;
+        retry_transient(|| kernel.finit_module(file, params, bits)).map_err(LoadError::Kernel)?;
         return Ok(Method::File);
     }
     if compression == Some(format) {
         match retry_transient(|| {
-            kernel.finit_module(&file, params, bits | MODULE_INIT_COMPRESSED_FILE)
+            kernel.finit_module(file, params, bits | MODULE_INIT_COMPRESSED_FILE)
         }) {
             Ok(()) => return Ok(Method::KernelDecompressed(format)),
             // The kernel's decoder refused the data (e.g. xz made with a
             // crc64 check or a big dictionary): decode it here instead.
             Err(Errno(errno::EINVAL)) | Err(Errno(errno::EOPNOTSUPP)) => {
-                kernel.init_module_decompressed(&file, format, params)?;
+                kernel.init_module_decompressed(file, format, params)?;
                 return Ok(Method::UserAfterKernelFailed(format));
             }
             Err(e) => return Err(LoadError::Kernel(e)),
         }
     }
-    kernel.init_module_decompressed(&file, format, params)?;
+    kernel.init_module_decompressed(file, format, params)?;
     Ok(Method::UserDecompressed(format))
 }
 
@@ -767,6 +826,8 @@ mod tests {
         /// Modules opened, in order.
         opened: Vec<String>,
         kernel_fails_decoding: bool,
+        /// `read_at` calls made.
+        reads: usize,
         compression: Option<Compression>,
         calls: Vec<String>,
     }
@@ -799,6 +860,7 @@ mod tests {
         }
         fn read_at(&mut self, file: &String, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
             self.transient(file, Call::Read)?;
+            self.reads += 1;
             let data = &self.files.iter().find(|(f, _)| f == file).unwrap().1;
             let data = data.get(offset as usize..).unwrap_or(&[]);
             let mut n = data.len().min(buf.len());
@@ -818,6 +880,15 @@ mod tests {
             if flags & MODULE_INIT_COMPRESSED_FILE != 0 && self.kernel_fails_decoding {
                 return Err(Errno(errno::EINVAL));
             }
+            // The kernel judges the data, not the name: no ELF header is
+            // ENOEXEC, data its decoder does not know is EINVAL.
+            let format = Compression::detect(self.data(file));
+            if flags & MODULE_INIT_COMPRESSED_FILE == 0 && format != Compression::None {
+                return Err(Errno(errno::ENOEXEC));
+            }
+            if flags & MODULE_INIT_COMPRESSED_FILE != 0 && Some(format) != self.compression {
+                return Err(Errno(errno::EINVAL));
+            }
             self.finish(name)
         }
         fn init_module_decompressed(
@@ -832,6 +903,12 @@ mod tests {
                 format.name(),
                 params.to_str().unwrap()
             ));
+            if Compression::detect(self.data(file)) != format {
+                let mut why = Reason::new();
+                let _ = why.push_str("not ");
+                let _ = why.push_str(format.name());
+                return Err(LoadError::Decompress(why));
+            }
             self.finish(name).map_err(LoadError::Kernel)
         }
         fn kernel_compression(&mut self) -> Option<Compression> {
@@ -844,6 +921,10 @@ mod tests {
     }
 
     impl Fake {
+        fn data(&self, file: &str) -> &[u8] {
+            &self.files.iter().find(|(f, _)| f == file).unwrap().1
+        }
+
         fn transient(&mut self, path: &str, call: Call) -> Result<(), Errno> {
             let name = stem(path);
             match self
@@ -962,6 +1043,53 @@ mod tests {
                 "init b zstd params=",
                 "finit a flags=4 params=x=1"
             ]
+        );
+    }
+
+    /// A file whose name says its format is handed over without being
+    /// read; a misnamed one takes its magic's path once the name's failed,
+    /// and a file that is what its name says keeps its first error.
+    #[test]
+    fn the_name_says_the_format_and_the_magic_corrects_a_misnamed_one() {
+        use Compression::{Xz, Zstd};
+        let mut f = fake(Some(Xz));
+        for (p, d) in [
+            ("/m/k/x.ko", XZ),
+            ("/m/k/p.ko.xz", ELF),
+            ("/m/k/q.ko.zst", ELF),
+            ("/m/k/z.ko.xz", b"\x28\xb5\x2f\xfd\x01\x02\x03"),
+            ("/m/k/n.bin", b"\x28\xb5\x2f\xfd\x01\x02\x03"),
+        ] {
+            f.files.push((p.to_string(), d.to_vec()));
+        }
+        let mut ins = |p: &CStr| {
+            f.reads = 0;
+            let r = insert_file(&mut f, p, c"", InsertFlags::default(), Some(Xz));
+            (r, f.reads)
+        };
+        assert_eq!(ins(c"/m/k/c.ko"), (Ok(Method::File), 0));
+        assert_eq!(
+            ins(c"/m/k/a.ko.xz"),
+            (Ok(Method::KernelDecompressed(Xz)), 0)
+        );
+        assert_eq!(
+            ins(c"/m/k/b.ko.zst"),
+            (Ok(Method::UserDecompressed(Zstd)), 0)
+        );
+        assert_eq!(ins(c"/m/k/x.ko"), (Ok(Method::KernelDecompressed(Xz)), 1));
+        assert_eq!(ins(c"/m/k/p.ko.xz"), (Ok(Method::File), 1));
+        assert_eq!(ins(c"/m/k/q.ko.zst"), (Ok(Method::File), 1));
+        assert_eq!(
+            ins(c"/m/k/z.ko.xz"),
+            (Ok(Method::UserDecompressed(Zstd)), 1)
+        );
+        assert_eq!(ins(c"/m/k/n.bin"), (Ok(Method::UserDecompressed(Zstd)), 1));
+        f.fail.push(("s".to_string(), errno::ENOEXEC));
+        let r = insert_file(&mut f, c"/m/k/s.ko", c"", InsertFlags::default(), Some(Xz));
+        assert_eq!(r, Err(LoadError::Kernel(Errno(errno::ENOEXEC))));
+        assert_eq!(
+            f.calls.iter().filter(|c| c.starts_with("finit s ")).count(),
+            1
         );
     }
 

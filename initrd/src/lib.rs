@@ -15,6 +15,7 @@ pub mod index_write;
 pub mod microcode;
 pub mod pack;
 pub mod packconf;
+pub mod program;
 pub mod report;
 pub mod subset;
 #[cfg(test)]

@@ -13,7 +13,8 @@ use crate::firmware::{self, Search};
 use crate::hostonly::{Host, host_requests};
 use crate::image::{Image, ImageStats};
 use crate::microcode::{self, Choice, Cpu, Vendor};
-use crate::packconf::{Extra, PackConfig};
+use crate::packconf::{Extra, HOOK_DIR, PackConfig};
+use crate::program::{self, Piece};
 use crate::subset::{Member, subset_files};
 use crate::transcode::{Facts, kernel_decompression, transcode_all};
 use crate::tree::Tree;
@@ -83,6 +84,8 @@ pub struct PackOptions {
     pub microcode: Choice,
     /// The host's `/proc/cpuinfo` (`--host-only` microcode).
     pub cpuinfo: PathBuf,
+    /// The `ldd` that lists the shared libraries of `program`s and hooks.
+    pub ldd: PathBuf,
 }
 
 impl PackOptions {
@@ -119,6 +122,7 @@ impl PackOptions {
             report: None,
             microcode: Choice::Auto,
             cpuinfo: PathBuf::from("/proc/cpuinfo"),
+            ldd: PathBuf::from("ldd"),
         }
     }
 }
@@ -462,6 +466,8 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
     for d in ["proc", "sys", "run", "tmp", "root"] {
         note(&mut r.errors, img.dir(d, 0o755));
     }
+    let host = program::host_machine();
+    let mut seen = BTreeSet::new();
     for x in &cfg.extras {
         match x {
             Extra::File { src, dest, mode } => match std::fs::read(src) {
@@ -473,6 +479,23 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
             },
             Extra::Symlink { dest, target } => note(&mut r.errors, img.symlink(dest, target)),
             Extra::Dir(d) => note(&mut r.errors, img.dir(d, 0o755)),
+            Extra::Program { src, dest } => {
+                let what = if dest.starts_with(HOOK_DIR) {
+                    "hook"
+                } else {
+                    "program"
+                };
+                let mut put = Put {
+                    img: &mut img,
+                    seen: &mut seen,
+                    errors: &mut r.errors,
+                    ldd: &o.ldd,
+                    host,
+                    target,
+                    kver: &o.kver,
+                };
+                put.program(what, src, dest);
+            }
         }
     }
 
@@ -550,6 +573,56 @@ fn add_microcode(o: &PackOptions, target: Option<Machine>, img: &mut Image, r: &
             )),
             Ok(None) => {}
             Err(e) => r.errors.push(format!("microcode: {e}")),
+        }
+    }
+}
+
+/// Where `program`s and hooks go: the image, the image paths they already
+/// put there (two programs share their libraries: each is read once), the
+/// error lines; the `ldd` to run, the host's and the target's machines.
+struct Put<'a> {
+    img: &'a mut Image,
+    seen: &'a mut BTreeSet<String>,
+    errors: &'a mut Vec<String>,
+    ldd: &'a Path,
+    host: Option<Machine>,
+    target: Option<Machine>,
+    kver: &'a str,
+}
+
+impl Put<'_> {
+    /// Packs the executable `src` at `dest` with its libraries
+    /// ([`program::pieces`]); `what` (`program`, `hook`) starts its error
+    /// lines. An ELF for another machine than the target is refused.
+    fn program(&mut self, what: &str, src: &Path, dest: &str) {
+        let pieces = match program::pieces(src, dest, self.ldd, self.host) {
+            Ok(p) => p,
+            Err(e) => return self.errors.push(format!("{what} {e}")),
+        };
+        for (i, p) in pieces.into_iter().enumerate() {
+            if !self.seen.insert(p.dest().to_string()) {
+                continue;
+            }
+            match p {
+                Piece::File { src, dest, mode } => {
+                    let data = match std::fs::read(&src) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            return self.errors.push(format!("{what} {}: {e}", src.display()));
+                        }
+                    };
+                    if let (0, Some(t)) = (i, self.target) {
+                        let name = format!("{what} {}", src.display());
+                        if let Err(e) = arch::check_executable(&name, &data, t, self.kver) {
+                            return self.errors.push(e);
+                        }
+                    }
+                    note(self.errors, self.img.file(&dest, data, mode, false));
+                }
+                Piece::Symlink { dest, target } => {
+                    note(self.errors, self.img.symlink(&dest, &target))
+                }
+            }
         }
     }
 }

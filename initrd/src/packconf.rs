@@ -43,7 +43,22 @@ pub enum Extra {
     },
     /// `dir DEST`: an empty directory (e.g. a mount point).
     Dir(String),
+    /// `program SRC [DEST]` and `hook STAGE SRC`: an executable (mode
+    /// 0755) with the shared libraries it needs ([`crate::program`]).
+    Program {
+        /// Host path (relative paths are relative to the config file).
+        src: PathBuf,
+        /// Image path, without the leading `/`.
+        dest: String,
+    },
 }
+
+/// The stages PID 1 runs hooks at, in boot order: each runs the
+/// executables in [`HOOK_DIR`]`/STAGE/`.
+pub const HOOK_STAGES: [&str; 3] = ["pre-coldplug", "pre-mount", "pre-switch"];
+
+/// Where hooks live in the image (without the leading `/`).
+pub const HOOK_DIR: &str = "lib/earlymod/hooks";
 
 /// A parsed pack configuration (several files may be merged into one).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -236,6 +251,38 @@ impl PackConfig {
                     target: args[1].to_string(),
                 });
             }
+            "program" => {
+                need(1)?;
+                if args.len() > 2 {
+                    return Err("'program' takes PATH [DEST]".into());
+                }
+                self.extras.push(Extra::Program {
+                    src: host_path(base, args[0]),
+                    dest: image_path(args.get(1).unwrap_or(&args[0]))?,
+                });
+            }
+            "hook" => {
+                need(2)?;
+                if args.len() > 2 {
+                    return Err("'hook' takes STAGE PATH".into());
+                }
+                if !HOOK_STAGES.contains(&args[0]) {
+                    return Err(format!(
+                        "unknown hook stage '{}' (one of: {})",
+                        args[0],
+                        HOOK_STAGES.join(", ")
+                    ));
+                }
+                let src = host_path(base, args[1]);
+                let name = src
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or_else(|| format!("hook '{}' names no file", args[1]))?;
+                self.extras.push(Extra::Program {
+                    dest: image_path(&format!("{HOOK_DIR}/{}/{name}", args[0]))?,
+                    src,
+                });
+            }
             "dir" => {
                 need(1)?;
                 for d in args {
@@ -290,6 +337,42 @@ mod tests {
                 },
                 Extra::Dir("proc".into()),
                 Extra::Dir("sys".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn programs_and_hooks() {
+        let (c, e) = parse(
+            "program /usr/sbin/lvm\nprogram tools/cryptsetup sbin/cryptsetup\n\
+             hook pre-mount hooks/10-crypt.sh\nhook pre-switch /opt/x/last\n\
+             hook pre-boot x.sh\nhook pre-mount\nprogram a b c\nhook pre-mount ..\n",
+        );
+        let prog = |src: &str, dest: &str| Extra::Program {
+            src: src.into(),
+            dest: dest.into(),
+        };
+        assert_eq!(
+            c.extras,
+            [
+                prog("/usr/sbin/lvm", "usr/sbin/lvm"),
+                prog("/etc/pack/tools/cryptsetup", "sbin/cryptsetup"),
+                prog(
+                    "/etc/pack/hooks/10-crypt.sh",
+                    "lib/earlymod/hooks/pre-mount/10-crypt.sh"
+                ),
+                prog("/opt/x/last", "lib/earlymod/hooks/pre-switch/last"),
+            ]
+        );
+        let got: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [
+                "/etc/pack/x.conf:5: unknown hook stage 'pre-boot' \
+                 (one of: pre-coldplug, pre-mount, pre-switch)",
+                "/etc/pack/x.conf:6: 'hook' needs 2 argument(s)",
+                "/etc/pack/x.conf:7: 'program' takes PATH [DEST]",
+                "/etc/pack/x.conf:8: hook '..' names no file",
             ]
         );
     }

@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""Syscalls per loaded module, earlymod vs kmod, counted in a QEMU guest.
+
+    python3 qemu/syscalls.py [--check] [--json FILE] [--earlymod BIN]
+
+One boot of Debian's 6.12 kernel (the cache's k612; it decompresses xz
+modules itself, nothing else) under TCG. The image holds the host's strace
+(with the libraries ldd lists), earlymod (/em/insmod, /em/modprobe), the
+machine's kmod 30 (/k30/insmod, /k30/modprobe) and Debian trixie's kmod 34
+(the cache's kmod34, in a chroot /k34 laid out as trixie installs it, so it
+starts exactly as an installed kmod 34 does), and one leaf module with no
+dependencies (`dummy`) in four trees:
+
+  ko    plain .ko                     finit_module
+  xz    .ko.xz (Debian's own file)    finit_module, MODULE_INIT_COMPRESSED_FILE
+  zst   .ko.zst (kbuild's: content size recorded)  decoded in userspace, init_module
+  gz    .ko.gz                        decoded in userspace by earlymod; Debian's
+                                      kmod 30 and 34 are built without zlib
+
+For every tree, tool and command (`insmod PATH`, `modprobe dummy`) /init
+unloads the module (busybox rmmod), runs the command under
+`strace -f -qq -o FILE` and prints the trace on the serial console. Counted
+here, on the host:
+
+  process     every syscall of the loader's process, from its execve (for
+              kmod 34 the execve that follows the chroot) to exit_group
+  per module  the syscalls from the open of the module file to the close of
+              that descriptor, both included (for kmod 34 this window holds
+              the dlopen of its decompression library too)
+
+`--check` fails (exit 1) if a load failed or earlymod makes more per-module
+syscalls than kmod 34 on any path kmod 34 loads; `--json FILE` writes every
+figure (bench/report.py reads it). Image, serial log and traces stay in
+$QEMU_WORKDIR/syscalls (default /tmp/earlymod-vm/syscalls).
+"""
+
+import argparse
+import collections
+import json
+import os
+import re
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import vmtest as V  # noqa: E402
+
+WORK = os.path.join(V.WORK, "syscalls")
+KMOD34 = os.path.join(V.CACHE, "kmod34", "root")
+MODULE = "dummy"
+# tree name -> (stage_tree kind, what the kernel or loader does with it)
+TREES = {
+    "ko": ("ko", "plain .ko: finit_module"),
+    "xz": ("native", ".ko.xz: decompressed by the kernel"),
+    "zst": ("zst", ".ko.zst: decoded in userspace"),
+    "gz": ("gz", ".ko.gz: decoded in userspace"),
+}
+# Why kmod cannot load a tree at all (its failure rows say this instead).
+KMOD_CANNOT = {"gz": "Debian's kmod is built without zlib (-ZLIB); the tree has no "
+                     "modules.dep.bin (kmod's depmod skips .ko.gz)"}
+TOOLS = ["earlymod", "kmod34", "kmod30"]
+COMMANDS = ["insmod", "modprobe"]
+# Libraries kmod 34 dlopens for its decompressors (trixie's names).
+KMOD34_DLOPEN = ["liblzma.so.5", "libzstd.so.1", "libz.so.1"]
+
+
+# ----------------------------------------------------------------- image
+
+def needed(path):
+    """DT_NEEDED names of an ELF file."""
+    out = V.sh(["readelf", "-d", path])
+    return re.findall(r"\(NEEDED\).*\[(.+?)\]", out)
+
+
+def stage_kmod34(stage):
+    """/k34: kmod 34 and its libraries as trixie lays them out (merged
+    /usr), with mount points for /proc, /sys and the module tree."""
+    root = os.path.join(stage, "k34")
+    libdir = os.path.join(KMOD34, "usr/lib/x86_64-linux-gnu")
+    V.write(os.path.join(root, "usr/bin/kmod"),
+            open(os.path.join(KMOD34, "usr/bin/kmod"), "rb").read(), 0o755)
+    want = collections.deque(needed(os.path.join(KMOD34, "usr/bin/kmod")) + KMOD34_DLOPEN
+                             + ["ld-linux-x86-64.so.2"])
+    seen = set()
+    while want:
+        lib = want.popleft()
+        if lib in seen:
+            continue
+        seen.add(lib)
+        src = os.path.join(libdir, lib)
+        if not os.path.exists(src):
+            raise RuntimeError(f"kmod 34: {lib} is not in {libdir} (run `make setup`)")
+        V.write(os.path.join(root, "usr/lib/x86_64-linux-gnu", lib),
+                open(os.path.realpath(src), "rb").read(), 0o755)
+        want.extend(needed(src))
+    for tool in COMMANDS:
+        V.symlink(root, "/usr/sbin/" + tool, "../bin/kmod")
+    for link, target in (("lib", "usr/lib"), ("lib64", "usr/lib64"), ("bin", "usr/bin"),
+                         ("sbin", "usr/sbin")):
+        V.symlink(root, link, target)
+    V.symlink(root, "/usr/lib64/ld-linux-x86-64.so.2", "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+    for d in ("proc", "sys", "dev", "tmp", "etc/modprobe.d"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    return root
+
+
+def module_rel(k):
+    """The module's path in the kernel's tree, without its .ko suffix."""
+    return V.strip_ko(k.show_depends([MODULE])[0])[:-3]
+
+
+INIT = r"""#!/bin/sh
+# Generated by qemu/syscalls.py. Do not edit.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo /bin/false > /proc/sys/kernel/modprobe
+mount -t proc proc /k34/proc
+mount -t sysfs sysfs /k34/sys
+KVER=$(uname -r)
+mkdir -p /k34/usr/lib/modules/$KVER
+em() { echo "@@EM $*"; }
+em "start kver=$KVER compression=$(cat /sys/module/compression 2>&1)"
+# case TREE TOOL CMD ARG: the module unloaded, CMD ARG under strace, its
+# exit code, whether the module is live afterwards, the whole trace.
+case_() {
+    c=$1.$2.$3
+    busybox rmmod @MOD@ 2>/dev/null
+    if grep -q "^@MOD@ " /proc/modules; then em "$c before=loaded"; fi
+    case $2 in
+        earlymod) pre=/em/$3 ;;
+        kmod30) pre=/k30/$3 ;;
+        kmod34) pre="chroot /k34 /usr/sbin/$3" ;;
+    esac
+    strace -f -qq -e signal=none -o /tmp/trace $pre $4 > /tmp/out 2>&1
+    rc=$?
+    em "$c rc=$rc"
+    if grep -q "^@MOD@ .* Live " /proc/modules; then em "$c live=1"; else em "$c live=0"; fi
+    sed "s/^/@@EM $c out: /" /tmp/out
+    sed "s/^/@@EM $c trace: /" /tmp/trace
+}
+"""
+
+TREE_BODY = r"""
+# --- tree @TREE@ (@FILE@)
+umount /lib/modules/$KVER 2>/dev/null
+@BIND@
+mount --bind /lib/modules/$KVER /k34/usr/lib/modules/$KVER
+for tool in @TOOLS@; do
+    case_ @TREE@ $tool insmod /lib/modules/$KVER/@FILE@
+    case_ @TREE@ $tool modprobe @MOD@
+done
+umount /k34/usr/lib/modules/$KVER
+"""
+
+TRAILER = r"""
+busybox rmmod @MOD@ 2>/dev/null
+em done
+sync
+poweroff -f
+sleep 10
+"""
+
+
+def file_of(tree, rel):
+    kind = TREES[tree][0]
+    return rel + {"ko": ".ko", "native": ".ko.xz", "zst": ".ko.zst", "gz": ".ko.gz"}[kind]
+
+
+def recompress_zst(root):
+    """The tree's .ko.zst files as kbuild makes them (`zstd FILE`, so the
+    frame records its content size: kmod 34 refuses a frame without it;
+    vmtest's trees are compressed from a pipe, without it)."""
+    for d, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".ko.zst"):
+                p = os.path.join(d, f)
+                plain = p[:-4]
+                V.write(plain, V.read_plain(p))
+                V.sh(["zstd", "-q", "-19", "-f", "--rm", plain, "-o", p])
+
+
+def build_image(k, earlymod):
+    shutil.rmtree(WORK, ignore_errors=True)
+    stage = os.path.join(WORK, "stage")
+    V.stage_base(stage)
+    V.install_binary(stage, shutil.which("strace"), "/usr/bin/strace")
+    V.install_binary(stage, earlymod, "/bin/earlymod")
+    V.install_binary(stage, shutil.which("kmod"), "/bin/kmod")
+    for cmd in COMMANDS:
+        V.symlink(stage, "/em/" + cmd, "/bin/earlymod")
+        V.symlink(stage, "/k30/" + cmd, "/bin/kmod")
+    stage_kmod34(stage)
+    rel = module_rel(k)
+    body = INIT
+    for tree, (kind, _) in TREES.items():
+        if kind == "native":
+            V.stage_tree(k, stage, kind, [MODULE])
+            bind = ""
+        else:
+            V.stage_tree(k, os.path.join(stage, "alt", tree), kind, [MODULE])
+            bind = f"mount --bind /alt/{tree}/lib/modules/$KVER /lib/modules/$KVER"
+        if kind == "zst":
+            recompress_zst(os.path.join(stage, "alt", tree))
+        body += (TREE_BODY.replace("@TREE@", tree).replace("@FILE@", file_of(tree, rel))
+                 .replace("@BIND@", bind).replace("@TOOLS@", " ".join(TOOLS)))
+    body += TRAILER
+    V.write(os.path.join(stage, "init"), body.replace("@MOD@", MODULE).encode(), 0o755)
+    img = os.path.join(WORK, "initrd.img")
+    V.pack(stage, img)
+    return img, rel
+
+
+# ----------------------------------------------------------------- traces
+
+CALL = re.compile(r"^(?:\d+\s+)?(?:<\.\.\. )?(\w+)(\(| resumed>)(.*)$")
+
+
+def calls(lines):
+    """(name, args-and-result text) of every syscall in a strace log (a call
+    split by another process's lines counts once, at its start)."""
+    out = []
+    for ln in lines:
+        m = CALL.match(ln)
+        if not m or m.group(2) == " resumed>":
+            continue
+        out.append((m.group(1), m.group(3)))
+    return out
+
+
+def result(text):
+    m = re.search(r"\)\s+=\s+(-?\d+|\?)", text)
+    return m.group(1) if m else None
+
+
+def count(trace, module_file):
+    """{"process": n, "process_calls": {name: n}, "module": n,
+    "module_calls": [names in order]} for one trace."""
+    cs = calls(trace)
+    start = 0
+    for i, (name, rest) in enumerate(cs):
+        if name == "execve" and result(rest) == "0":
+            start = i
+    cs = cs[start:]
+    proc = collections.Counter(name for name, _ in cs)
+    # the module window: the open of the module file .. the close of its fd
+    base = os.path.basename(module_file)
+    first, last, fds = None, None, set()
+    for i, (name, rest) in enumerate(cs):
+        if name in ("open", "openat", "openat2"):
+            m = re.search(r'"([^"]*)"', rest)
+            r = result(rest)
+            if m and os.path.basename(m.group(1)) == base and r and r.isdigit():
+                if first is None:
+                    first = i
+                fds.add(r)
+        elif name == "close" and fds:
+            fd = rest.split(")")[0].strip()
+            if fd in fds:
+                fds.discard(fd)
+                last = i
+    window = cs[first:last + 1] if first is not None and last is not None else []
+    return {"process": len(cs), "process_calls": dict(sorted(proc.items())),
+            "module": len(window), "module_calls": [name for name, _ in window]}
+
+
+def parse(text):
+    """{case: {"rc", "live", "out": [], "trace": []}} and the start line."""
+    cases, start = {}, None
+    for line in text.splitlines():
+        line = line.rstrip("\r")
+        i = line.find(V.MARK + " ")
+        if i < 0:
+            continue
+        rest = line[i + len(V.MARK) + 1:]
+        if rest.startswith("start "):
+            start = rest
+            continue
+        c, _, payload = rest.partition(" ")
+        if c.count(".") != 2:
+            continue
+        d = cases.setdefault(c, {"rc": None, "live": None, "out": [], "trace": []})
+        for key in ("trace", "out"):
+            if payload.startswith(key + ": "):
+                d[key].append(payload[len(key) + 2:])
+                break
+        else:
+            key, _, val = payload.partition("=")
+            d[key] = val
+    return cases, start
+
+
+def squeeze(names):
+    """`openat pread64 finit_module close`, runs shown as NAME×N."""
+    out = []
+    for name in names:
+        if out and out[-1][0] == name:
+            out[-1][1] += 1
+        else:
+            out.append([name, 1])
+    return " ".join(n if c == 1 else f"{n}×{c}" for n, c in out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true",
+                    help="fail if earlymod makes more per-module syscalls than kmod 34 on any path")
+    ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    ap.add_argument("--earlymod", help="the earlymod binary (default: out/earlymod-static, else out/earlymod)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print each per-module window's calls")
+    a = ap.parse_args()
+    earlymod = os.path.abspath(a.earlymod) if a.earlymod else V.earlymod_binary()
+    for tool in ("strace", "kmod"):
+        if not shutil.which(tool):
+            print(f"syscalls: no {tool} on this machine (make setup)", file=sys.stderr)
+            return 1
+    if not os.path.isfile(os.path.join(V.CACHE, "kmod34", ".done")):
+        print("syscalls: kmod 34 is not in the cache (make setup)", file=sys.stderr)
+        return 1
+    os.makedirs(os.path.join(V.WORK, "modprobe.d"), exist_ok=True)   # Kernel.show_depends' -C
+    k = V.Kernel("k612")
+    img, rel = build_image(k, earlymod)
+    log = os.path.join(WORK, "serial.log")
+    cmd = V.qemu_argv(k, img, log, "quiet loglevel=1")
+    timeout = int(os.environ.get("QEMU_TIMEOUT", 150))
+    text, dt, note = V.run_qemu(cmd, log, timeout, stop="@@EM done")
+    cases, start = parse(text)
+    if start is None or "@@EM done" not in text:
+        print(f"syscalls: the guest did not finish ({note or 'see ' + log})", file=sys.stderr)
+        if not cases:
+            return 1
+    rows, failures = [], []
+    for tree, (_, what) in TREES.items():
+        mfile = file_of(tree, rel)
+        for command in COMMANDS:
+            for tool in TOOLS:
+                c = f"{tree}.{tool}.{command}"
+                d = cases.get(c)
+                row = {"tree": tree, "what": what, "tool": tool, "command": command,
+                       "file": mfile}
+                if d is None:
+                    row.update(ok=False, why="not run")
+                else:
+                    with open(os.path.join(WORK, c + ".trace"), "w") as f:
+                        f.write("\n".join(d["trace"]) + "\n")
+                    row.update(count(d["trace"], mfile))
+                    row["ok"] = d["rc"] == "0" and d["live"] == "1"
+                    if not row["ok"]:
+                        said = "; ".join(d["out"][:2])
+                        row["why"] = f"exit {d['rc']}, live={d['live']}" + (f": {said}" if said else "")
+                        if tool != "earlymod" and tree in KMOD_CANNOT:
+                            row["why"] = KMOD_CANNOT[tree] + f" ({row['why']})"
+                rows.append(row)
+    # --- the table
+    by = {(r["tree"], r["tool"], r["command"]): r for r in rows}
+    print(f"Syscalls per module in the guest: Linux {k.kver} (decompresses xz), "
+          f"module {MODULE}, {os.path.relpath(earlymod, REPO)} vs kmod 34 (trixie) and kmod 30 "
+          f"(the host's); boot {dt:.0f} s")
+    print("per module: open of the module file .. its close; process: execve .. exit_group\n")
+    print(f"{'path':5} {'command':9} {'tool':9} {'module':>6} {'process':>7}  per-module calls")
+    for tree in TREES:
+        for command in COMMANDS:
+            for tool in TOOLS:
+                r = by[(tree, tool, command)]
+                if r["ok"]:
+                    print(f"{tree:5} {command:9} {tool:9} {r['module']:>6} {r['process']:>7}  "
+                          f"{squeeze(r['module_calls'])}")
+                else:
+                    print(f"{tree:5} {command:9} {tool:9} {'-':>6} {'-':>7}  failed: {r['why']}")
+        print()
+    if a.verbose:
+        for r in rows:
+            if r.get("process_calls"):
+                print(f"{r['tree']}.{r['tool']}.{r['command']}: " +
+                      " ".join(f"{n}={c}" for n, c in r["process_calls"].items()))
+    # --- the goal
+    for tree in TREES:
+        for command in COMMANDS:
+            em, ref = by[(tree, "earlymod", command)], by[(tree, "kmod34", command)]
+            if not em["ok"]:
+                failures.append(f"{tree} {command}: earlymod failed: {em['why']}")
+            elif ref["ok"] and em["module"] > ref["module"]:
+                failures.append(f"{tree} {command}: earlymod {em['module']} per-module syscalls "
+                                f"> kmod 34's {ref['module']} ({squeeze(em['module_calls'])} vs "
+                                f"{squeeze(ref['module_calls'])})")
+    for f in failures:
+        print("syscalls: " + f)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"kernel": k.kver, "module": MODULE, "earlymod": os.path.relpath(earlymod, REPO),
+                       "trees": {t: w for t, (_, w) in TREES.items()}, "rows": rows,
+                       "failures": failures}, f, indent=1)
+    if a.check and failures:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
