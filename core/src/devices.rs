@@ -25,6 +25,12 @@ pub fn uevent_modaliases(text: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|v| !v.is_empty())
 }
 
+/// Where the two bytes `pat` first occur in `s` (a byte scan: a `str`
+/// pattern search would bring its two-way searcher into PID 1).
+fn find2(s: &str, pat: &[u8; 2]) -> Option<usize> {
+    s.as_bytes().windows(2).position(|w| w == pat)
+}
+
 /// Whether a device with this modalias is on the way to a disk: a storage
 /// controller, a disk, or a bus that carries disks. PID 1 loads these
 /// drivers first (the root device's chain before other devices'):
@@ -39,7 +45,7 @@ pub fn uevent_modaliases(text: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// load with the others.
 pub fn is_storage_path(modalias: &str) -> bool {
     if let Some(pci) = modalias.strip_prefix("pci:") {
-        let Some(at) = pci.find("bc") else {
+        let Some(at) = find2(pci, b"bc") else {
             return false;
         };
         let class = &pci[at + 2..];
@@ -59,7 +65,7 @@ pub fn is_storage_path(modalias: &str) -> bool {
         return t == "00" || t == "0e" || t == "0E";
     }
     if let Some(u) = modalias.strip_prefix("usb:") {
-        return u.find("ic").is_some_and(|i| u[i + 2..].starts_with("08"));
+        return find2(u, b"ic").is_some_and(|i| u[i + 2..].starts_with("08"));
     }
     modalias == "mmc:block" || modalias.starts_with("xen:vbd")
 }

@@ -43,8 +43,6 @@ pub struct Uevent<'a> {
     pub devname: Option<&'a str>,
     /// `MODALIAS=`, if the device has one.
     pub modalias: Option<&'a str>,
-    /// `SEQNUM=`.
-    pub seqnum: u64,
 }
 
 impl<'a> Uevent<'a> {
@@ -63,7 +61,6 @@ impl<'a> Uevent<'a> {
             devtype: None,
             devname: None,
             modalias: None,
-            seqnum: 0,
         };
         let mut action = head_action;
         for f in fields {
@@ -80,7 +77,6 @@ impl<'a> Uevent<'a> {
                 "DEVTYPE" => ev.devtype = Some(v),
                 "DEVNAME" => ev.devname = Some(v),
                 "MODALIAS" if !v.is_empty() => ev.modalias = Some(v),
-                "SEQNUM" => ev.seqnum = v.parse().ok()?,
                 _ => {}
             }
         }
@@ -120,7 +116,6 @@ mod tests {
         assert_eq!(ev.action, Action::Add);
         assert_eq!(ev.subsystem, "usb");
         assert_eq!(ev.devtype, Some("usb_interface"));
-        assert_eq!(ev.seqnum, 1203);
         assert_eq!(
             ev.modalias,
             Some("usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00")
@@ -141,7 +136,7 @@ mod tests {
     #[test]
     fn not_kernel_uevents() {
         // udev's monitor messages, no header, a header without fields that
-        // disagree, bad UTF-8, a bad sequence number.
+        // disagree, bad UTF-8.
         for m in [
             &b"libudev\0\xfe\xed\xca\xfe"[..],
             b"ACTION=add\0DEVPATH=/x\0",
@@ -149,7 +144,6 @@ mod tests {
             b"add@/a\0DEVPATH=/b\0",
             b"add@\0",
             b"add@/a\0SUBSYSTEM=\xff\0",
-            b"add@/a\0SEQNUM=12x\0",
             b"",
         ] {
             assert_eq!(Uevent::parse(m), None, "{m:?}");

@@ -151,27 +151,12 @@ pub fn parse_config<'a>(
 }
 
 impl Closure {
-    /// Adds the closure of every request (module names or aliases). An
-    /// `optional` request that resolves to nothing is not an error (a
-    /// device's modalias that no module serves); optional requests count as
-    /// devices of the host, `fs-TYPE` as its root filesystem.
-    pub fn add(
-        &mut self,
-        db: &ModuleDb<'_>,
-        cfg: &Config<'_>,
-        requests: &[String],
-        optional: bool,
-    ) {
+    /// Adds the closure of every request (module names or aliases) the
+    /// config asks for ([`Origin::Config`]: each must resolve).
+    pub fn add(&mut self, db: &ModuleDb<'_>, cfg: &Config<'_>, requests: &[String]) {
         let with: Vec<(String, Origin)> = requests
             .iter()
-            .map(|r| {
-                let o = match (optional, r.starts_with("fs-")) {
-                    (false, _) => Origin::Config,
-                    (true, true) => Origin::RootFs,
-                    (true, false) => Origin::Device,
-                };
-                (r.clone(), o)
-            })
+            .map(|r| (r.clone(), Origin::Config))
             .collect();
         self.add_from(db, cfg, &with);
     }
@@ -373,8 +358,20 @@ kernel/drivers/nic.ko.xz: kernel/lib/baz.ko.xz\n";
         let cfg = parse_config(&mut files, &mut |m| diags.push(m));
         assert!(diags.is_empty(), "{diags:?}");
         let mut c = Closure::default();
-        let req: Vec<String> = requests.iter().map(|s| s.to_string()).collect();
-        c.add(&db, &cfg, &req, optional);
+        // Optional requests stand for the host's devices (`fs-TYPE`: its
+        // root filesystem), as --host-only makes them.
+        let req: Vec<(String, Origin)> = requests
+            .iter()
+            .map(|r| {
+                let o = match (optional, r.starts_with("fs-")) {
+                    (false, _) => Origin::Config,
+                    (true, true) => Origin::RootFs,
+                    (true, false) => Origin::Device,
+                };
+                (r.to_string(), o)
+            })
+            .collect();
+        c.add_from(&db, &cfg, &req);
         c
     }
 

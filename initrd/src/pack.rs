@@ -230,8 +230,8 @@ pub fn pack(o: &PackOptions) -> Result<Report, String> {
     let db = tree.db();
     let mut closure = Closure::default();
     let load: Vec<String> = cfg.load.iter().chain(&o.load).cloned().collect();
-    closure.add(&db, &modcfg, &load, false);
-    closure.add(&db, &modcfg, &cfg.include, false);
+    closure.add(&db, &modcfg, &load);
+    closure.add(&db, &modcfg, &cfg.include);
     if o.host_only {
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         let (mounts, mountinfo, fstab) = (read(&o.mounts), read(&o.mountinfo), read(&o.fstab));

@@ -109,9 +109,7 @@ impl Report {
     fn render(&self) -> String {
         let mut s = Text(String::new());
         put!(&mut s; "earlymod boot report (times in microseconds since boot)\njobs: ", self.jobs, "\n");
-        let mut events: Vec<&(u64, String)> = self.events.iter().collect();
-        events.sort_by_key(|e| e.0);
-        for (t, e) in events {
+        for (t, e) in &self.events {
             put!(&mut s; Pad::right(t, 10), " ", e.as_str(), "\n");
         }
         for p in &self.passes {
@@ -627,7 +625,9 @@ pub fn init_main() -> i32 {
                 }
                 false => "root device seen during loading: its filesystem joined the batch",
             };
-            report.events.push((t, what.to_string()));
+            // In time order (the events are).
+            let at = report.events.partition_point(|e| e.0 <= t);
+            report.events.insert(at, (t, what.to_string()));
         }
         let settled = if handoff {
             "root chain loaded (earlymod.handoff=root)"
