@@ -319,6 +319,16 @@ impl Plan {
                 if running.is_empty() {
                     break;
                 }
+                // Handed off with everything that must load done: loads
+                // still running finish on their own (their processes are
+                // the real init's to reap), the caller goes on now.
+                if handoff && !self.must_pending(&running) {
+                    for (_, i, _) in core::mem::take(&mut running) {
+                        let name = text(&[&self.jobs[i].name.as_str(), &" (still loading)"]);
+                        self.left.push(name);
+                    }
+                    break;
+                }
                 let Some((token, res)) = runner.wait() else {
                     // The runner lost its children: count them as failed.
                     for (_, i, t0) in core::mem::take(&mut running) {
@@ -385,6 +395,14 @@ impl Plan {
         }
         let jobs = &self.jobs;
         self.sched.next_ready_among(&|i| jobs[i].must)
+    }
+
+    /// Whether a job that must load is still running or waiting.
+    #[cfg(feature = "parallel")]
+    fn must_pending(&self, running: &[(u32, usize, u64)]) -> bool {
+        running.iter().any(|&(_, i, _)| self.jobs[i].must)
+            || (0..self.jobs.len())
+                .any(|i| self.jobs[i].must && self.sched.state(i) == JobState::Waiting)
     }
 
     /// Asks the caller what it wants now: adds its requests (they must

@@ -144,6 +144,9 @@ impl Report {
         if self.left > 0 || !self.left_modules.is_empty() {
             put!(&mut s; "handoff=root: ", self.left, " device modaliases and ",
                 self.left_modules.len(), " planned modules left to the real system\n");
+            for m in &self.left_modules {
+                put!(&mut s; "left ", m.as_str(), "\n");
+            }
         }
         s.0
     }
