@@ -1,6 +1,7 @@
 //! A custom PID 1 on earlymod's public API only: mount the API filesystems,
-//! load modules-load.d, coldplug, wait for `root=` (coldplugging while it
-//! waits), load its filesystem, mount it and switch to its `init=`.
+//! open the uevent socket, load modules-load.d, coldplug, wait for `root=`
+//! (coldplugging what the uevents bring while it waits), load its
+//! filesystem, mount it and switch to its `init=`.
 use earlymod::boot::{self, Batch, Batching, Coldplug, klog::Klog, root, switch};
 use earlymod::context::{ConfigStore, Context};
 use earlymod::{
@@ -11,6 +12,8 @@ use earlymod::{
 fn main() {
     let mut log = Klog::new();
     boot::mount_api(&mut log, &mut |_, _| {});
+    // Before the first scan: devices added later arrive as uevents.
+    let events = boot::uevent::Uevents::open();
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let arg = |key: &str| cmdline.split_whitespace().find_map(|w| w.strip_prefix(key));
     let dir = ModDir::running();
@@ -18,7 +21,8 @@ fn main() {
     let ctx = Context::open(&dir, &moddir::DEFAULT_CONFIG_PATHS, &mut store, &mut |l| {
         log.line(l)
     });
-    let (mut kernel, how, mut seen) = (Live::new(), Batching::default(), Coldplug::new());
+    let (mut kernel, how) = (Live::new(), Batching::default());
+    let mut seen = Coldplug::with_uevents(events);
     let mut show = |b: Batch| {
         for m in &b.modules {
             let how = m.error.as_deref().unwrap_or("loaded");
@@ -30,8 +34,12 @@ fn main() {
     show(ctx.load_batch(&names, &mut kernel, &how, &mut log));
     ctx.coldplug(&mut seen, &mut kernel, &how, &mut log, &mut show);
     let wait = root::Wait::secs(10);
-    let found = root::find(arg("root=").unwrap_or(""), wait, &mut log, &mut |log| {
+    // Sleep on the socket (250 ms at most), load what came, look again
+    // when a block device did.
+    let found = root::wait_for(arg("root=").unwrap_or(""), wait, &mut log, &mut |log| {
+        seen.wait(250);
         ctx.coldplug(&mut seen, &mut kernel, &how, log, &mut show);
+        seen.take_block_change()
     });
     let why = match found {
         Ok(dev) => {
