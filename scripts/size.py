@@ -49,12 +49,14 @@ for arch in TARGETS:
         BUILDS[f"{base}-{arch}"] = (f, prof, f"{what} ({arch}, Debian rustc 1.85)")
 
 # Bytes a build may not exceed (measured, then rounded up: see the docstring).
-# Lowered with issue 13's library API (the probe not inlined into each
-# caller, PID 1's report labels): 217,792 / 123,304 / 74,680 measured.
-CEILINGS = {"earlymod": 218_300, "earlymod-tiny": 123_800, "earlymod-loader": 75_200,
-            # Measured 207,392 / 116,240 (aarch64) and 194,784 / 110,704 (riscv64).
-            "earlymod-aarch64": 207_900, "earlymod-tiny-aarch64": 116_700,
-            "earlymod-riscv64": 195_300, "earlymod-tiny-riscv64": 111_200}
+# Raised with issue 16's PID 1 (the uevent socket, root-first batches and
+# earlymod.handoff=root in every PID 1 build; hooks and rd.break, 6,488 B, in
+# the full ones; the loader's suffix-first insert and the small-module
+# buffer): 235,008 / 132,728 / 75,192 measured (x86_64), 223,912 / 125,088
+# (aarch64), 210,272 / 119,096 (riscv64).
+CEILINGS = {"earlymod": 235_600, "earlymod-tiny": 133_200, "earlymod-loader": 75_400,
+            "earlymod-aarch64": 224_500, "earlymod-tiny-aarch64": 125_600,
+            "earlymod-riscv64": 210_800, "earlymod-tiny-riscv64": 119_600}
 # Issue 12's budgets.
 GOALS = {"earlymod": 131_072, "earlymod-tiny": 33_888, "earlymod-aarch64": 131_072, "earlymod-riscv64": 131_072,
          "earlymod-tiny-aarch64": 33_888, "earlymod-tiny-riscv64": 33_888}
