@@ -509,6 +509,18 @@ def bench(args):
         variants = [("earlymod", em, ""), ("earlymod jobs=1", em, " earlymod.jobs=1"),
                     ("earlymod handoff=root", em, " earlymod.handoff=root"),
                     ("busybox+kmod", reference_image(k, d, mods), "")]
+        if kname in peer_kernels:
+            # The same modules as tiny-initramfs's image (its closure, by
+            # earlymod-pack): earlymod still resolves and coldplugs them.
+            same = os.path.join(d, "earlymod-tiny-modules.img")
+            conf = os.path.join(d, "tiny-modules.conf")
+            with open(conf, "w") as f:
+                f.write(f"include {' '.join(tiny_mods)}\ninit earlymod\ncompress gzip\n")
+            p = subprocess.run([args.pack, "-b", k.root, "-k", k.kver, "-c", conf, "-o", same,
+                                "--earlymod", args.earlymod], capture_output=True, text=True)
+            if p.returncode != 0:
+                raise RuntimeError(f"earlymod-pack exit {p.returncode}: {p.stderr.strip()}")
+            variants.append(("earlymod same modules", same, ""))
         broken = {}
         if kname in peer_kernels:
             for name in P.PEERS:
