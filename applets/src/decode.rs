@@ -122,7 +122,7 @@ static SMALL_BUF: Small = Small(
     core::sync::atomic::AtomicBool::new(false),
 );
 
-/// The use of [`SMALL_BUF`] (its first `.0` bytes hold the image); the
+/// The use of `SMALL_BUF` (its first `.0` bytes hold the image); the
 /// buffer is free again when it drops.
 #[cfg(userspace_decoders)]
 pub struct Lease(usize);
