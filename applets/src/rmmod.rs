@@ -101,11 +101,7 @@ impl Remover for LiveRemover {
     }
     fn sleep_until_ms(&mut self, until: u64) {
         let ms = until.saturating_sub(self.now_ms());
-        let ts = rustix::time::Timespec {
-            tv_sec: (ms / 1000) as _,
-            tv_nsec: ((ms % 1000) * 1_000_000) as _,
-        };
-        let _ = rustix::thread::nanosleep(&ts);
+        let _ = rustix::thread::nanosleep(&crate::sys::ms_timespec(ms));
     }
 }
 

@@ -115,6 +115,14 @@ impl CPath {
     }
 }
 
+/// `ms` milliseconds as a `Timespec` (for `nanosleep` and `poll`).
+pub fn ms_timespec(ms: u64) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: (ms / 1000) as i64,
+        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+    }
+}
+
 /// Opens a file read-only. Without blocking: a FIFO planted where an
 /// index, config file or module is expected would otherwise hang the open
 /// for ever (regular files ignore `O_NONBLOCK`).

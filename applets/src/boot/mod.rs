@@ -73,11 +73,7 @@ pub fn now_us() -> u64 {
 
 /// Sleeps `ms` milliseconds.
 pub fn sleep_ms(ms: u64) {
-    let ts = rustix::time::Timespec {
-        tv_sec: (ms / 1000) as i64,
-        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
-    };
-    let _ = rustix::thread::nanosleep(&ts);
+    let _ = rustix::thread::nanosleep(&sys::ms_timespec(ms));
 }
 
 /// Where the boot steps say what happens: [`klog::Klog`] (`/dev/kmsg` and
@@ -332,15 +328,9 @@ impl Coldplug {
     /// present devices the first time) that no pass has asked for yet
     /// (now counted as handled).
     pub fn new_modaliases(&mut self) -> Vec<String> {
+        self.poll_block();
         let mut fresh = core::mem::take(&mut self.pending);
-        let mut scan = !self.scanned || core::mem::take(&mut self.rescan);
-        if let Some(ev) = &mut self.events {
-            let d = ev.drain();
-            self.block |= d.block;
-            self.events_read += d.events;
-            scan |= d.overflow;
-            fresh.extend(d.modaliases);
-        }
+        let scan = !self.scanned || core::mem::take(&mut self.rescan);
         if scan || self.events.is_none() {
             self.scanned = true;
             self.scans += 1;

@@ -67,10 +67,7 @@ impl Uevents {
     pub fn wait(&self, ms: u64) -> bool {
         use rustix::event::{PollFd, PollFlags, poll};
         let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-        let ts = rustix::time::Timespec {
-            tv_sec: (ms / 1000) as i64,
-            tv_nsec: ((ms % 1000) * 1_000_000) as i64,
-        };
+        let ts = crate::sys::ms_timespec(ms);
         matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
     }
 

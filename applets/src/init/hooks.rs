@@ -151,7 +151,6 @@ enum Exit {
 /// Passes the child's output on line by line until it exits (or the
 /// timeout kills it and its process group), then what it left in the pipe.
 fn collect(r: &OwnedFd, pid: Pid, timeout_ms: u64, line: &mut dyn FnMut(&str)) -> Exit {
-    use rustix::event::{PollFd, PollFlags, poll};
     let deadline = boot::now_us() + timeout_ms * 1000;
     let mut pending: Vec<u8> = Vec::new();
     let mut open = true;
@@ -179,48 +178,53 @@ fn collect(r: &OwnedFd, pid: Pid, timeout_ms: u64, line: &mut dyn FnMut(&str)) -
         }
         let wait = ((deadline - now) / 1000).clamp(1, 50);
         if open {
-            let mut fds = [PollFd::new(r, PollFlags::IN)];
-            let ts = rustix::time::Timespec {
-                tv_sec: 0,
-                tv_nsec: (wait * 1_000_000) as i64,
-            };
-            if matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0) {
-                match rustix::io::read(r, &mut buf) {
-                    Ok(0) => open = false,
-                    Ok(n) => {
-                        pending.extend_from_slice(&buf[..n]);
-                        flush(&mut pending, line, false);
-                    }
-                    Err(rustix::io::Errno::INTR) => {}
-                    Err(_) => open = false,
-                }
-            }
+            open = read_some(r, wait, &mut pending, &mut buf, line) != Pipe::Closed;
         } else {
             boot::sleep_ms(wait);
         }
     }
 }
 
+/// What one look at the pipe found.
+#[derive(PartialEq, Eq)]
+enum Pipe {
+    /// Output (passed on as whole lines).
+    Data,
+    /// Nothing within the wait (or an interrupted read).
+    Nothing,
+    /// End of file or an error: the pipe is done.
+    Closed,
+}
+
+/// Waits up to `ms` milliseconds for output, reads once and passes on the
+/// whole lines.
+fn read_some(
+    r: &OwnedFd,
+    ms: u64,
+    pending: &mut Vec<u8>,
+    buf: &mut [u8],
+    line: &mut dyn FnMut(&str),
+) -> Pipe {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(r, PollFlags::IN)];
+    if !matches!(poll(&mut fds, Some(&crate::sys::ms_timespec(ms))), Ok(n) if n > 0) {
+        return Pipe::Nothing;
+    }
+    match rustix::io::read(r, &mut *buf) {
+        Ok(0) => Pipe::Closed,
+        Ok(n) => {
+            pending.extend_from_slice(&buf[..n]);
+            flush(pending, line, false);
+            Pipe::Data
+        }
+        Err(rustix::io::Errno::INTR) => Pipe::Nothing,
+        Err(_) => Pipe::Closed,
+    }
+}
+
 /// Reads what the pipe holds now, without waiting.
 fn drain_ready(r: &OwnedFd, pending: &mut Vec<u8>, buf: &mut [u8], line: &mut dyn FnMut(&str)) {
-    use rustix::event::{PollFd, PollFlags, poll};
-    loop {
-        let mut fds = [PollFd::new(r, PollFlags::IN)];
-        let zero = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        if !matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0) {
-            return;
-        }
-        match rustix::io::read(r, &mut *buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                pending.extend_from_slice(&buf[..n]);
-                flush(pending, line, false);
-            }
-        }
-    }
+    while read_some(r, 0, pending, buf, line) == Pipe::Data {}
 }
 
 /// Passes on the complete lines of `pending` (all of it with `all`),

@@ -100,6 +100,11 @@ struct Report {
 }
 
 impl Report {
+    /// The number of the last coldplug pass recorded (0: none yet).
+    fn last_coldplug(&self) -> usize {
+        self.passes.iter().map(|p| p.coldplug).max().unwrap_or(0)
+    }
+
     fn event(&mut self, log: &mut dyn boot::Logger, msg: &[&dyn Piece]) {
         let msg = text(msg);
         log.debug(&[&msg.as_str()]);
@@ -248,7 +253,25 @@ fn root_first(modaliases: Vec<String>) -> (Vec<String>, Vec<String>) {
         .partition(|m| devices::is_storage_path(m))
 }
 
-impl Loading<'_, '_> {
+impl<'c, 's> Loading<'c, 's> {
+    /// Loading through `ctx` into the running kernel, new devices from
+    /// `seen`; no handoff, no `root=` to watch for (callers set them).
+    fn new(ctx: &'c Context<'s>, jobs: Jobs, seen: Coldplug) -> Self {
+        Loading {
+            ctx,
+            kernel: Live::new(),
+            jobs,
+            seen,
+            blacklist: Vec::new(),
+            handoff: false,
+            deferred: Vec::new(),
+            root: None,
+            root_seen: None,
+            fs_asked: false,
+            named: Vec::new(),
+        }
+    }
+
     /// Loads `requests` as one batch and records it.
     fn batch(
         &mut self,
@@ -283,25 +306,31 @@ impl Loading<'_, '_> {
         record(report, what, coldplug, done);
     }
 
-    /// The devices' new modaliases, root chain first; with
-    /// `earlymod.handoff=root` only the root chain (the rest is deferred).
-    fn new_modaliases(&mut self) -> Vec<String> {
-        let (mut chain, other) = root_first(self.seen.new_modaliases());
-        if self.handoff && self.root_seen.is_some() {
-            // The root is there: every device is the real system's.
-            self.deferred.append(&mut chain);
-            self.deferred.extend(other);
-        } else if self.handoff {
-            self.deferred.extend(other);
-        } else {
-            chain.extend(other);
+    /// The devices' new modaliases: (the root chain, the other devices).
+    /// With `earlymod.handoff=root` the others are deferred (and, once the
+    /// root is there, the chain too): what is returned loads now.
+    fn split_new(&mut self) -> (Vec<String>, Vec<String>) {
+        let (mut chain, mut other) = root_first(self.seen.new_modaliases());
+        if self.handoff {
+            if self.root_seen.is_some() {
+                // The root is there: every device is the real system's.
+                self.deferred.append(&mut chain);
+            }
+            self.deferred.append(&mut other);
         }
+        (chain, other)
+    }
+
+    /// The devices' new modaliases to load now, root chain first.
+    fn new_modaliases(&mut self) -> Vec<String> {
+        let (mut chain, mut other) = self.split_new();
+        chain.append(&mut other);
         chain
     }
 
     /// Coldplug passes until one finds no new modalias.
     fn coldplug(&mut self, log: &mut dyn boot::Logger, report: &mut Report) {
-        let mut n = report.passes.iter().map(|p| p.coldplug).max().unwrap_or(0);
+        let mut n = report.last_coldplug();
         loop {
             let new = self.new_modaliases();
             if new.is_empty() {
@@ -329,7 +358,7 @@ impl Loading<'_, '_> {
             ],
         );
         if !rest.is_empty() {
-            let n = report.passes.iter().map(|p| p.coldplug).max().unwrap_or(0) + 1;
+            let n = report.last_coldplug() + 1;
             self.batch("coldplug", n, &rest, log, report);
         }
     }
@@ -370,21 +399,16 @@ impl Loading<'_, '_> {
         // The first coldplug pass joins this batch: no ordering is owed between
         // them, and one plan keeps every CPU busy.
         let (mut what, mut pass) = ("modules-load", 0);
-        if coldplug {
-            let (chain, other) = root_first(self.seen.new_modaliases());
-            if !chain.is_empty() || !other.is_empty() {
-                (what, pass) = ("modules-load + coldplug", 1);
-            }
-            first.extend(chain);
-            first.extend(named);
-            if self.handoff {
-                self.deferred.extend(other);
-            } else {
-                first.extend(other);
-            }
-        } else {
-            first.extend(named);
+        let (chain, other) = match coldplug {
+            true => self.split_new(),
+            false => (Vec::new(), Vec::new()),
+        };
+        if !chain.is_empty() || !other.is_empty() || !self.deferred.is_empty() {
+            (what, pass) = ("modules-load + coldplug", 1);
         }
+        first.extend(chain);
+        first.extend(named);
+        first.extend(other);
         if !first.is_empty() {
             self.batch(what, pass, &first, log, report);
         }
@@ -607,19 +631,9 @@ pub fn init_main() -> i32 {
     let mut found = Err("no root= on the kernel command line".to_string());
     let mut uevents = Some(uevents);
     with_context(&mut |ctx| {
-        let mut l = Loading {
-            ctx,
-            kernel: Live::new(),
-            jobs,
-            seen: Coldplug::with_uevents(uevents.take().flatten()),
-            blacklist: Vec::new(),
-            handoff,
-            deferred: Vec::new(),
-            root: spec.clone(),
-            root_seen: None,
-            fs_asked: false,
-            named: Vec::new(),
-        };
+        let mut l = Loading::new(ctx, jobs, Coldplug::with_uevents(uevents.take().flatten()));
+        l.handoff = handoff;
+        l.root = spec.clone();
         l.load_all(&cmd, true, &mut log, &mut report);
         if let Some(t) = l.root_seen {
             let what = match handoff {
@@ -646,8 +660,7 @@ pub fn init_main() -> i32 {
         }
         // Devices appear asynchronously (SCSI scans, USB): load drivers
         // for what the uevents (or rescans) bring while waiting.
-        let t0 = now_us();
-        let mut retried = t0;
+        let mut retried = now_us();
         let mut first = true;
         found = root::wait_for(spec, wait, &mut log, &mut |log| {
             // handoff=root: the root chain alone did not bring the root.
@@ -750,19 +763,7 @@ pub fn helper_main(prog: &str, args: &[&str]) -> i32 {
     let jobs = jobs_of(arg, &cmd);
     report.jobs = jobs.count();
     with_context(&mut |ctx| {
-        let mut l = Loading {
-            ctx,
-            kernel: Live::new(),
-            jobs,
-            seen: Coldplug::new(),
-            blacklist: Vec::new(),
-            handoff: false,
-            deferred: Vec::new(),
-            root: None,
-            root_seen: None,
-            fs_asked: false,
-            named: Vec::new(),
-        };
+        let mut l = Loading::new(ctx, jobs, Coldplug::new());
         l.load_all(&cmd, prog == "coldplug", &mut log, &mut report);
     });
     report.write();
