@@ -83,6 +83,7 @@ def make_root(d, kname):
 
 
 def pack(args, k, out, extra_conf=""):
+    """CONF (with `extra_conf` lines appended) packed for kernel k."""
     conf = CONF
     if extra_conf:
         conf = out + ".conf"
@@ -90,8 +91,13 @@ def pack(args, k, out, extra_conf=""):
             text = f.read().replace("../../config/", os.path.join(REPO, "config") + "/")
         with open(conf, "w") as f:
             f.write(text + extra_conf)
-    cmd = [args.pack, "-b", k.root, "-k", k.kver, "-c", conf, "-o", out,
-           "--earlymod", args.earlymod]
+    return pack_conf(args.pack, args.earlymod, k, conf, out)
+
+
+def pack_conf(pack_bin, earlymod, k, conf, out):
+    """earlymod-pack of `conf` for kernel k's tree into `out`; returns its
+    stderr (summary and problems), raises with it on failure."""
+    cmd = [pack_bin, "-b", k.root, "-k", k.kver, "-c", conf, "-o", out, "--earlymod", earlymod]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"earlymod-pack exit {p.returncode}: {p.stderr.strip()}")
@@ -516,10 +522,7 @@ def bench(args):
             conf = os.path.join(d, "tiny-modules.conf")
             with open(conf, "w") as f:
                 f.write(f"include {' '.join(tiny_mods)}\ninit earlymod\ncompress gzip\n")
-            p = subprocess.run([args.pack, "-b", k.root, "-k", k.kver, "-c", conf, "-o", same,
-                                "--earlymod", args.earlymod], capture_output=True, text=True)
-            if p.returncode != 0:
-                raise RuntimeError(f"earlymod-pack exit {p.returncode}: {p.stderr.strip()}")
+            pack_conf(args.pack, args.earlymod, k, conf, same)
             variants.append(("earlymod same modules", same, ""))
         broken = {}
         if kname in peer_kernels:

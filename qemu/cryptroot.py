@@ -197,11 +197,7 @@ def pack_image(k, out, pack=None, earlymod=None):
     earlymod-pack stderr (its summary and problems)."""
     pack = pack or os.path.join(REPO, "out/earlymod-pack")
     earlymod = earlymod or os.path.join(REPO, "out/earlymod")
-    cmd = [pack, "-b", k.root, "-k", k.kver, "-c", CONF, "-o", out, "--earlymod", earlymod]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"earlymod-pack exit {p.returncode}: {p.stderr.strip()}")
-    return p.stderr.strip()
+    return B.pack_conf(pack, earlymod, k, CONF, out)
 
 
 def image_names(img):
